@@ -1,0 +1,86 @@
+"""Entry point: ``python -m paretobert [-m] key=value ...`` (Hydra).
+
+Thin by design: compose and validate the config, build a :class:`Variant`, call
+:func:`paretobert.pipeline.run_variant`, print one result line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from paretobert.config import Config, ConfigError, register_configs
+
+log = logging.getLogger("paretobert")
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def to_config(cfg: Any) -> Config:
+    """Validated :class:`Config` from a composed DictConfig (raises :class:`ConfigError`)."""
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except ConfigError:
+        raise
+    except Exception as e:  # omegaconf wraps errors raised in __post_init__
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(str(e).splitlines()[0]) from e
+
+
+def _variant_id(*, _root_: DictConfig) -> str:
+    """Resolver ``${variant_id:}``: the job directory name derived from the variant."""
+    from paretobert.variant import Variant
+
+    try:
+        body = OmegaConf.create({
+            k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+            for k, v in ((k, _root_[k]) for k in _root_ if k != "hydra")
+        })
+        return Variant.from_config(to_config(OmegaConf.merge(OmegaConf.structured(Config), body))).variant_id
+    except Exception:  # noqa: BLE001 - an invalid config is reported by the job itself
+        return "invalid-config"
+
+
+register_configs()
+OmegaConf.register_new_resolver("variant_id", _variant_id, replace=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    from paretobert.pipeline import format_result_line, run_variant
+    from paretobert.store import atomic_write_json
+    from paretobert.variant import Variant
+
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        conf = to_config(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        if not multirun:
+            sys.exit(2)
+        atomic_write_json(out_dir / "result.json", {
+            "variant_id": out_dir.name, "status": "failed", "error": f"ConfigError: {e}",
+            "overrides": list(hc.overrides.task),
+        })
+        return
+    variant = Variant.from_config(conf)
+    rec = run_variant(variant, out_dir=out_dir, cache_dir=Path(conf.cache_dir).expanduser(),
+                      force=conf.force, allow_network=conf.allow_network)
+    print(format_result_line(rec), flush=True)
+    if rec["status"] != "ok" and not multirun:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

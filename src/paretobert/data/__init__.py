@@ -1,0 +1,82 @@
+"""Dataset loaders: ``load_split(cfg)`` returns the train/test :class:`Split` of a corpus."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from paretobert.config import DatasetConfig
+from paretobert.data.base import DataError, Document, Split
+from paretobert.data.folders import bbc_default_path, load_class_folders
+from paretobert.data.livedoor import load_livedoor, resolve_livedoor
+from paretobert.data.split import split_indices, stratified_subsample
+from paretobert.data.tables import load_table, sst2_files
+
+__all__ = ["DataError", "Split", "load_split"]
+
+log = logging.getLogger(__name__)
+
+
+def _labels(train: Sequence[Document], test: Sequence[Document]) -> list[str]:
+    return sorted({d.label for d in train} | {d.label for d in test})
+
+
+def _from_docs(
+    train: Sequence[Document], test: Sequence[Document], *, cfg: DatasetConfig, source: str, skipped: list[str]
+) -> Split:
+    names = _labels(train, test)
+    index = {n: i for i, n in enumerate(names)}
+    tr_x, tr_y = [d.text for d in train], [index[d.label] for d in train]
+    te_x, te_y = [d.text for d in test], [index[d.label] for d in test]
+    if cfg.max_train is not None:
+        keep = stratified_subsample(tr_y, cfg.max_train, seed=cfg.split_seed)
+        tr_x, tr_y = [tr_x[i] for i in keep], [tr_y[i] for i in keep]
+    if cfg.max_test is not None:
+        keep = stratified_subsample(te_y, cfg.max_test, seed=cfg.split_seed)
+        te_x, te_y = [te_x[i] for i in keep], [te_y[i] for i in keep]
+    if len(set(tr_y)) < 2:
+        raise DataError(f"{source}: the train split has fewer than 2 classes")
+    missing = sorted(set(range(len(names))) - set(te_y))
+    if missing:
+        log.warning("%s: test split has no example of %s", source, [names[i] for i in missing])
+    if skipped:
+        log.warning("%s: skipped %d file(s): %s", source, len(skipped), "; ".join(skipped))
+    return Split(tr_x, tr_y, te_x, te_y, names, source, list(skipped))
+
+
+def _split_docs(docs: Sequence[Document], cfg: DatasetConfig, source: str, skipped: list[str]) -> Split:
+    names = sorted({d.label for d in docs})
+    index = {n: i for i, n in enumerate(names)}
+    train_idx, test_idx = split_indices(
+        [d.text for d in docs], [index[d.label] for d in docs], test_size=cfg.test_size, seed=cfg.split_seed
+    )
+    return _from_docs([docs[i] for i in train_idx], [docs[i] for i in test_idx], cfg=cfg, source=source, skipped=skipped)
+
+
+def load_split(cfg: DatasetConfig, *, cache_dir: Path | None = None, allow_network: bool = True) -> Split:
+    """Load the corpus named by ``cfg`` and split it (or use its own split)."""
+    skipped: list[str] = []
+    if cfg.name == "bbc":
+        path = Path(cfg.path).expanduser() if cfg.path else bbc_default_path()
+        return _split_docs(load_class_folders(path, skipped), cfg, f"bbc:{path}", skipped)
+    if cfg.name == "livedoor":
+        path = resolve_livedoor(cfg.path, cache_dir=cache_dir or Path(".cache"), allow_network=allow_network)
+        return _split_docs(load_livedoor(path, skipped), cfg, f"livedoor:{path}", skipped)
+    if cfg.name == "sst2":
+        if not cfg.path:
+            raise DataError("dataset=sst2 needs dataset.path=DIR holding GLUE SST-2's train.tsv and dev.tsv")
+        train_f, test_f = sst2_files(Path(cfg.path).expanduser(), cfg.test_split)
+        # train.tsv names its text column "sentence", dev/test.tsv name it "content"
+        train = load_table(train_f, text_column="sentence", label_column="label")
+        test = load_table(test_f, text_column="content", label_column="label")
+        return _from_docs(train, test, cfg=cfg, source=f"sst2:{cfg.path}", skipped=skipped)
+    if cfg.name == "csv":
+        assert cfg.path is not None
+        kw = {"text_column": cfg.text_column, "label_column": cfg.label_column}
+        docs = load_table(Path(cfg.path).expanduser(), **kw)
+        if cfg.test_path:
+            test = load_table(Path(cfg.test_path).expanduser(), **kw)
+            return _from_docs(docs, test, cfg=cfg, source=f"csv:{cfg.path}", skipped=skipped)
+        return _split_docs(docs, cfg, f"csv:{cfg.path}", skipped)
+    raise DataError(f"unknown dataset {cfg.name!r}")

@@ -1,0 +1,56 @@
+"""Accuracy and macro-F1 over the whole test split, through ONNX Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+__all__ = ["classification_metrics", "encode", "predict"]
+
+
+def encode(tokenizer: Any, texts: Sequence[str], *, seq_len: int, names: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """Batch-1 feeds truncated to ``seq_len`` tokens; [CLS] and [SEP] are kept."""
+    out = []
+    for text in texts:
+        enc = tokenizer(text, truncation=True, max_length=seq_len, return_tensors="np")
+        out.append({n: enc[n].astype(np.int64) for n in names})
+    return out
+
+
+def _pad_batch(feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    width = max(f["input_ids"].shape[1] for f in feeds)
+    batch = {}
+    for name in feeds[0]:
+        rows = [np.pad(f[name][0], (0, width - f[name].shape[1])) for f in feeds]
+        batch[name] = np.stack(rows)
+    return batch
+
+
+def predict(session: Any, feeds: Sequence[dict[str, np.ndarray]], *, batch_size: int = 1,
+            progress: bool = False) -> np.ndarray:
+    """Predicted class per feed (batches are zero-padded; the attention mask hides padding)."""
+    preds = []
+    for start in tqdm(range(0, len(feeds), batch_size), desc="evaluate", unit="batch",
+                      disable=not progress, leave=False):
+        chunk = feeds[start : start + batch_size]
+        feed = chunk[0] if len(chunk) == 1 else _pad_batch(chunk)
+        logits = session.run(None, feed)[0]
+        preds.append(np.argmax(logits, axis=-1))
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=int)
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
+    """Accuracy and macro-F1 (over the labels seen in either sequence, as scikit-learn)."""
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.shape != p.shape or t.size == 0:
+        raise ValueError(f"need equal, non-empty label arrays (got {t.shape} and {p.shape})")
+    f1s = []
+    for c in np.union1d(t, p):
+        tp = float(np.sum((p == c) & (t == c)))
+        fp = float(np.sum((p == c) & (t != c)))
+        fn = float(np.sum((p != c) & (t == c)))
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": float(np.mean(t == p)), "macro_f1": float(np.mean(f1s))}

@@ -1,0 +1,72 @@
+"""Pareto frontier of a results table. Pure functions: no I/O, no plotting.
+
+Every objective is normalised to minimisation (``max`` objectives are negated). Rows whose
+status is not ``ok`` or whose objective values are missing / NaN are never on the frontier.
+Ties: identical points do not dominate each other, so all of them stay on the frontier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DEFAULT_OBJECTIVES", "Objective", "frontier", "parse_objectives", "pareto_mask"]
+
+Objective = tuple[str, str]
+DEFAULT_OBJECTIVES: tuple[Objective, ...] = (("accuracy", "max"), ("latency_p50_ms", "min"))
+
+
+def parse_objectives(specs: Sequence[str]) -> tuple[Objective, ...]:
+    """``["accuracy:max", "latency_p50_ms:min"]`` -> objective tuples."""
+    out = []
+    for spec in specs:
+        col, sep, direction = str(spec).rpartition(":")
+        if not sep or not col or direction not in ("min", "max"):
+            raise ValueError(f"objective {spec!r} is not COLUMN:min or COLUMN:max")
+        out.append((col, direction))
+    if not out:
+        raise ValueError("need at least one objective")
+    return tuple(out)
+
+
+def _valid(df: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Series:
+    ok = pd.Series(True, index=df.index)
+    if "status" in df.columns:
+        ok &= df["status"].eq("ok")
+    for col, _ in objectives:
+        if col not in df.columns:
+            raise KeyError(f"objective column {col!r} not in the table (columns: {list(df.columns)})")
+        ok &= np.isfinite(pd.to_numeric(df[col], errors="coerce").astype(float))
+    return ok
+
+
+def pareto_mask(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> pd.Series:
+    """Boolean Series: True for the non-dominated valid rows.
+
+    Row a dominates row b when a is no worse on every objective and strictly better on one.
+    """
+    valid = _valid(df, objectives)
+    mask = pd.Series(False, index=df.index)
+    if not valid.any():
+        return mask
+    sub = df.loc[valid]
+    x = np.column_stack([
+        (-1.0 if d == "max" else 1.0) * pd.to_numeric(sub[c]).astype(float).to_numpy() for c, d in objectives
+    ])
+    no_worse = (x[:, None, :] <= x[None, :, :]).all(axis=2)  # [j, i]: j no worse than i
+    better = (x[:, None, :] < x[None, :, :]).any(axis=2)
+    dominated = (no_worse & better).any(axis=0)
+    mask.loc[sub.index] = ~dominated
+    return mask
+
+
+def frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> pd.DataFrame:
+    """The non-dominated rows, same columns, sorted by the objectives (minimised form)."""
+    front = df.loc[pareto_mask(df, objectives)].copy()
+    keys = [c for c, _ in objectives]
+    asc = [d == "min" for _, d in objectives]
+    # sort by the first 'min' objective when there is one (latency), else the first objective
+    order = sorted(range(len(keys)), key=lambda i: not asc[i])
+    return front.sort_values([keys[i] for i in order], ascending=[asc[i] for i in order], kind="mergesort")

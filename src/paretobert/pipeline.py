@@ -1,0 +1,253 @@
+"""Orchestration of one variant: stages, cache checks and the result record.
+
+Stages: data -> weights source -> fine-tune (cached) -> ONNX export + fusion (cached) ->
+int8 (cached, when ``quant``) -> accuracy on the whole test split -> latency.
+A failing stage is recorded in the result (status ``failed`` with the traceback) and never
+raised, so the rest of a sweep goes on and its frontier is still built.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paretobert.bench import make_session, summarize, time_loop
+from paretobert.data import Split, load_split
+from paretobert.env import environment, machine_id
+from paretobert.evaluate import classification_metrics, encode, predict
+from paretobert.store import RESULT_FILE, artifact, atomic_write_json, read_json
+from paretobert.variant import Variant
+
+__all__ = ["format_result_line", "run_variant"]
+
+log = logging.getLogger(__name__)
+
+_SPLITS: dict[str, Split] = {}
+
+
+def _split(variant: Variant, cache_dir: Path, allow_network: bool) -> Split:
+    """The variant's data split, loaded once per process (a multirun shares it)."""
+    key = variant.data_key()
+    if key not in _SPLITS:
+        _SPLITS[key] = load_split(variant.dataset, cache_dir=cache_dir, allow_network=allow_network)
+    return _SPLITS[key]
+
+
+def _evenly_spaced(n: int, k: int) -> list[int]:
+    """k indices spread over range(n): a class-balanced timing sample of a sorted test split."""
+    if k >= n:
+        return list(range(n))
+    return sorted({int(i) for i in np.linspace(0, n - 1, k)})
+
+
+class _Stages:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str, variant_id: str):
+        log.info("[%s] %s ...", variant_id, name)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t0, 3)
+
+
+def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, progress: bool):
+    from paretobert.models import build_model, load_tokenizer
+    from paretobert.train import fine_tune
+
+    def build(tmp: Path) -> dict[str, Any]:
+        tok = load_tokenizer(source, variant.model, train_texts=split.train_texts, cache_dir=cache_dir)
+        model = build_model(source, variant.model, num_labels=len(split.label_names), tokenizer=tok,
+                            cache_dir=cache_dir, label_names=split.label_names)
+        stats = fine_tune(model, tok, texts=split.train_texts, labels=split.train_labels,
+                          cfg=variant.train, seed=variant.seed, pretrained=source.pretrained,
+                          progress=progress)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        return {"train": stats, "source": source.label, "model": variant.model.name,
+                "n_params": int(sum(p.numel() for p in model.parameters())),
+                "label_names": split.label_names, "data": split.fingerprint()}
+
+    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label)
+    return key, artifact(cache_dir, "checkpoints", key, build)
+
+
+def _export_stage(variant: Variant, ckpt: Path, train_key: str, split: Split, cache_dir: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from paretobert.export import check_onnx, export_onnx, fuse_onnx
+
+    def build(tmp: Path) -> dict[str, Any]:
+        model = AutoModelForSequenceClassification.from_pretrained(ckpt, attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(ckpt)
+        raw = tmp / "model.onnx"
+        names = export_onnx(model, tok, raw, opset=variant.export.opset)
+        meta: dict[str, Any] = {"inputs": names, "file": raw.name, "fusion": {}}
+        if variant.export.optimize:
+            cfg = model.config
+            meta["fusion"] = fuse_onnx(raw, tmp / "model.fused.onnx", num_heads=cfg.num_attention_heads,
+                                       hidden_size=cfg.hidden_size)
+            raw.unlink()
+            meta["file"] = "model.fused.onnx"
+        sample = split.test_texts[:4]
+        meta["max_abs_diff"] = check_onnx(tmp / meta["file"], model, tok, sample,
+                                          max_length=min(variant.train.max_length, 512))
+        return meta
+
+    key = variant.export_key(train_key=train_key)
+    return key, artifact(cache_dir, "onnx", key, build)
+
+
+def _quant_stage(variant: Variant, fp32: Path, export_key: str, cache_dir: Path):
+    from paretobert.quantize import quantize_onnx
+
+    def build(tmp: Path) -> dict[str, Any]:
+        quantize_onnx(fp32, tmp / "model.int8.onnx", cfg=variant.quantize)
+        return {"file": "model.int8.onnx"}
+
+    key = variant.quant_key(export_key=export_key)
+    return key, artifact(cache_dir, "int8", key, build)
+
+
+def _measure(variant: Variant, split: Split, onnx_path: Path, ckpt: Path, stages: _Stages,
+             progress: bool) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from paretobert.export import model_bytes
+
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    vid = variant.variant_id
+    out: dict[str, Any] = {"model_mb": model_bytes(onnx_path) / 1e6}
+    with stages("evaluate", vid):
+        sess, _ = make_session(onnx_path)  # all cores: not timed
+        names = [i.name for i in sess.get_inputs()]
+        feeds = encode(tok, split.test_texts, seq_len=variant.seq_len, names=names)
+        preds = predict(sess, feeds, batch_size=variant.eval.batch_size, progress=progress)
+        out.update(classification_metrics(split.test_labels, preds.tolist()))
+        out["n_test"] = len(feeds)
+        out["mean_tokens"] = float(np.mean([f["input_ids"].shape[1] for f in feeds]))
+        del sess
+    with stages("bench", vid):
+        b = variant.bench
+        pick = _evenly_spaced(len(feeds), b.n_texts)
+        bfeeds, btexts = [feeds[i] for i in pick], [split.test_texts[i] for i in pick]
+        sess, create_ms = make_session(onnx_path, threads=variant.runtime.threads)
+        t0 = time.perf_counter()
+        sess.run(None, bfeeds[0])
+        out["first_inference_ms"] = (time.perf_counter() - t0) * 1000.0
+        out["session_create_ms"] = create_ms
+        lat = summarize(time_loop(lambda i: sess.run(None, bfeeds[i]), n_inputs=len(bfeeds),
+                                  warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
+                                  max_seconds=b.max_seconds, desc="time", progress=progress))
+        tokt = summarize(time_loop(
+            lambda i: tok(btexts[i], truncation=True, max_length=variant.seq_len, return_tensors="np"),
+            n_inputs=len(btexts), warmup=min(5, b.warmup), min_iters=len(btexts), min_seconds=0.0,
+            max_seconds=b.max_seconds))
+        out["bench_tokens_mean"] = float(np.mean([f["input_ids"].shape[1] for f in bfeeds]))
+    out["latency"] = lat.as_dict()
+    for stat in ("p50", "p90", "p99", "mean", "std", "min", "max"):
+        out[f"latency_{stat}_ms"] = getattr(lat, stat)
+    out["latency_n"] = lat.n
+    out["tokenize_p50_ms"], out["tokenize_mean_ms"] = tokt.p50, tokt.mean
+    return out
+
+
+def _reusable(rec: Any, variant: Variant) -> bool:
+    return (isinstance(rec, dict) and rec.get("status") == "ok" and rec.get("hash") == variant.hash
+            and rec.get("environment", {}).get("machine_id") == machine_id())
+
+
+def run_variant(
+    variant: Variant,
+    *,
+    out_dir: Path,
+    cache_dir: Path,
+    force: bool = False,
+    allow_network: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or reuse) one variant and write ``out_dir/result.json``; returns the record.
+
+    A result is reused when it is ok, has the variant's hash and was measured on this
+    machine: first from ``out_dir``, then from the shared results cache; ``force`` redoes it.
+    """
+    out_dir, cache_dir = Path(out_dir), Path(cache_dir).expanduser()
+    result_path = out_dir / RESULT_FILE
+    shared = cache_dir / "results" / f"{variant.hash}-{machine_id()}.json"
+    if not force:
+        for path in (result_path, shared):
+            rec = read_json(path)
+            if _reusable(rec, variant):
+                log.info("[%s] done already (%s): skipped; force=true redoes it", variant.variant_id, path)
+                if path != result_path:
+                    rec = {**rec, "reused_from": str(path)}
+                    atomic_write_json(result_path, rec)
+                return rec
+
+    stages = _Stages()
+    vid = variant.variant_id
+    record: dict[str, Any] = {
+        "variant_id": vid, "name": variant.name, "hash": variant.hash, "variant": variant.to_dict(),
+        "model": variant.model.name, "dataset": variant.dataset.name, "quant": variant.quant,
+        "seq_len": variant.seq_len, "threads": variant.runtime.threads, "weights": variant.weights,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+        "environment": environment(threads=variant.runtime.threads),
+    }
+    try:
+        with stages("data", vid):
+            split = _split(variant, cache_dir, allow_network)
+        record["data"] = split.stats()
+        from paretobert.models import resolve_source
+
+        with stages("weights", vid):
+            source = resolve_source(variant.model, weights=variant.weights, cache_dir=cache_dir,
+                                    allow_network=allow_network)
+        record["weights_source"] = source.label
+        record["pretrained"] = source.pretrained
+        with stages("fine-tune", vid):
+            tkey, (ckpt, tmeta, reused) = _train_stage(variant, split, source, cache_dir, progress)
+        record.update(train_key=tkey, train=tmeta["train"], n_params=tmeta["n_params"],
+                      train_cached=reused)
+        with stages("export", vid):
+            ekey, (onnx_dir, emeta, _) = _export_stage(variant, ckpt, tkey, split, cache_dir)
+        record.update(export_key=ekey, fusion=emeta["fusion"], onnx_max_abs_diff=emeta["max_abs_diff"])
+        onnx_path = onnx_dir / emeta["file"]
+        if variant.quant:
+            with stages("quantize", vid):
+                qkey, (qdir, qmeta, _) = _quant_stage(variant, onnx_path, ekey, cache_dir)
+            record["quant_key"] = qkey
+            onnx_path = qdir / qmeta["file"]
+        record["onnx_path"] = str(onnx_path)
+        record.update(_measure(variant, split, onnx_path, ckpt, stages, progress))
+        record["status"] = "ok"
+    except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
+        log.error("[%s] failed: %s: %s", vid, type(e).__name__, e)
+        record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    record["stage_seconds"] = stages.seconds
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(result_path, record)
+    if record["status"] == "ok":
+        atomic_write_json(shared, record)
+    return record
+
+
+def format_result_line(rec: dict[str, Any]) -> str:
+    """One line summarising a result record."""
+    if rec.get("status") != "ok":
+        return f"{rec.get('variant_id')}: FAILED {rec.get('error', '')}"
+    return (
+        f"{rec['variant_id']}: accuracy={rec['accuracy']:.4f} macro_f1={rec['macro_f1']:.4f} "
+        f"p50={rec['latency_p50_ms']:.2f}ms p99={rec['latency_p99_ms']:.2f}ms "
+        f"tokenize_p50={rec['tokenize_p50_ms']:.2f}ms model={rec['model_mb']:.1f}MB "
+        f"weights={rec.get('weights_source')} n_test={rec['n_test']}"
+    )

@@ -1,0 +1,47 @@
+"""Frontier plot from a results table and its frontier. Drawing only: no computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["plot_frontier"]
+
+
+def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: str = "latency_p50_ms",
+                  y: str = "accuracy", title: str = "paretobert frontier") -> Path:
+    """All ok points, the frontier as a step line, each point labelled; failures listed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = results[results["status"] == "ok"] if "status" in results.columns else results
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    on = ok.index.isin(front.index)
+    ax.scatter(ok.loc[~on, x], ok.loc[~on, y], c="tab:gray", s=36, label="dominated", zorder=2)
+    ax.scatter(ok.loc[on, x], ok.loc[on, y], c="tab:red", s=52, label="frontier", zorder=3)
+    if len(front):
+        f = front.sort_values(x)
+        ax.step(f[x], f[y], where="post", color="tab:red", lw=1.5, zorder=1)
+    for _, row in ok.iterrows():
+        ax.annotate(str(row.get("label", row.get("variant_id", ""))), (row[x], row[y]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    if len(ok) and (ok[x] > 0).all() and ok[x].max() / max(ok[x].min(), 1e-12) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(x.replace("_ms", " (ms)").replace("_", " "))
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    failed = results[results["status"] != "ok"] if "status" in results.columns else results.iloc[0:0]
+    if len(failed):
+        lines = [f"failed: {r.get('variant_id')}" for _, r in failed.iterrows()][:8]
+        ax.text(0.99, 0.01, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=7, color="tab:red", bbox={"fc": "white", "alpha": 0.8})
+    ax.legend(loc="lower right" if not len(failed) else "upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

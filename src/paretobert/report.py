@@ -1,0 +1,115 @@
+"""results.csv + frontier.csv + frontier.png from a sweep directory.
+
+Used by the Hydra callback at the end of a multirun and by ``make frontier-plot``:
+``python -m paretobert.report [SWEEP_DIR] [--objectives accuracy:max latency_p50_ms:min]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from paretobert.frontier import DEFAULT_OBJECTIVES, Objective, frontier, parse_objectives
+from paretobert.plot import plot_frontier
+from paretobert.store import atomic_write_text, load_results
+
+__all__ = ["latest_sweep", "results_table", "write_report"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "variant_id", "status", "label", "dataset", "model", "weights", "weights_source", "quant", "seq_len",
+    "threads", "accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+    "latency_mean_ms", "latency_std_ms", "latency_n", "tokenize_p50_ms", "tokenize_mean_ms",
+    "session_create_ms", "first_inference_ms", "model_mb", "n_params", "n_test", "mean_tokens",
+    "onnx_max_abs_diff", "train_seconds", "train_cached", "machine_id", "error", "job_dir",
+]
+
+
+def _label(rec: dict[str, Any]) -> str:
+    src = str(rec.get("weights_source") or rec.get("weights") or "?").split(":")[0]
+    src = {"hf-cache": "hub", "path": "local"}.get(src, src)
+    return f"{rec.get('model')}[{src}] {'int8' if rec.get('quant') else 'fp32'} s{rec.get('seq_len')}"
+
+
+def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per variant: floats with units in column names, never formatted strings."""
+    rows = []
+    for rec in records:
+        row = {c: rec.get(c) for c in COLUMNS}
+        row["label"] = _label(rec)
+        row["train_seconds"] = (rec.get("train") or {}).get("seconds")
+        row["machine_id"] = (rec.get("environment") or {}).get("machine_id")
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for c in ("accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
+              "latency_std_ms", "tokenize_p50_ms", "tokenize_mean_ms", "session_create_ms",
+              "first_inference_ms", "model_mb", "mean_tokens", "onnx_max_abs_diff", "train_seconds"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df.sort_values("variant_id", kind="mergesort").reset_index(drop=True)
+
+
+def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> dict[str, Path]:
+    """Write the three report files into ``sweep_dir``; returns their paths."""
+    sweep_dir = Path(sweep_dir)
+    records = load_results(sweep_dir)
+    if not records:
+        raise FileNotFoundError(f"no result.json under {sweep_dir}")
+    df = results_table(records)
+    machines = df["machine_id"].dropna().unique()
+    if len(machines) > 1:
+        log.warning("%s mixes results from %d machines: latencies are not comparable", sweep_dir, len(machines))
+    front = frontier(df, objectives)
+    out = {"results": sweep_dir / "results.csv", "frontier": sweep_dir / "frontier.csv",
+           "plot": sweep_dir / "frontier.png"}
+    atomic_write_text(out["results"], df.to_csv(index=False))
+    atomic_write_text(out["frontier"], front.to_csv(index=False))
+    minimised = [c for c, d in objectives if d == "min"]
+    maximised = [c for c, d in objectives if d == "max"]
+    x = minimised[0] if minimised else objectives[0][0]
+    y = maximised[0] if maximised else objectives[-1][0]
+    n_ok = int((df["status"] == "ok").sum())
+    plot_frontier(df, front, out["plot"], x=x, y=y,
+                  title=f"{sweep_dir.name}: {len(front)} on the frontier of {n_ok} ok / {len(df)} variants")
+    return out
+
+
+def latest_sweep(root: Path = Path("multirun")) -> Path:
+    """The most recently modified sweep directory under ``root`` holding results."""
+    candidates = [d for d in Path(root).glob("*") if d.is_dir() and any(d.rglob("result.json"))]
+    if not candidates:
+        raise FileNotFoundError(f"no sweep with results under {root}/: run `python -m paretobert -m ...` first")
+    return max(candidates, key=lambda d: d.stat().st_mtime)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m paretobert.report", description=__doc__.splitlines()[0])
+    ap.add_argument("sweep", nargs="?", help="sweep directory (default: the latest under multirun/)")
+    ap.add_argument("--objectives", nargs="+", default=[f"{c}:{d}" for c, d in DEFAULT_OBJECTIVES],
+                    help="COLUMN:max|min, e.g. accuracy:max latency_p99_ms:min")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        sweep = Path(args.sweep) if args.sweep else latest_sweep()
+        out = write_report(sweep, objectives=parse_objectives(args.objectives))
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    front = pd.read_csv(out["frontier"])
+    print(f"{sweep}: {len(front)} variant(s) on the frontier")
+    cols = [c for c in ("variant_id", "accuracy", "latency_p50_ms", "model_mb") if c in front.columns]
+    if len(front):
+        print(front[cols].to_string(index=False))
+    for kind, path in out.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

