@@ -204,11 +204,15 @@ def _scratch_tokenizer(model: ModelConfig, train_texts: list[str], cache_dir: Pa
 def train_wordpiece(texts: list[str], *, vocab_size: int, max_length: int, lowercase: bool) -> Any:
     """A BERT WordPiece tokenizer trained on ``texts`` (CJK characters split one by one)."""
     from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import BertProcessing
     from transformers import BertTokenizerFast
 
     wp = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase, handle_chinese_chars=True)
     wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False,
                            special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    # the post-processor is only set up when a vocab is passed in, so add [CLS] ... [SEP] here
+    wp._tokenizer.post_processor = BertProcessing(("[SEP]", wp.token_to_id("[SEP]")),
+                                                  ("[CLS]", wp.token_to_id("[CLS]")))
     return BertTokenizerFast(tokenizer_object=wp._tokenizer, do_lower_case=lowercase,
                              model_max_length=max_length, unk_token="[UNK]", sep_token="[SEP]",
                              pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
@@ -242,8 +246,10 @@ def build_model(
     labels = {"num_labels": num_labels, "id2label": dict(enumerate(names)),
               "label2id": {n: i for i, n in enumerate(names)}}
     if source.pretrained:
+        # a checkpoint that already has a classifier for other labels gets a fresh head
         return AutoModelForSequenceClassification.from_pretrained(
-            model_dir(source, cache_dir=cache_dir), attn_implementation="eager", **labels
+            model_dir(source, cache_dir=cache_dir), attn_implementation="eager",
+            ignore_mismatched_sizes=True, **labels
         )
     common = dict(vocab_size=len(tokenizer), hidden_size=model.hidden, num_hidden_layers=model.layers,
                   num_attention_heads=model.heads, intermediate_size=model.intermediate,

@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny random BERT built in-process and a few dozen separable examples."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+TOPICS = {
+    "sport": "match goal team coach league season player score win cup",
+    "tech": "software chip phone computer internet data app device network code",
+    "money": "bank market shares profit economy price stocks growth trade rates",
+}
+
+
+def make_texts(n_per_class: int = 12, seed: int = 0) -> tuple[list[str], list[int], list[str]]:
+    """Separable synthetic documents: each class draws words from its own topic list."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    names = sorted(TOPICS)
+    for label, name in enumerate(names):
+        words = TOPICS[name].split()
+        for i in range(n_per_class):
+            body = " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
+            texts.append(f"{name} story {i}: {body}")
+            labels.append(label)
+    return texts, labels, names
+
+
+@pytest.fixture(scope="session")
+def corpus() -> tuple[list[str], list[int], list[str]]:
+    return make_texts()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(corpus):
+    from paretobert.models import train_wordpiece
+
+    return train_wordpiece(corpus[0], vocab_size=120, max_length=128, lowercase=True)
+
+
+@pytest.fixture()
+def tiny_model(tokenizer):
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128, num_labels=3)
+    cfg._attn_implementation = "eager"
+    return BertForSequenceClassification(cfg).eval()

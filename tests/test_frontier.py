@@ -1,0 +1,61 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paretobert.frontier import frontier, parse_objectives, pareto_mask
+
+
+def df(rows):
+    return pd.DataFrame(rows, columns=["variant_id", "status", "accuracy", "latency_p50_ms"])
+
+
+def test_basic_dominance():
+    d = df([("a", "ok", 0.9, 10.0), ("b", "ok", 0.8, 5.0), ("c", "ok", 0.7, 8.0), ("d", "ok", 0.95, 20.0)])
+    assert pareto_mask(d).tolist() == [True, True, False, True]
+    assert frontier(d)["variant_id"].tolist() == ["b", "a", "d"]  # by latency
+
+
+def test_single_point_and_empty():
+    assert pareto_mask(df([("a", "ok", 0.5, 1.0)])).tolist() == [True]
+    assert pareto_mask(df([])).tolist() == []
+    assert len(frontier(df([]))) == 0
+
+
+def test_exact_ties_both_kept_and_partial_tie_dominated():
+    d = df([("a", "ok", 0.9, 10.0), ("b", "ok", 0.9, 10.0), ("c", "ok", 0.9, 12.0), ("e", "ok", 0.8, 10.0)])
+    # a and b identical: neither dominates; c same accuracy but slower; e same latency, less accurate
+    assert pareto_mask(d).tolist() == [True, True, False, False]
+
+
+def test_nan_and_failed_rows_never_on_frontier_and_never_dominate():
+    d = df([("a", "ok", 0.9, 10.0), ("b", "failed", 0.99, 1.0), ("c", "ok", math.nan, 1.0),
+            ("d", "ok", 0.95, np.inf), ("e", "ok", 0.5, 5.0)])
+    assert pareto_mask(d).tolist() == [True, False, False, False, True]
+
+
+def test_both_directions_and_custom_objectives():
+    d = pd.DataFrame({"status": ["ok"] * 3, "accuracy": [0.9, 0.8, 0.7], "model_mb": [100.0, 10.0, 50.0]})
+    assert pareto_mask(d, [("accuracy", "max"), ("model_mb", "min")]).tolist() == [True, True, False]
+    # flipping both directions: now the worst/biggest corner wins
+    assert pareto_mask(d, [("accuracy", "min"), ("model_mb", "max")]).tolist() == [True, False, True]
+
+
+def test_three_objectives():
+    d = pd.DataFrame({"a": [1.0, 2.0, 1.0], "b": [1.0, 1.0, 2.0], "c": [3.0, 1.0, 3.0]})
+    assert pareto_mask(d, [("a", "min"), ("b", "min"), ("c", "min")]).tolist() == [True, True, False]
+
+
+def test_no_status_column_and_missing_column_error():
+    d = pd.DataFrame({"accuracy": [0.5, 0.6], "latency_p50_ms": [1.0, 2.0]})
+    assert pareto_mask(d).tolist() == [True, True]
+    with pytest.raises(KeyError, match="model_mb"):
+        pareto_mask(d, [("model_mb", "min")])
+
+
+def test_parse_objectives():
+    assert parse_objectives(["accuracy:max", "latency_p99_ms:min"]) == (("accuracy", "max"), ("latency_p99_ms", "min"))
+    for bad in (["accuracy"], ["accuracy:up"], [":max"], []):
+        with pytest.raises(ValueError):
+            parse_objectives(bad)

