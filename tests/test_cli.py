@@ -1,0 +1,70 @@
+"""End to end through the command line, as a user runs it (slow: `make test` runs these)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, cache: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PARETOBERT_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_smoke_sweep_end_to_end(tmp_path):
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    p = _run("-m", "paretobert", "+experiment=smoke", f"hydra.sweep.dir={sweep}", "allow_network=false",
+             cache=cache)
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = sorted(sweep.glob("*/result.json"))
+    assert len(results) == 4
+    recs = [json.loads(r.read_text()) for r in results]
+    assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    assert {r["variant_id"] for r in recs} == {r.parent.name for r in results}  # stable job dirs
+    assert {(r["quant"], r["seq_len"]) for r in recs} == {(True, 32), (True, 64), (False, 32), (False, 64)}
+    assert len({r["train_key"] for r in recs}) == 1  # one fine-tune serves the four variants
+    table = pd.read_csv(sweep / "results.csv")
+    assert len(table) == 4 and {"variant_id", "status", "accuracy", "latency_p50_ms"} <= set(table.columns)
+    front = pd.read_csv(sweep / "frontier.csv")
+    assert 1 <= len(front) <= 4 and set(front["variant_id"]) <= set(table["variant_id"])
+    assert (sweep / "frontier.png").stat().st_size > 1000
+
+    # a re-run skips every variant already done
+    again = _run("-m", "paretobert", "+experiment=smoke", f"hydra.sweep.dir={sweep}", "allow_network=false",
+                 cache=cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout + again.stderr).count("done already") == 4
+    assert [json.loads(r.read_text())["started_at"] for r in results] == [r["started_at"] for r in recs]
+
+    # the report CLI rebuilds the three files
+    (sweep / "frontier.csv").unlink()
+    rep = _run("-m", "paretobert.report", str(sweep), cache=cache)
+    assert rep.returncode == 0 and (sweep / "frontier.csv").exists(), rep.stderr
+
+
+def test_failed_variant_is_recorded_and_the_sweep_goes_on(tmp_path):
+    sweep = tmp_path / "sweep"
+    p = _run("-m", "paretobert", "+experiment=smoke", f"hydra.sweep.dir={sweep}", "allow_network=false",
+             "quant=false", "seq_len=32,9999", cache=tmp_path / "cache")
+    assert p.returncode == 0, p.stderr[-3000:]
+    table = pd.read_csv(sweep / "results.csv")
+    assert sorted(table["status"]) == ["failed", "ok"]
+    assert "seq_len" in table.loc[table["status"] == "failed", "error"].iloc[0]
+
+
+def test_invalid_config_is_one_clear_line(tmp_path):
+    p = _run("-m", "paretobert", "seq_len=9999", f"hydra.run.dir={tmp_path}/run", cache=tmp_path / "c", timeout=60)
+    assert p.returncode == 2
+    assert "error: invalid config: seq_len=9999; accepted: <= model.max_position=512" in p.stderr
+    assert "Traceback" not in p.stderr

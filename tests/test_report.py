@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from paretobert.report import latest_sweep, main, results_table, write_report
+from paretobert.store import atomic_write_json
+
+
+def _rec(vid, status="ok", acc=0.9, p50=10.0, quant=False, **kw):
+    rec = {"variant_id": vid, "status": status, "model": "mini", "quant": quant, "seq_len": 128,
+           "weights_source": "scratch", "environment": {"machine_id": "m1"}, "train": {"seconds": 3.5}}
+    if status == "ok":
+        rec.update(accuracy=acc, macro_f1=acc - 0.01, latency_p50_ms=p50, latency_p99_ms=p50 * 2, model_mb=4.0)
+    else:
+        rec.update(error="RuntimeError: boom")
+    rec.update(kw)
+    return rec
+
+
+@pytest.fixture()
+def sweep(tmp_path):
+    for r in (_rec("fast", acc=0.8, p50=5.0, quant=True), _rec("slow", acc=0.9, p50=10.0),
+              _rec("worse", acc=0.7, p50=12.0), _rec("broken", status="failed")):
+        atomic_write_json(tmp_path / "s" / r["variant_id"] / "result.json", r)
+    return tmp_path / "s"
+
+
+def test_results_table_numeric_columns_and_labels(sweep):
+    from paretobert.store import load_results
+
+    df = results_table(load_results(sweep))
+    assert df["variant_id"].tolist() == ["broken", "fast", "slow", "worse"]
+    assert df["accuracy"].dtype == float and pd.isna(df.loc[0, "accuracy"])
+    assert df.loc[1, "label"] == "mini[scratch] int8 s128" and df.loc[1, "train_seconds"] == 3.5
+
+
+def test_write_report_writes_three_files(sweep):
+    out = write_report(sweep)
+    assert {p.name for p in out.values()} == {"results.csv", "frontier.csv", "frontier.png"}
+    res, front = pd.read_csv(out["results"]), pd.read_csv(out["frontier"])
+    assert len(res) == 4 and set(res["status"]) == {"ok", "failed"}  # failures recorded, not dropped
+    assert front["variant_id"].tolist() == ["fast", "slow"] and list(front.columns) == list(res.columns)
+    assert out["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_configurable_objectives(sweep):
+    out = write_report(sweep, objectives=[("accuracy", "max"), ("model_mb", "min")])
+    assert pd.read_csv(out["frontier"])["variant_id"].tolist() == ["slow"]
+
+
+def test_cli_errors_and_latest(tmp_path, sweep, monkeypatch, capsys):
+    assert main([str(tmp_path / "empty")]) == 2 and "no result.json" in capsys.readouterr().err
+    assert main([str(sweep), "--objectives", "accuracy:up"]) == 2
+    assert main([str(sweep), "--objectives", "nope:max"]) == 2
+    assert main([str(sweep)]) == 0 and "2 variant(s) on the frontier" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        latest_sweep()
+    root = tmp_path / "multirun"
+    for name, t in (("old", 100), ("new", 200)):
+        atomic_write_json(root / name / "v" / "result.json", _rec("v"))
+        os.utime(root / name, (t, t))
+    assert latest_sweep().name == "new"

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import dataclasses
+
+from paretobert.config import Config, ModelConfig, RuntimeConfig
+from paretobert.variant import Variant, content_hash
+
+
+def _variant(**kw) -> Variant:
+    return Variant.from_config(dataclasses.replace(Config(), **kw))
+
+
+def test_content_hash_is_order_independent_and_sensitive():
+    assert content_hash({"a": 1, "b": 2}) == content_hash({"b": 2, "a": 1})
+    assert content_hash({"a": 1}) != content_hash({"a": 2})
+    assert len(content_hash({"a": 1}, length=8)) == 8
+
+
+def test_names_are_readable_and_ids_unique():
+    v = _variant(model=ModelConfig(name="mini", layers=4, hidden=256, heads=4, intermediate=1024),
+                 quant=True, seq_len=64, weights="scratch")
+    assert v.name == "bbc-mini-scratch-int8-s64-t1"
+    assert v.variant_id.startswith(v.name + "-")
+    other_seed = dataclasses.replace(v, seed=1)
+    assert other_seed.name == v.name and other_seed.variant_id != v.variant_id  # same name, other hash
+
+
+def test_one_checkpoint_serves_every_quant_and_seq_len():
+    keys = {_variant(quant=q, seq_len=s, runtime=RuntimeConfig(threads=1)).train_key(
+        data_fingerprint="d", source="scratch") for q in (True, False) for s in (64, 128)}
+    assert len(keys) == 1
+    v = _variant()
+    assert v.train_key(data_fingerprint="d", source="scratch") != v.train_key(data_fingerprint="e", source="scratch")
+    assert v.train_key(data_fingerprint="d", source="scratch") != v.train_key(data_fingerprint="d", source="pip:x")
+    assert v.train_key(data_fingerprint="d", source="s") != dataclasses.replace(v, seed=3).train_key(
+        data_fingerprint="d", source="s")
+
+
+def test_export_and_quant_keys_follow_their_inputs():
+    v = _variant()
+    assert v.export_key(train_key="a") != v.export_key(train_key="b")
+    assert _variant(quant=True, seq_len=64).quant_key(export_key="e") == _variant(quant=True).quant_key(export_key="e")
