@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paretobert.frontier import frontier, parse_objectives, pareto_mask
+from paretobert.frontier import frontier, pareto_mask, parse_objectives
 
 
 def df(rows):

@@ -10,8 +10,8 @@ def test_fine_tune_learns_separable_data(tiny_model, tokenizer, corpus):
     enc = tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         before = (tiny_model(**enc).logits.argmax(-1) == torch.tensor(labels)).float().mean().item()
-    stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, pretrained=False,
-                      cfg=TrainConfig(epochs=8, batch_size=8, max_length=48, lr=3e-3), progress=False)
+    stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=3e-3,
+                      cfg=TrainConfig(epochs=8, batch_size=8, max_length=48), progress=False)
     with torch.no_grad():
         after = (tiny_model(**enc).logits.argmax(-1) == torch.tensor(labels)).float().mean().item()
     assert stats["steps"] == 8 * 5 and stats["loss_last"] < stats["loss_first"]
@@ -27,7 +27,7 @@ def test_fine_tune_is_seeded(tokenizer, corpus):
         cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=32, max_position_embeddings=64, num_labels=3)
         m = BertForSequenceClassification(cfg)
-        fine_tune(m, tokenizer, texts=corpus[0], labels=corpus[1], seed=5, pretrained=False,
+        fine_tune(m, tokenizer, texts=corpus[0], labels=corpus[1], seed=5, lr=1e-3,
                   cfg=TrainConfig(epochs=1, batch_size=8, max_length=32), progress=False)
         return m.classifier.weight.detach().clone()
 
@@ -46,14 +46,15 @@ def test_nan_loss_stops_with_a_message(tiny_model, tokenizer, corpus):
             return out
 
     with pytest.raises(TrainingError, match="lower train.lr"):
-        fine_tune(NaNLoss(tiny_model), tokenizer, texts=corpus[0], labels=corpus[1], seed=0, pretrained=True,
+        fine_tune(NaNLoss(tiny_model), tokenizer, texts=corpus[0], labels=corpus[1], seed=0, lr=5e-5,
                   cfg=TrainConfig(epochs=1, batch_size=8), progress=False)
 
 
 def test_default_lr_and_validation():
-    assert default_lr(TrainConfig(), pretrained=True) == 5e-5
-    assert default_lr(TrainConfig(), pretrained=False) == 3e-4
-    assert default_lr(TrainConfig(lr=1e-3), pretrained=True) == 1e-3
+    assert default_lr(TrainConfig(), pretrained=True, hidden=384) == 5e-5
+    assert default_lr(TrainConfig(), pretrained=False, hidden=128) == 1e-3
+    assert default_lr(TrainConfig(), pretrained=False, hidden=512) == pytest.approx(5e-4)
+    assert default_lr(TrainConfig(lr=2e-3), pretrained=True, hidden=384) == 2e-3
     for bad in ({"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}, {"warmup_ratio": 1.0}, {"device": "tpu"}):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)

@@ -34,6 +34,9 @@ def test_one_checkpoint_serves_every_quant_and_seq_len():
     assert v.train_key(data_fingerprint="d", source="scratch") != v.train_key(data_fingerprint="d", source="pip:x")
     assert v.train_key(data_fingerprint="d", source="s") != dataclasses.replace(v, seed=3).train_key(
         data_fingerprint="d", source="s")
+    # the resolved learning rate is part of the key: a changed default retrains
+    assert v.train_key(data_fingerprint="d", source="s", lr=1e-3) != v.train_key(data_fingerprint="d", source="s",
+                                                                                   lr=3e-4)
 
 
 def test_export_and_quant_keys_follow_their_inputs():

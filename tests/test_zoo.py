@@ -3,8 +3,14 @@ import logging
 import pytest
 
 from paretobert.config import ConfigError, ModelConfig
-from paretobert.models import ModelError, build_model, hub_reachable, load_tokenizer, resolve_source
-from paretobert.models import zoo
+from paretobert.models import (
+    ModelError,
+    build_model,
+    hub_reachable,
+    load_tokenizer,
+    resolve_source,
+    zoo,
+)
 
 TINY = ModelConfig(name="tiny", hub_id="google/bert_uncased_L-2_H-128_A-2", layers=2, hidden=128, heads=2,
                    intermediate=512)

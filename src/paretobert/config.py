@@ -127,9 +127,10 @@ class DatasetConfig:
 class TrainConfig:
     """Fine-tuning settings; the checkpoint is cached per (model, weights, data, these, seed)."""
 
-    epochs: float = 3
+    epochs: float = 2
     lr: float | None = field(
-        default=None, metadata={"help": "null: 5e-5 for pretrained weights, 3e-4 for scratch"}
+        default=None,
+        metadata={"help": "null: 5e-5 for pretrained weights, 1e-3 x min(1, 256/hidden) for scratch"}
     )
     batch_size: int = 16
     max_length: int = 128

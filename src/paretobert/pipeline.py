@@ -63,22 +63,22 @@ class _Stages:
 
 def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, progress: bool):
     from paretobert.models import build_model, load_tokenizer
-    from paretobert.train import fine_tune
+    from paretobert.train import default_lr, fine_tune
 
     def build(tmp: Path) -> dict[str, Any]:
         tok = load_tokenizer(source, variant.model, train_texts=split.train_texts, cache_dir=cache_dir)
         model = build_model(source, variant.model, num_labels=len(split.label_names), tokenizer=tok,
                             cache_dir=cache_dir, label_names=split.label_names)
         stats = fine_tune(model, tok, texts=split.train_texts, labels=split.train_labels,
-                          cfg=variant.train, seed=variant.seed, pretrained=source.pretrained,
-                          progress=progress)
+                          cfg=variant.train, seed=variant.seed, lr=lr, progress=progress)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         return {"train": stats, "source": source.label, "model": variant.model.name,
                 "n_params": int(sum(p.numel() for p in model.parameters())),
                 "label_names": split.label_names, "data": split.fingerprint()}
 
-    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label)
+    lr = default_lr(variant.train, pretrained=source.pretrained, hidden=variant.model.hidden)
+    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr)
     return key, artifact(cache_dir, "checkpoints", key, build)
 
 

@@ -32,11 +32,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def default_lr(cfg: TrainConfig, *, pretrained: bool) -> float:
-    """The configured lr, else 5e-5 for pretrained bodies and 3e-4 for random init."""
+def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int) -> float:
+    """The configured lr, else 5e-5 for pretrained bodies and, for random init,
+    1e-3 scaled down for widths above 256 (1e-3 x 256 / hidden): measured on BBC, 2 epochs,
+    model=tiny from scratch reached 0.90 accuracy at 1e-3 against 0.43 at 3e-4."""
     if cfg.lr is not None:
         return cfg.lr
-    return 5e-5 if pretrained else 3e-4
+    return 5e-5 if pretrained else 1e-3 * min(1.0, 256 / hidden)
 
 
 def _device(name: str) -> torch.device:
@@ -53,14 +55,14 @@ def fine_tune(
     labels: list[int],
     cfg: TrainConfig,
     seed: int,
-    pretrained: bool,
+    lr: float,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fine-tune ``model`` in place on (texts, labels); returns training statistics."""
+    """Fine-tune ``model`` in place on (texts, labels) at learning rate ``lr`` (resolved by
+    :func:`default_lr`; ``cfg.lr`` is not read here); returns training statistics."""
     seed_everything(seed)
     device = _device(cfg.device)
     model.to(device).train()
-    lr = default_lr(cfg, pretrained=pretrained)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],

