@@ -47,13 +47,7 @@ def split_indices(
         if seen[t] == 1:
             unique_by_class[y].append(i)
     n_test = math.ceil(test_size * len(texts))
-    alloc = allocate(n_test, dict(Counter(labels)))
-    rng = random.Random(seed)
-    test: list[int] = []
-    for c in sorted(alloc):
-        pool = sorted(unique_by_class[c])
-        rng.shuffle(pool)
-        test.extend(pool[: alloc[c]])
+    test = _draw(unique_by_class, allocate(n_test, dict(Counter(labels))), seed=seed)
     test_set = set(test)
     train = [i for i in range(len(texts)) if i not in test_set]
     return train, sorted(test)
@@ -66,11 +60,15 @@ def stratified_subsample(labels: Sequence[int], n: int, *, seed: int) -> list[in
     by_class: dict[int, list[int]] = defaultdict(list)
     for i, y in enumerate(labels):
         by_class[y].append(i)
-    alloc = allocate(n, {c: len(v) for c, v in by_class.items()})
+    return sorted(_draw(by_class, allocate(n, {c: len(v) for c, v in by_class.items()}), seed=seed))
+
+
+def _draw(pools: dict[int, list[int]], alloc: dict[int, int], *, seed: int) -> list[int]:
+    """``alloc[c]`` indices drawn at random from each class's pool (classes in id order)."""
     rng = random.Random(seed)
-    keep: list[int] = []
-    for c in sorted(by_class):
-        pool = list(by_class[c])
+    out: list[int] = []
+    for c in sorted(alloc):
+        pool = sorted(pools.get(c, []))
         rng.shuffle(pool)
-        keep.extend(pool[: alloc[c]])
-    return sorted(keep)
+        out.extend(pool[: alloc[c]])
+    return out
