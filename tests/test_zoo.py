@@ -1,6 +1,7 @@
 import logging
 
 import pytest
+import torch
 
 from paretobert.config import ConfigError, ModelConfig
 from paretobert.models import (
@@ -61,6 +62,8 @@ def test_local_path_source_and_roundtrip(tmp_path, tiny_model, tokenizer, offlin
     model = build_model(src, cfg, num_labels=4, tokenizer=tok, cache_dir=tmp_path)
     assert model.config.num_labels == 4 and model.config.hidden_size == 32
     assert model.config._attn_implementation == "eager"
+    again = build_model(src, cfg, num_labels=4, tokenizer=tok, cache_dir=tmp_path)
+    assert torch.equal(model.classifier.weight, again.classifier.weight)  # the new head is seeded
 
 
 @pytest.mark.parametrize("arch", ["bert", "mpnet"])
@@ -98,3 +101,13 @@ def test_model_config_validation():
         ModelConfig(arch="gpt")
     with pytest.raises(ModelError, match="model.package"):
         zoo.pip_model_dir("nope", cache_dir=".")
+
+
+def test_random_init_is_seeded(tmp_path, tokenizer, offline):
+    cfg = ModelConfig(name="x", layers=1, hidden=16, heads=2, intermediate=32, max_position=64)
+
+    def weights(seed):
+        m = build_model(zoo.Source("scratch"), cfg, num_labels=3, tokenizer=tokenizer, cache_dir=tmp_path, seed=seed)
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))

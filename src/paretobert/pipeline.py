@@ -68,7 +68,7 @@ def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, p
     def build(tmp: Path) -> dict[str, Any]:
         tok = load_tokenizer(source, variant.model, train_texts=split.train_texts, cache_dir=cache_dir)
         model = build_model(source, variant.model, num_labels=len(split.label_names), tokenizer=tok,
-                            cache_dir=cache_dir, label_names=split.label_names)
+                            cache_dir=cache_dir, label_names=split.label_names, seed=variant.seed)
         stats = fine_tune(model, tok, texts=split.train_texts, labels=split.train_labels,
                           cfg=variant.train, seed=variant.seed, lr=lr, progress=progress)
         model.save_pretrained(tmp)

@@ -25,9 +25,10 @@ def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: 
     if len(front):
         f = front.sort_values(x)
         ax.step(f[x], f[y], where="post", color="tab:red", lw=1.5, zorder=1)
-    for _, row in ok.iterrows():
+    # neighbours along x alternate above / below their point so close labels do not overlap
+    for k, (_, row) in enumerate(ok.sort_values(x).iterrows()):
         ax.annotate(str(row.get("label", row.get("variant_id", ""))), (row[x], row[y]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+                    xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points")
     if len(ok) and (ok[x] > 0).all() and ok[x].max() / max(ok[x].min(), 1e-12) > 20:
         ax.set_xscale("log")
     ax.set_xlabel(x.replace("_ms", " (ms)").replace("_", " "))
@@ -39,7 +40,7 @@ def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: 
         lines = [f"failed: {r.get('variant_id')}" for _, r in failed.iterrows()][:8]
         ax.text(0.99, 0.01, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=7, color="tab:red", bbox={"fc": "white", "alpha": 0.8})
-    ax.legend(loc="lower right" if not len(failed) else "upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -29,7 +29,7 @@ __all__ = ["RECIPE", "Variant", "content_hash", "library_versions"]
 
 # Bumped whenever code changes what a stage produces for the same config (a default's
 # meaning, a fixed bug): it is part of every hash, so stale results and artifacts are redone.
-RECIPE = 2
+RECIPE = 3
 
 
 def content_hash(obj: Any, *, length: int = 16) -> str:

@@ -234,13 +234,18 @@ def load_tokenizer(
 
 def build_model(
     source: Source, model: ModelConfig, *, num_labels: int, tokenizer: Any, cache_dir: Path,
-    label_names: list[str] | None = None,
+    label_names: list[str] | None = None, seed: int = 0,
 ) -> Any:
     """A sequence classifier: pretrained body + new head, or the architecture at random init.
 
-    Eager attention is requested so the exported graph matches ONNX Runtime's fusion patterns.
+    The random parts (the head, or everything for scratch) are drawn after seeding with
+    ``seed``, so a checkpoint is reproducible. Eager attention is requested so the exported
+    graph matches ONNX Runtime's fusion patterns.
     """
+    import torch
     from transformers import AutoModelForSequenceClassification, BertConfig, MPNetConfig
+
+    torch.manual_seed(seed)
 
     names = label_names or [str(i) for i in range(num_labels)]
     labels = {"num_labels": num_labels, "id2label": dict(enumerate(names)),
