@@ -165,7 +165,7 @@ class QuantizeConfig:
     """int8 dynamic quantization settings (used when ``quant=true``)."""
 
     weight_type: str = "qint8"
-    per_channel: bool = False
+    per_channel: bool = field(default=True, metadata={"help": "per-output-channel weight scales"})
     reduce_range: bool = True
 
     def __post_init__(self) -> None:
