@@ -23,7 +23,6 @@ import json
 import statistics
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,25 +66,25 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cache = Path(tempfile.mkdtemp(prefix="pb-bench-"))
-    cfg = MODELS[args.model]
-    source = resolve_source(cfg, weights="auto", cache_dir=cache, allow_network=False)
-    split = load_split(replace(DatasetConfig(name="bbc"), max_train=100))
+    split = load_split(DatasetConfig(name="bbc", max_train=100))
     step = max(1, len(split.test_texts) // args.texts)
     texts = split.test_texts[::step][: args.texts]
     gold = split.test_labels[::step][: args.texts]
     if args.checkpoint:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        label = str(args.checkpoint)
         tok = AutoTokenizer.from_pretrained(args.checkpoint)
         model = AutoModelForSequenceClassification.from_pretrained(args.checkpoint, attn_implementation="eager")
-        c = model.config
-        cfg = replace(cfg, name=f"checkpoint:{args.checkpoint.name}", heads=c.num_attention_heads, hidden=c.hidden_size)
     else:
+        cfg = MODELS[args.model]
+        source = resolve_source(cfg, weights="auto", cache_dir=cache, allow_network=False)
+        label = f"{args.model} ({source.label}, untrained head)"
         tok = load_tokenizer(source, cfg, train_texts=split.train_texts, cache_dir=cache)
         model = build_model(source, cfg, num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache)
     raw, fp32 = cache / "model.onnx", cache / "model.fused.onnx"
     export_onnx(model, tok, raw, opset=17)
-    fusion = fuse_onnx(raw, fp32, num_heads=cfg.heads, hidden_size=cfg.hidden)
+    fusion = fuse_onnx(raw, fp32, num_heads=model.config.num_attention_heads, hidden_size=model.config.hidden_size)
     paths = {"fp32 (fused)": fp32}
     for name, qcfg in PRESETS.items():
         paths[name] = cache / f"{abs(hash(name))}.int8.onnx"
@@ -93,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sessions = {name: make_session(p, threads=args.threads)[0] for name, p in paths.items()}
     feeds = encode(tok, texts, seq_len=args.seq_len, names=[i.name for i in sessions["fp32 (fused)"].get_inputs()])
-    ref = [sessions["fp32 (fused)"].run(None, f)[0] for f in feeds]
-    spread = float(np.std(np.concatenate(ref)))
     outs = {name: [s.run(None, f)[0] for f in feeds] for name, s in sessions.items()}
+    ref = outs["fp32 (fused)"]
+    spread = float(np.std(np.concatenate(ref)))
     err = {name: max(float(np.abs(o - r).max()) for o, r in zip(outs[name], ref, strict=True)) for name in outs}
     pred = {name: [int(np.argmax(o)) for o in outs[name]] for name in outs}
     agree = {name: float(np.mean(np.equal(pred[name], pred["fp32 (fused)"]))) for name in outs}
@@ -123,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
                      "agreement_with_fp32": agree[name], "accuracy": acc[name],
                      "model_mb": model_bytes(paths[name]) / 1e6})
     width = max(len(r["config"]) for r in rows)
-    label = str(args.checkpoint) if args.checkpoint else f"{args.model} ({source.label}, untrained head)"
     print(f"\n{label} seq_len={args.seq_len} threads={args.threads} "
           f"rounds={args.rounds} texts={len(feeds)}; fusion={fusion}")
     print(f"{'config':<{width}}  p50/fp32 (min..max)  max|dlogit|  rel.err  agree  acc    MB")

