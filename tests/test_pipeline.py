@@ -99,3 +99,104 @@ def test_failure_is_recorded_not_raised_and_rerun(tmp_path, variant_of, monkeypa
 
 def test_format_result_line(tmp_path):
     assert pipeline.format_result_line({"variant_id": "x", "status": "failed", "error": "E: boom"}) == "x: FAILED E: boom"
+
+
+def test_head_tail_and_per_seq_len_training(tmp_path, variant_of):
+    """train.max_length=null trains at the variant's seq_len (one checkpoint per seq_len)."""
+    cache = tmp_path / "cache"
+    train = TrainConfig(epochs=1, batch_size=8, max_length=None, lr=1e-3)
+    a = pipeline.run_variant(variant_of(train=train, seq_len=16, truncation="head+tail"), out_dir=tmp_path / "a",
+                             cache_dir=cache, progress=False)
+    b = pipeline.run_variant(variant_of(train=train, seq_len=24, truncation="head+tail"), out_dir=tmp_path / "b",
+                             cache_dir=cache, progress=False)
+    assert a["status"] == b["status"] == "ok", (a.get("traceback"), b.get("traceback"))
+    assert a["train"]["max_length"] == a["train_length"] == 16 and b["train"]["max_length"] == 24
+    assert a["train_key"] != b["train_key"] and a["truncation"] == "head+tail"
+    assert a["variant_id"].startswith("csv-micro-scratch-fp32-s16-ht-t1-")
+    assert a["mean_tokens"] <= 16
+
+
+def test_tfidf_variant_runs_through_the_same_protocol(tmp_path, variant_of):
+    pytest.importorskip("skl2onnx")
+    tfidf = ModelConfig(name="tfidf", arch="tfidf", max_position=100000)
+    cache = tmp_path / "cache"
+    recs = [pipeline.run_variant(variant_of(model=tfidf, weights="auto", quant=q, seq_len=40), out_dir=tmp_path / str(q),
+                                 cache_dir=cache, progress=False) for q in (False, True)]
+    for rec in recs:
+        assert rec["status"] == "ok", rec.get("traceback")
+        assert rec["weights_source"] == "tfidf" and rec["accuracy"] > 0.8  # separable topics
+        assert rec["onnx_max_abs_diff"] < 1e-4 and rec["latency_p50_ms"] > 0 and rec["tokenize_p50_ms"] > 0
+        assert rec["mean_tokens"] <= 40  # characters
+    assert recs[1]["onnx_path"].endswith("model.int8.onnx") and recs[0]["train_key"] == recs[1]["train_key"]
+
+
+def test_retokenized_pretrained_body(tmp_path, variant_of, tiny_model, tokenizer):
+    """Candidate (c): a pretrained body with a vocab trained on the train split, new embeddings
+    warmed up by masked-LM, then fine-tuned; the checkpoint carries the new tokenizer."""
+    from transformers import AutoTokenizer
+
+    body = tmp_path / "pretrained"
+    tiny_model.save_pretrained(body)
+    tokenizer.save_pretrained(body)
+    model = ModelConfig(name="local", path=str(body), retokenize=True, tokenizer="bpe", vocab_size=90,
+                        mlm_epochs=3, max_position=128, language="ja")
+    rec = pipeline.run_variant(variant_of(model=model, weights="pretrained"), out_dir=tmp_path / "j",
+                               cache_dir=tmp_path / "cache", progress=False)
+    assert rec["status"] == "ok", rec.get("traceback")
+    assert rec["weights_source"].startswith("path:") and rec["variant_id"].startswith("csv-local+vocab-pretrained-")
+    warm = rec["train"]["mlm_warmup"]
+    assert warm["steps"] == 12 and warm["loss_last"] < warm["loss_first"]
+    ckpt = AutoTokenizer.from_pretrained(tmp_path / "cache" / "checkpoints" / rec["train_key"])
+    assert len(ckpt) <= 90 and ckpt.get_vocab() != tokenizer.get_vocab()
+
+
+def test_mask_tokens_never_masks_specials():
+    import torch
+
+    from paretobert.train import mask_tokens
+
+    ids = torch.arange(10, 10 + 4000).reshape(40, 100)
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True
+    inputs, target = mask_tokens(ids, special, mask_id=4, vocab_size=5000, generator=torch.Generator().manual_seed(0))
+    assert not target[special].any() and abs(target.float().mean().item() - 0.15 * 0.98) < 0.02
+    masked = (inputs == 4) & target
+    assert abs(masked.sum().item() / target.sum().item() - 0.8) < 0.05
+    assert torch.equal(inputs[~target], ids[~target])
+
+
+@pytest.mark.parametrize("strategy", ["top", "contribution"])
+def test_layer_drop_before_fine_tuning(tmp_path, variant_of, tiny_model, tokenizer, strategy):
+    from paretobert.config import DropConfig
+
+    body = tmp_path / "pretrained"
+    tiny_model.save_pretrained(body)
+    tokenizer.save_pretrained(body)
+    model = ModelConfig(name="local", path=str(body), layers=2, hidden=32, heads=2, intermediate=64, max_position=128)
+    full = pipeline.run_variant(variant_of(model=model, weights="pretrained"), out_dir=tmp_path / "full",
+                                cache_dir=tmp_path / "cache", progress=False)
+    rec = pipeline.run_variant(variant_of(model=model, weights="pretrained", drop=DropConfig(strategy=strategy, keep=1)),
+                               out_dir=tmp_path / "drop", cache_dir=tmp_path / "cache", progress=False)
+    assert full["status"] == rec["status"] == "ok", rec.get("traceback")
+    d = rec["train"]["drop"]
+    assert d["of"] == 2 and len(d["kept"]) == 1 and rec["variant_id"].startswith(f"csv-local-{strategy}1-pretrained-")
+    assert (d["similarity"] is None) == (strategy != "contribution")
+    assert rec["n_params"] < full["n_params"] and rec["train_key"] != full["train_key"]
+    assert rec["onnx_max_abs_diff"] < 1e-3
+
+
+def test_distilled_student_from_teacher_layers(tmp_path, variant_of):
+    from paretobert.config import DistillConfig, load_model_preset
+
+    micro = load_model_preset("micro")
+    teacher = pipeline.run_variant(variant_of(model=micro, weights="auto"), out_dir=tmp_path / "t",
+                                   cache_dir=tmp_path / "cache", progress=False)
+    kd = variant_of(model=micro, weights="auto", distill=DistillConfig(teacher="micro", layers=[1], hidden_mse=0.5))
+    rec = pipeline.run_variant(kd, out_dir=tmp_path / "s", cache_dir=tmp_path / "cache", progress=False)
+    assert teacher["status"] == rec["status"] == "ok", rec.get("traceback")
+    assert rec["variant_id"].startswith("csv-micro-kd1-fp32-") and rec["n_params"] < teacher["n_params"]
+    d = rec["train"]["distill"]
+    assert d["teacher_layers"] == 2 and d["student_init"] == [1] and 0.0 <= d["teacher_train_accuracy"] <= 1.0
+    assert rec["train_key"] != teacher["train_key"]
+    # the teacher was fine-tuned once, cached, and reused by the student
+    assert len([p for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir() and not p.name.startswith(".")]) == 2

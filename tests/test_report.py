@@ -35,6 +35,10 @@ def test_results_table_numeric_columns_and_labels(sweep):
     assert df["variant_id"].tolist() == ["broken", "fast", "slow", "worse"]
     assert df["accuracy"].dtype == float and pd.isna(df.loc[0, "accuracy"])
     assert df.loc[1, "label"] == "mini[scratch] int8 s128" and df.loc[1, "train_seconds"] == 3.5
+    assert pd.isna(df.loc[1, "total_p50_ms"])  # no tokenization time measured: no total
+    both = results_table([_rec("t", p50=5.0, tokenize_p50_ms=1.5,
+                               variant={"model": {"retokenize": True}})])
+    assert both.loc[0, "total_p50_ms"] == 6.5 and both.loc[0, "label"] == "mini+vocab[scratch] fp32 s128"
 
 
 def test_write_report_writes_three_files(sweep):
@@ -64,3 +68,13 @@ def test_cli_errors_and_latest(tmp_path, sweep, monkeypatch, capsys):
         atomic_write_json(root / name / "v" / "result.json", _rec("v"))
         os.utime(root / name, (t, t))
     assert latest_sweep().name == "new"
+
+
+def test_report_per_thread_count(tmp_path):
+    for r in (_rec("t1-fast", acc=0.8, p50=5.0, threads=1), _rec("t1-slow", acc=0.7, p50=9.0, threads=1),
+              _rec("t2-fast", acc=0.8, p50=3.0, threads=2)):
+        atomic_write_json(tmp_path / "g" / r["variant_id"] / "result.json", r)
+    out = write_report(tmp_path / "g", group_by="threads")
+    front = pd.read_csv(out["frontier"])
+    assert front["variant_id"].tolist() == ["t1-fast", "t2-fast"] and out["plot"].stat().st_size > 0
+    assert main([str(tmp_path / "g"), "--group-by", "threads"]) == 0

@@ -58,3 +58,40 @@ def test_default_lr_and_validation():
     for bad in ({"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}, {"warmup_ratio": 1.0}, {"device": "tpu"}):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)
+
+
+def test_distillation_steps_lower_the_kl(tiny_model, tokenizer, corpus):
+    import copy
+
+    import torch
+
+    from paretobert.train import Distillation, teacher_logits
+
+    teacher = copy.deepcopy(tiny_model)
+    torch.manual_seed(1)
+    for p in teacher.parameters():  # a teacher that disagrees with the student
+        p.data.add_(torch.randn_like(p) * 0.5)
+    texts = corpus[0][:8]
+    soft = teacher_logits(teacher, tokenizer, texts, max_length=32, progress=False)
+    assert soft.shape == (8, 3)
+    kd = Distillation(soft_targets=soft, temperature=2.0, alpha=1.0)
+    enc = tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
+    y = torch.tensor(corpus[1][:8])
+    student = tiny_model.train()
+    opt = torch.optim.AdamW(student.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = kd.loss(student, dict(enc), y, list(range(8)))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    # hidden-state matching adds a term that is zero against itself
+    same = Distillation(soft_targets=soft, alpha=1.0, hidden_mse=1.0, teacher=teacher, layer_map=[0, 1])
+    student.eval()
+    with torch.no_grad():
+        self_kd = Distillation(soft_targets=teacher_logits(teacher, tokenizer, texts, max_length=32, progress=False),
+                               alpha=1.0, hidden_mse=1.0, teacher=teacher, layer_map=[0, 1])
+        assert self_kd.loss(teacher.eval(), dict(enc), y, list(range(8))).item() < 1e-5
+        assert same.loss(student, dict(enc), y, list(range(8))).item() > 0

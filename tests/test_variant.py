@@ -43,3 +43,16 @@ def test_export_and_quant_keys_follow_their_inputs():
     v = _variant()
     assert v.export_key(train_key="a") != v.export_key(train_key="b")
     assert _variant(quant=True, seq_len=64).quant_key(export_key="e") == _variant(quant=True).quant_key(export_key="e")
+
+
+def test_null_train_length_follows_seq_len_and_truncation_is_keyed():
+    from paretobert.config import TrainConfig
+
+    per_len = TrainConfig(max_length=None)
+    a, b = _variant(train=per_len, seq_len=64), _variant(train=per_len, seq_len=128)
+    assert (a.train_length, b.train_length) == (64, 128)
+    key = dict(data_fingerprint="d", source="s", lr=1e-3)
+    assert a.train_key(**key) != b.train_key(**key)
+    assert _variant(seq_len=64).train_length == 128  # the default trains at 128 for every seq_len
+    ht = _variant(truncation="head+tail")
+    assert ht.train_key(**key) != _variant().train_key(**key) and ht.name.endswith("-s128-ht-t1")

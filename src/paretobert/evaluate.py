@@ -11,13 +11,12 @@ from tqdm.auto import tqdm
 __all__ = ["classification_metrics", "encode", "predict"]
 
 
-def encode(tokenizer: Any, texts: Sequence[str], *, seq_len: int, names: Sequence[str]) -> list[dict[str, np.ndarray]]:
+def encode(tokenizer: Any, texts: Sequence[str], *, seq_len: int, names: Sequence[str],
+           truncation: str = "head") -> list[dict[str, np.ndarray]]:
     """Batch-1 feeds truncated to ``seq_len`` tokens; [CLS] and [SEP] are kept."""
-    out = []
-    for text in texts:
-        enc = tokenizer(text, truncation=True, max_length=seq_len, return_tensors="np")
-        out.append({n: enc[n].astype(np.int64) for n in names})
-    return out
+    from paretobert.encoding import encode_text
+
+    return [encode_text(tokenizer, t, max_length=seq_len, names=names, truncation=truncation) for t in texts]
 
 
 def _pad_batch(feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_OBJECTIVES", "Objective", "frontier", "parse_objectives", "pareto_mask"]
+__all__ = ["DEFAULT_OBJECTIVES", "Objective", "frontier", "frontier_by", "parse_objectives", "pareto_mask"]
 
 Objective = tuple[str, str]
 DEFAULT_OBJECTIVES: tuple[Objective, ...] = (("accuracy", "max"), ("latency_p50_ms", "min"))
@@ -70,3 +70,15 @@ def frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTI
     # sort by the first 'min' objective when there is one (latency), else the first objective
     order = sorted(range(len(keys)), key=lambda i: not asc[i])
     return front.sort_values([keys[i] for i in order], ascending=[asc[i] for i in order], kind="mergesort")
+
+
+def frontier_by(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+                by: str | None = None) -> pd.DataFrame:
+    """One frontier per value of column ``by`` (e.g. ``threads``), concatenated in group order;
+    the plain :func:`frontier` when ``by`` is None."""
+    if by is None:
+        return frontier(df, objectives)
+    if by not in df.columns:
+        raise KeyError(f"group column {by!r} not in the table (columns: {list(df.columns)})")
+    parts = [frontier(g, objectives) for _, g in df.groupby(by, sort=True, dropna=False)]
+    return pd.concat(parts) if parts else df.iloc[0:0]

@@ -8,10 +8,12 @@ raised, so the rest of a sweep goes on and its frontier is still built.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import numpy as np
 from paretobert.bench import make_session, summarize, time_loop
 from paretobert.data import Split, load_split
 from paretobert.env import environment, machine_id
-from paretobert.evaluate import classification_metrics, encode, predict
+from paretobert.evaluate import classification_metrics, predict
 from paretobert.store import RESULT_FILE, artifact, atomic_write_json, read_json
 from paretobert.variant import Variant
 
@@ -61,25 +63,154 @@ class _Stages:
             self.seconds[name] = round(time.perf_counter() - t0, 3)
 
 
-def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, progress: bool):
-    from paretobert.models import build_model, load_tokenizer
-    from paretobert.train import default_lr, fine_tune
+def _teacher_variant(variant: Variant) -> Variant:
+    """The distillation teacher: the preset ``distill.teacher`` fine-tuned like the variant."""
+    from paretobert.config import DistillConfig, DropConfig, load_model_preset
+
+    teacher = load_model_preset(variant.distill.teacher or "")
+    return dataclasses.replace(variant, model=teacher, weights="auto", drop=DropConfig(),
+                               distill=DistillConfig(), quant=False)
+
+
+def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, progress: bool,
+                 allow_network: bool = True):
+    from paretobert.models import build_model, load_tokenizer, resolve_source
+    from paretobert.models.zoo import Source, new_vocab_mlm, transplant_body
+    from paretobert.train import default_lr, fine_tune, mlm_warmup
+
+    retok = variant.model.retokenize and source.pretrained
+    teacher_key = teacher_ckpt = None
+    if variant.distill.teacher:
+        tv = _teacher_variant(variant)
+        tsource = resolve_source(tv.model, weights="auto", cache_dir=cache_dir, allow_network=allow_network)
+        log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, tsource.label)
+        teacher_key, (teacher_ckpt, _, _) = _train_stage(tv, split, tsource, cache_dir, progress, allow_network)
 
     def build(tmp: Path) -> dict[str, Any]:
-        tok = load_tokenizer(source, variant.model, train_texts=split.train_texts, cache_dir=cache_dir)
+        # retokenize: the tokenizer is trained on the train split as for scratch weights
+        tok = load_tokenizer(Source("scratch") if retok else source, variant.model,
+                             train_texts=split.train_texts, cache_dir=cache_dir)
         model = build_model(source, variant.model, num_labels=len(split.label_names), tokenizer=tok,
                             cache_dir=cache_dir, label_names=split.label_names, seed=variant.seed)
+        distill, kd_stats = None, None
+        if teacher_ckpt is not None:
+            model, tok, distill, kd_stats = _distill_setup(variant, split, teacher_ckpt, model, tok, progress)
+        warm = None
+        if retok:
+            mlm = new_vocab_mlm(source, tok, cache_dir=cache_dir, seed=variant.seed)
+            warm = mlm_warmup(mlm, tok, texts=split.train_texts, max_length=variant.train_length,
+                              epochs=variant.model.mlm_epochs, batch_size=variant.train.batch_size,
+                              seed=variant.seed, truncation=variant.truncation,
+                              device=variant.train.device, progress=progress)
+            transplant_body(mlm, model)
+            del mlm
+        dropped = None
+        if variant.drop.strategy != "none":
+            dropped = _drop_stage(variant, model, tok, split)
         stats = fine_tune(model, tok, texts=split.train_texts, labels=split.train_labels,
-                          cfg=variant.train, seed=variant.seed, lr=lr, progress=progress)
+                          cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
+                          truncation=variant.truncation, distill=distill, progress=progress)
+        if warm is not None:
+            stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
+        if dropped is not None:
+            stats = {**stats, "drop": dropped}
+        if kd_stats is not None:
+            stats = {**stats, "distill": kd_stats}
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         return {"train": stats, "source": source.label, "model": variant.model.name,
                 "n_params": int(sum(p.numel() for p in model.parameters())),
                 "label_names": split.label_names, "data": split.fingerprint()}
 
-    lr = default_lr(variant.train, pretrained=source.pretrained, hidden=variant.model.hidden)
-    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr)
+    lr = default_lr(variant.train, pretrained=source.pretrained or variant.distill.layers is not None,
+                    hidden=variant.model.hidden)
+    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
+                            teacher_key=teacher_key)
     return key, artifact(cache_dir, "checkpoints", key, build)
+
+
+def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: Any, tok: Any, progress: bool):
+    """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
+    fine-tuned teacher keeping those layers (and its tokenizer), else the variant's own model."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from paretobert.models.drop import drop_layers, encoder_layers
+    from paretobert.train import Distillation, teacher_logits
+
+    d = variant.distill
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_ckpt, attn_implementation="eager")
+    ttok = AutoTokenizer.from_pretrained(teacher_ckpt)
+    n_teacher = len(encoder_layers(teacher))
+    if d.layers is not None:
+        if max(d.layers) >= n_teacher:
+            raise ValueError(f"distill.layers={d.layers}: the teacher has {n_teacher} layers")
+        model, tok = copy.deepcopy(teacher), ttok
+        drop_layers(model, d.layers)
+    soft = teacher_logits(teacher, ttok, split.train_texts, max_length=variant.train_length,
+                          truncation=variant.truncation, progress=progress)
+    teacher_acc = float((soft.argmax(-1) == torch.as_tensor(split.train_labels)).float().mean())
+    kd = Distillation(soft_targets=soft, temperature=d.temperature, alpha=d.alpha, hidden_mse=d.hidden_mse,
+                      teacher=teacher if d.hidden_mse else None, layer_map=d.layers)
+    stats = {"teacher_layers": n_teacher, "student_init": d.layers, "teacher_train_accuracy": teacher_acc}
+    return model, tok, kd, stats
+
+
+def _drop_stage(variant: Variant, model: Any, tok: Any, split: Split) -> dict[str, Any]:
+    """Drop layers before fine-tuning; returns what was kept (and the ranking for contribution)."""
+    from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
+    from paretobert.train import seed_everything
+
+    d = variant.drop
+    n = len(encoder_layers(model))
+    sim = None
+    if d.strategy == "contribution":
+        seed_everything(variant.seed)
+        pick = _evenly_spaced(len(split.train_texts), d.sample)
+        sim = layer_similarity(model, tok, [split.train_texts[i] for i in pick],
+                               max_length=variant.train_length)
+    kept = kept_layers(d.strategy, n, d.keep or n, similarity=sim)
+    drop_layers(model, kept)
+    log.info("[%s] kept layers %s of %d (%s)", variant.variant_id, kept, n, d.strategy)
+    return {"strategy": d.strategy, "kept": kept, "of": n, "similarity": sim}
+
+
+def _tfidf_train_stage(variant: Variant, split: Split, cache_dir: Path):
+    from paretobert.classic import fit_tfidf, prepare_text, save_tfidf
+
+    def build(tmp: Path) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        texts = [prepare_text(t, max_chars=variant.train_length, truncation=variant.truncation)
+                 for t in split.train_texts]
+        pipe = fit_tfidf(texts, split.train_labels, ngrams=variant.model.ngrams, seed=variant.seed)
+        save_tfidf(pipe, tmp / "model.pkl")
+        svm = pipe.named_steps["svm"]
+        return {"train": {"seconds": time.perf_counter() - t0, "max_length": variant.train_length,
+                          "truncation": variant.truncation,
+                          "n_features": len(pipe.named_steps["tfidf"].vocabulary_)},
+                "source": "tfidf", "model": variant.model.name,
+                "n_params": int(svm.coef_.size + svm.intercept_.size),
+                "label_names": split.label_names, "data": split.fingerprint()}
+
+    key = variant.train_key(data_fingerprint=split.fingerprint(), source="tfidf", lr=0.0)
+    return key, artifact(cache_dir, "checkpoints", key, build)
+
+
+def _tfidf_export_stage(variant: Variant, ckpt: Path, train_key: str, split: Split, cache_dir: Path):
+    from paretobert.classic import check_tfidf_onnx, export_tfidf, load_tfidf, prepare_text
+
+    def build(tmp: Path) -> dict[str, Any]:
+        pipe = load_tfidf(ckpt / "model.pkl")
+        names = export_tfidf(pipe, tmp / "model.onnx", opset=variant.export.opset)
+        sample = [prepare_text(t, max_chars=variant.seq_len, truncation=variant.truncation)
+                  for t in split.test_texts[:16]]
+        return {"inputs": names, "file": "model.onnx", "fusion": {},
+                "max_abs_diff": check_tfidf_onnx(tmp / "model.onnx", pipe, sample)}
+
+    key = variant.export_key(train_key=train_key)
+    return key, artifact(cache_dir, "onnx", key, build)
 
 
 def _export_stage(variant: Variant, ckpt: Path, train_key: str, split: Split, cache_dir: Path):
@@ -101,7 +232,7 @@ def _export_stage(variant: Variant, ckpt: Path, train_key: str, split: Split, ca
             meta["file"] = "model.fused.onnx"
         sample = split.test_texts[:4]
         meta["max_abs_diff"] = check_onnx(tmp / meta["file"], model, tok, sample,
-                                          max_length=min(variant.train.max_length, 512))
+                                          max_length=min(variant.train_length, 512))
         return meta
 
     key = variant.export_key(train_key=train_key)
@@ -119,23 +250,43 @@ def _quant_stage(variant: Variant, fp32: Path, export_key: str, cache_dir: Path)
     return key, artifact(cache_dir, "int8", key, build)
 
 
-def _measure(variant: Variant, split: Split, onnx_path: Path, ckpt: Path, stages: _Stages,
-             progress: bool) -> dict[str, Any]:
+def _preparer(variant: Variant, ckpt: Path, names: list[str]) -> tuple[Callable, Callable]:
+    """(text -> batch-1 feed, feed -> its length in tokens) for the variant's model."""
+    if variant.model.arch == "tfidf":
+        from paretobert.classic import prepare_text
+
+        def prep_text(text: str) -> dict[str, np.ndarray]:
+            s = prepare_text(text, max_chars=variant.seq_len, truncation=variant.truncation)
+            return {names[0]: np.array([[s]], dtype=object)}
+
+        return prep_text, lambda feed: len(feed[names[0]][0, 0])
+
     from transformers import AutoTokenizer
 
-    from paretobert.export import model_bytes
+    from paretobert.encoding import encode_text
 
     tok = AutoTokenizer.from_pretrained(ckpt)
+
+    def prep_tokens(text: str) -> dict[str, np.ndarray]:
+        return encode_text(tok, text, max_length=variant.seq_len, names=names, truncation=variant.truncation)
+
+    return prep_tokens, lambda feed: feed["input_ids"].shape[1]
+
+
+def _measure(variant: Variant, split: Split, onnx_path: Path, ckpt: Path, stages: _Stages,
+             progress: bool) -> dict[str, Any]:
+    from paretobert.export import model_bytes
+
     vid = variant.variant_id
     out: dict[str, Any] = {"model_mb": model_bytes(onnx_path) / 1e6}
     with stages("evaluate", vid):
         sess, _ = make_session(onnx_path)  # all cores: not timed
-        names = [i.name for i in sess.get_inputs()]
-        feeds = encode(tok, split.test_texts, seq_len=variant.seq_len, names=names)
+        prepare, length = _preparer(variant, ckpt, [i.name for i in sess.get_inputs()])
+        feeds = [prepare(t) for t in split.test_texts]
         preds = predict(sess, feeds, batch_size=variant.eval.batch_size, progress=progress)
         out.update(classification_metrics(split.test_labels, preds.tolist()))
         out["n_test"] = len(feeds)
-        out["mean_tokens"] = float(np.mean([f["input_ids"].shape[1] for f in feeds]))
+        out["mean_tokens"] = float(np.mean([length(f) for f in feeds]))
         del sess
     with stages("bench", vid):
         b = variant.bench
@@ -149,11 +300,10 @@ def _measure(variant: Variant, split: Split, onnx_path: Path, ckpt: Path, stages
         lat = summarize(time_loop(lambda i: sess.run(None, bfeeds[i]), n_inputs=len(bfeeds),
                                   warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
                                   max_seconds=b.max_seconds, desc="time", progress=progress))
-        tokt = summarize(time_loop(
-            lambda i: tok(btexts[i], truncation=True, max_length=variant.seq_len, return_tensors="np"),
-            n_inputs=len(btexts), warmup=min(5, b.warmup), min_iters=len(btexts), min_seconds=0.0,
-            max_seconds=b.max_seconds))
-        out["bench_tokens_mean"] = float(np.mean([f["input_ids"].shape[1] for f in bfeeds]))
+        tokt = summarize(time_loop(lambda i: prepare(btexts[i]), n_inputs=len(btexts),
+                                   warmup=min(5, b.warmup), min_iters=len(btexts), min_seconds=0.0,
+                                   max_seconds=b.max_seconds))
+        out["bench_tokens_mean"] = float(np.mean([length(f) for f in bfeeds]))
     out["latency"] = lat.as_dict()
     for stat in ("p50", "p90", "p99", "mean", "std", "min", "max"):
         out[f"latency_{stat}_ms"] = getattr(lat, stat)
@@ -199,7 +349,8 @@ def run_variant(
     record: dict[str, Any] = {
         "variant_id": vid, "name": variant.name, "hash": variant.hash, "variant": variant.to_dict(),
         "model": variant.model.name, "dataset": variant.dataset.name, "quant": variant.quant,
-        "seq_len": variant.seq_len, "threads": variant.runtime.threads, "weights": variant.weights,
+        "seq_len": variant.seq_len, "truncation": variant.truncation,
+        "train_length": variant.train_length, "threads": variant.runtime.threads, "weights": variant.weights,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
         "environment": environment(threads=variant.runtime.threads),
     }
@@ -209,17 +360,25 @@ def run_variant(
         record["data"] = split.stats()
         from paretobert.models import resolve_source
 
-        with stages("weights", vid):
-            source = resolve_source(variant.model, weights=variant.weights, cache_dir=cache_dir,
-                                    allow_network=allow_network)
-        record["weights_source"] = source.label
-        record["pretrained"] = source.pretrained
+        classic = variant.model.arch == "tfidf"
+        if classic:
+            record.update(weights_source="tfidf", pretrained=False)
+        else:
+            with stages("weights", vid):
+                source = resolve_source(variant.model, weights=variant.weights, cache_dir=cache_dir,
+                                        allow_network=allow_network)
+            record.update(weights_source=source.label, pretrained=source.pretrained)
         with stages("fine-tune", vid):
-            tkey, (ckpt, tmeta, reused) = _train_stage(variant, split, source, cache_dir, progress)
+            if classic:
+                tkey, (ckpt, tmeta, reused) = _tfidf_train_stage(variant, split, cache_dir)
+            else:
+                tkey, (ckpt, tmeta, reused) = _train_stage(variant, split, source, cache_dir, progress,
+                                                           allow_network)
         record.update(train_key=tkey, train=tmeta["train"], n_params=tmeta["n_params"],
                       train_cached=reused)
         with stages("export", vid):
-            ekey, (onnx_dir, emeta, _) = _export_stage(variant, ckpt, tkey, split, cache_dir)
+            export = _tfidf_export_stage if classic else _export_stage
+            ekey, (onnx_dir, emeta, _) = export(variant, ckpt, tkey, split, cache_dir)
         record.update(export_key=ekey, fusion=emeta["fusion"], onnx_max_abs_diff=emeta["max_abs_diff"])
         onnx_path = onnx_dir / emeta["file"]
         if variant.quant:

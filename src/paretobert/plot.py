@@ -10,8 +10,10 @@ __all__ = ["plot_frontier"]
 
 
 def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: str = "latency_p50_ms",
-                  y: str = "accuracy", title: str = "paretobert frontier") -> Path:
-    """All ok points, the frontier as a step line, each point labelled; failures listed."""
+                  y: str = "accuracy", title: str = "paretobert frontier", max_labels: int = 16,
+                  group_by: str | None = None) -> Path:
+    """All ok points, the frontier as a step line, points labelled (only the frontier's when
+    there are more than ``max_labels``); failures listed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,11 +24,17 @@ def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: 
     on = ok.index.isin(front.index)
     ax.scatter(ok.loc[~on, x], ok.loc[~on, y], c="tab:gray", s=36, label="dominated", zorder=2)
     ax.scatter(ok.loc[on, x], ok.loc[on, y], c="tab:red", s=52, label="frontier", zorder=3)
-    if len(front):
-        f = front.sort_values(x)
-        ax.step(f[x], f[y], where="post", color="tab:red", lw=1.5, zorder=1)
-    # neighbours along x alternate above / below their point so close labels do not overlap
-    for k, (_, row) in enumerate(ok.sort_values(x).iterrows()):
+    groups = [(None, front)] if group_by is None else list(front.groupby(group_by, sort=True))
+    for k, (value, part) in enumerate(groups):
+        if len(part):
+            f = part.sort_values(x)
+            color = "tab:red" if group_by is None else plt.cm.tab10(k % 10)
+            ax.step(f[x], f[y], where="post", color=color, lw=1.5, zorder=1,
+                    label=None if group_by is None else f"frontier {group_by}={value}")
+    # neighbours along x alternate above / below their point so close labels do not overlap;
+    # a crowded plot labels its frontier points only (every point is in results.csv)
+    labelled = ok if len(ok) <= max_labels else ok[on]
+    for k, (_, row) in enumerate(labelled.sort_values(x).iterrows()):
         ax.annotate(str(row.get("label", row.get("variant_id", ""))), (row[x], row[y]), fontsize=7,
                     xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points")
     if len(ok) and (ok[x] > 0).all() and ok[x].max() / max(ok[x].min(), 1e-12) > 20:

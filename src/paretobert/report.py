@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from paretobert.frontier import DEFAULT_OBJECTIVES, Objective, frontier, parse_objectives
+from paretobert.frontier import DEFAULT_OBJECTIVES, Objective, frontier_by, parse_objectives
 from paretobert.plot import plot_frontier
 from paretobert.store import atomic_write_text, load_results
 
@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 COLUMNS = [
     "variant_id", "status", "label", "dataset", "model", "weights", "weights_source", "quant", "seq_len",
-    "threads", "accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-    "latency_mean_ms", "latency_std_ms", "latency_n", "tokenize_p50_ms", "tokenize_mean_ms",
+    "truncation", "train_length", "threads", "accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms",
+    "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "latency_n", "tokenize_p50_ms",
+    "tokenize_mean_ms", "total_p50_ms",
     "session_create_ms", "first_inference_ms", "model_mb", "n_params", "n_test", "mean_tokens",
     "onnx_max_abs_diff", "train_seconds", "train_cached", "machine_id", "error", "job_dir",
 ]
@@ -35,7 +36,10 @@ COLUMNS = [
 def _label(rec: dict[str, Any]) -> str:
     src = str(rec.get("weights_source") or rec.get("weights") or "?").split(":")[0]
     src = {"hf-cache": "hub", "path": "local"}.get(src, src)
-    return f"{rec.get('model')}[{src}] {'int8' if rec.get('quant') else 'fp32'} s{rec.get('seq_len')}"
+    model = str(rec.get("model"))
+    if ((rec.get("variant") or {}).get("model") or {}).get("retokenize"):
+        model += "+vocab"
+    return f"{model}[{src}] {'int8' if rec.get('quant') else 'fp32'} s{rec.get('seq_len')}"
 
 
 def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -45,18 +49,22 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         row = {c: rec.get(c) for c in COLUMNS}
         row["label"] = _label(rec)
         row["train_seconds"] = (rec.get("train") or {}).get("seconds")
+        if rec.get("latency_p50_ms") is not None and rec.get("tokenize_p50_ms") is not None:
+            row["total_p50_ms"] = rec["latency_p50_ms"] + rec["tokenize_p50_ms"]
         row["machine_id"] = (rec.get("environment") or {}).get("machine_id")
         rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
     for c in ("accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
-              "latency_std_ms", "tokenize_p50_ms", "tokenize_mean_ms", "session_create_ms",
+              "latency_std_ms", "tokenize_p50_ms", "total_p50_ms", "tokenize_mean_ms", "session_create_ms",
               "first_inference_ms", "model_mb", "mean_tokens", "onnx_max_abs_diff", "train_seconds"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df.sort_values("variant_id", kind="mergesort").reset_index(drop=True)
 
 
-def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> dict[str, Path]:
-    """Write the three report files into ``sweep_dir``; returns their paths."""
+def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+                 group_by: str | None = None) -> dict[str, Path]:
+    """Write the three report files into ``sweep_dir``; returns their paths. With ``group_by``
+    (a results column such as ``threads``) there is one frontier per value of that column."""
     sweep_dir = Path(sweep_dir)
     records = load_results(sweep_dir)
     if not records:
@@ -65,7 +73,7 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
     machines = df["machine_id"].dropna().unique()
     if len(machines) > 1:
         log.warning("%s mixes results from %d machines: latencies are not comparable", sweep_dir, len(machines))
-    front = frontier(df, objectives)
+    front = frontier_by(df, objectives, group_by)
     out = {"results": sweep_dir / "results.csv", "frontier": sweep_dir / "frontier.csv",
            "plot": sweep_dir / "frontier.png"}
     atomic_write_text(out["results"], df.to_csv(index=False))
@@ -75,8 +83,9 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
     x = minimised[0] if minimised else objectives[0][0]
     y = maximised[0] if maximised else objectives[-1][0]
     n_ok = int((df["status"] == "ok").sum())
-    plot_frontier(df, front, out["plot"], x=x, y=y,
-                  title=f"{sweep_dir.name}: {len(front)} on the frontier of {n_ok} ok / {len(df)} variants")
+    per = f" (per {group_by})" if group_by else ""
+    plot_frontier(df, front, out["plot"], x=x, y=y, group_by=group_by,
+                  title=f"{sweep_dir.name}: {len(front)} on the frontier{per} of {n_ok} ok / {len(df)} variants")
     return out
 
 
@@ -91,13 +100,14 @@ def latest_sweep(root: Path = Path("multirun")) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m paretobert.report", description=__doc__.splitlines()[0])
     ap.add_argument("sweep", nargs="?", help="sweep directory (default: the latest under multirun/)")
+    ap.add_argument("--group-by", default=None, help="one frontier per value of this column, e.g. threads")
     ap.add_argument("--objectives", nargs="+", default=[f"{c}:{d}" for c, d in DEFAULT_OBJECTIVES],
                     help="COLUMN:max|min, e.g. accuracy:max latency_p99_ms:min")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         sweep = Path(args.sweep) if args.sweep else latest_sweep()
-        out = write_report(sweep, objectives=parse_objectives(args.objectives))
+        out = write_report(sweep, objectives=parse_objectives(args.objectives), group_by=args.group_by)
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

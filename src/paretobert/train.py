@@ -9,6 +9,7 @@ import logging
 import math
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,16 @@ from tqdm.auto import tqdm
 
 from paretobert.config import TrainConfig
 
-__all__ = ["TrainingError", "default_lr", "fine_tune", "seed_everything"]
+__all__ = [
+    "Distillation",
+    "TrainingError",
+    "default_lr",
+    "fine_tune",
+    "mask_tokens",
+    "mlm_warmup",
+    "seed_everything",
+    "teacher_logits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,57 @@ def _device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+@dataclass
+class Distillation:
+    """What :func:`fine_tune` needs to distil: the teacher's logits on every train text (in
+    train order), and for hidden-state matching the teacher itself (same tokenizer) with the
+    teacher layer each student layer imitates."""
+
+    soft_targets: torch.Tensor
+    temperature: float = 2.0
+    alpha: float = 0.5
+    hidden_mse: float = 0.0
+    teacher: Any = None
+    layer_map: list[int] | None = None
+
+    def loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, idx: Any) -> torch.Tensor:
+        want_hidden = self.hidden_mse > 0
+        out = model(**enc, output_hidden_states=want_hidden)
+        t = self.temperature
+        soft = self.soft_targets[torch.as_tensor(idx)].to(out.logits.device)
+        kl = torch.nn.functional.kl_div(torch.log_softmax(out.logits / t, -1), torch.softmax(soft / t, -1),
+                                        reduction="batchmean") * t * t
+        loss = self.alpha * kl + (1 - self.alpha) * torch.nn.functional.cross_entropy(out.logits, y)
+        if want_hidden:
+            assert self.teacher is not None and self.layer_map is not None
+            with torch.no_grad():
+                th = self.teacher(**enc, output_hidden_states=True).hidden_states
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            terms = [(((out.hidden_states[i + 1] - th[j + 1]) ** 2) * mask).sum() / (mask.sum() * th[j + 1].shape[-1])
+                     for i, j in enumerate(self.layer_map)]
+            loss = loss + self.hidden_mse * torch.stack(terms).mean()
+        return loss
+
+
+def teacher_logits(teacher: Any, tokenizer: Any, texts: list[str], *, max_length: int, truncation: str = "head",
+                   batch_size: int = 32, progress: bool = True) -> torch.Tensor:
+    """The teacher's logits on ``texts`` (eval mode, no dropout), in order: the soft targets."""
+    from paretobert.encoding import encode_batch, encode_ids
+    from paretobert.export import input_names
+
+    names = input_names(tokenizer)
+    teacher.eval()
+    out = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(texts), batch_size), desc="teacher logits", unit="batch",
+                          disable=not progress, leave=False):
+            ids = [encode_ids(tokenizer, t, max_length=max_length, truncation=truncation)
+                   for t in texts[start : start + batch_size]]
+            enc = encode_batch(ids, pad_id=tokenizer.pad_token_id, names=names)
+            out.append(teacher(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits.float())
+    return torch.cat(out)
+
+
 def fine_tune(
     model: Any,
     tokenizer: Any,
@@ -56,11 +117,25 @@ def fine_tune(
     cfg: TrainConfig,
     seed: int,
     lr: float,
+    max_length: int | None = None,
+    truncation: str = "head",
+    distill: Distillation | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place on (texts, labels) at learning rate ``lr`` (resolved by
-    :func:`default_lr`; ``cfg.lr`` is not read here); returns training statistics."""
+    :func:`default_lr`) on inputs of at most ``max_length`` tokens cut by ``truncation``
+    (default ``cfg.max_length``; ``cfg.lr`` is not read here); returns training statistics.
+    With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels'."""
+    from paretobert.encoding import encode_batch, encode_ids
+    from paretobert.export import input_names
+
+    max_length = max_length or cfg.max_length
+    if not max_length:
+        raise ValueError("fine_tune needs max_length (train.max_length: null resolves to seq_len upstream)")
     seed_everything(seed)
+    names = input_names(tokenizer)
+    encoded = [encode_ids(tokenizer, t, max_length=max_length, truncation=truncation)
+               for t in tqdm(texts, desc="tokenize", unit="text", disable=not progress, leave=False)]
     device = _device(cfg.device)
     model.to(device).train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
@@ -91,11 +166,13 @@ def fine_tune(
             if step >= total:
                 break
             idx = order[start : start + cfg.batch_size]
-            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=cfg.max_length,
-                            padding=True, return_tensors="pt")
-            enc = {k: v.to(device) for k, v in enc.items()}
+            enc = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id, names=names)
+            enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
             y = torch.tensor([labels[i] for i in idx], device=device)
-            loss = model(**enc, labels=y).loss
+            if distill is None:
+                loss = model(**enc, labels=y).loss
+            else:
+                loss = distill.loss(model, enc, y, idx)
             if not torch.isfinite(loss):
                 bar.close()
                 raise TrainingError(
@@ -115,8 +192,100 @@ def fine_tune(
     return {
         "steps": total,
         "lr": lr,
+        "max_length": max_length,
+        "truncation": truncation,
         "device": str(device),
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[: max(1, min(10, len(losses)))])),
         "loss_last": float(np.mean(losses[-max(1, min(10, len(losses))):])),
     }
+
+
+def mask_tokens(ids: torch.Tensor, special: torch.Tensor, *, mask_id: int, vocab_size: int,
+                generator: torch.Generator, prob: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: ``prob`` of the non-special tokens are targets; of those 80% become
+    [MASK], 10% a random token, 10% stay. Returns (inputs, target mask)."""
+    target = (torch.rand(ids.shape, generator=generator) < prob) & ~special
+    inputs = ids.clone()
+    roll = torch.rand(ids.shape, generator=generator)
+    inputs[target & (roll < 0.8)] = mask_id
+    rand = target & (roll >= 0.8) & (roll < 0.9)
+    inputs[rand] = torch.randint(0, vocab_size, ids.shape, generator=generator)[rand]
+    return inputs, target
+
+
+def mlm_warmup(
+    mlm: Any,
+    tokenizer: Any,
+    *,
+    texts: list[str],
+    max_length: int,
+    epochs: float,
+    batch_size: int,
+    seed: int,
+    truncation: str = "head",
+    embedding_lr: float = 1e-3,
+    body_lr: float = 1e-4,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Masked-LM training of ``mlm`` (an ``...ForMaskedLM`` whose embeddings were replaced) on
+    ``texts``: new embeddings learn at ``embedding_lr``, the pretrained body at ``body_lr``.
+    The LM head runs on the masked positions only (the vocabulary projection dominates)."""
+    from paretobert.encoding import encode_batch, encode_ids
+
+    seed_everything(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dev = _device(device)
+    mlm.to(dev).train()
+    encoded = [encode_ids(tokenizer, t, max_length=max_length, truncation=truncation)
+               for t in tqdm(texts, desc="tokenize", unit="text", disable=not progress, leave=False)]
+    emb = {id(p) for p in mlm.get_input_embeddings().parameters()}
+    opt = torch.optim.AdamW([
+        {"params": [p for p in mlm.parameters() if id(p) in emb], "lr": embedding_lr},
+        {"params": [p for p in mlm.parameters() if id(p) not in emb], "lr": body_lr},
+    ], weight_decay=0.01)
+    total = max(1, math.ceil(math.ceil(len(texts) / batch_size) * epochs))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, total // 10))
+                                              * max(0.0, (total - s) / total))
+    body = getattr(mlm, mlm.base_model_prefix)
+    head_module = mlm.cls if hasattr(mlm, "cls") else mlm.lm_head
+    specials = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    rng = np.random.default_rng(seed)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    step = 0
+    bar = tqdm(total=total, desc="masked-LM warm-up", unit="step", disable=not progress)
+    while step < total:
+        order = rng.permutation(len(encoded))
+        for start in range(0, len(order), batch_size):
+            if step >= total:
+                break
+            batch = encode_batch([encoded[i] for i in order[start : start + batch_size]],
+                                 pad_id=tokenizer.pad_token_id, names=["input_ids", "attention_mask"])
+            ids, att = torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"])
+            special = torch.isin(ids, specials) | (att == 0)
+            inputs, target = mask_tokens(ids, special, mask_id=tokenizer.mask_token_id,
+                                         vocab_size=len(tokenizer), generator=gen)
+            if not target.any():
+                continue
+            hidden = body(input_ids=inputs.to(dev), attention_mask=att.to(dev)).last_hidden_state
+            logits = head_module(hidden[target.to(dev)])
+            loss = torch.nn.functional.cross_entropy(logits, ids[target].to(dev))
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingError(f"masked-LM loss became {loss.item()} at step {step}/{total}")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    bar.close()
+    mlm.to("cpu").eval()
+    k = max(1, min(20, len(losses) // 3))
+    return {"steps": total, "seconds": time.perf_counter() - t0, "embedding_lr": embedding_lr,
+            "body_lr": body_lr, "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:]))}

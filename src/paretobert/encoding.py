@@ -1,0 +1,73 @@
+"""Text -> model inputs with a truncation strategy, the same for training, scoring and timing.
+
+``head`` keeps the first ``max_length - 2`` tokens (the usual truncation); ``head+tail``
+keeps the first half and the last half of that budget (Sun et al. 2019, "How to fine-tune
+BERT for text classification"), which helps documents whose ending is telling, such as news
+articles with a closing byline or related-article links. [CLS] and [SEP] are always kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TRUNCATIONS", "encode_batch", "encode_ids", "encode_text", "truncate_chars", "truncate_ids"]
+
+TRUNCATIONS = ("head", "head+tail")
+
+
+def truncate_ids(ids: Sequence[int], budget: int, strategy: str) -> list[int]:
+    """At most ``budget`` items of ``ids``: the head, or head and tail halves (head gets the odd one)."""
+    ids = list(ids)
+    if budget <= 0:
+        return []
+    if len(ids) <= budget:
+        return ids
+    if strategy == "head":
+        return ids[:budget]
+    if strategy == "head+tail":
+        head = budget - budget // 2
+        tail = budget - head
+        return ids[:head] + (ids[len(ids) - tail :] if tail else [])
+    raise ValueError(f"unknown truncation {strategy!r}; accepted: {' | '.join(TRUNCATIONS)}")
+
+
+def truncate_chars(text: str, budget: int, strategy: str) -> str:
+    """The character-level counterpart of :func:`truncate_ids` (for character models)."""
+    return "".join(truncate_ids(list(text), budget, strategy)) if len(text) > budget else text
+
+
+def encode_ids(tokenizer: Any, text: str, *, max_length: int, truncation: str = "head") -> list[int]:
+    """Token ids of ``text`` with [CLS]/[SEP] (or the tokenizer's own), at most ``max_length``."""
+    if truncation == "head":
+        return list(tokenizer(text, truncation=True, max_length=max_length)["input_ids"])
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    body = tokenizer(text, add_special_tokens=False)["input_ids"]
+    body = truncate_ids(body, max_length - n_special, truncation)
+    return list(tokenizer.build_inputs_with_special_tokens(body))
+
+
+def _feed(ids: Sequence[int], names: Sequence[str]) -> dict[str, np.ndarray]:
+    arr = np.asarray([ids], dtype=np.int64)
+    out = {"input_ids": arr, "attention_mask": np.ones_like(arr), "token_type_ids": np.zeros_like(arr)}
+    return {n: out[n] for n in names}
+
+
+def encode_text(tokenizer: Any, text: str, *, max_length: int, names: Sequence[str],
+                truncation: str = "head") -> dict[str, np.ndarray]:
+    """A batch-1 feed ``{name: int64 array of shape (1, n)}`` for ONNX Runtime."""
+    return _feed(encode_ids(tokenizer, text, max_length=max_length, truncation=truncation), names)
+
+
+def encode_batch(batch: Sequence[Sequence[int]], *, pad_id: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Right-pad pre-encoded id lists into one batch (the attention mask hides the padding)."""
+    width = max(len(ids) for ids in batch)
+    ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(batch), width), dtype=np.int64)
+    for i, row in enumerate(batch):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    return {n: out[n] for n in names}
