@@ -112,3 +112,15 @@ def test_variant_id_resolver_names_job_dirs():
 def test_variant_from_composed_config_is_stable():
     a, b = Variant.from_config(_compose("model=tiny")), Variant.from_config(_compose("model=tiny"))
     assert a.variant_id == b.variant_id and a.hash == b.hash
+
+
+@pytest.mark.parametrize("arm", sorted(p.stem for p in (CONF / "compress").glob("*.yaml")))
+def test_every_compression_arm_composes(arm):
+    conf = _compose(f"+compress={arm}")
+    assert conf.model.name == "minilm-l6"
+    if arm.startswith("drop-"):
+        assert conf.drop.strategy == arm.split("-")[1] and conf.drop.keep == 3
+    if arm.startswith("kd-"):
+        assert conf.distill.teacher == "minilm-l6" and len(conf.distill.layers) == 3
+    if arm.startswith("exit-"):
+        assert conf.exit.threshold == float(arm[5:])

@@ -200,3 +200,22 @@ def test_distilled_student_from_teacher_layers(tmp_path, variant_of):
     assert rec["train_key"] != teacher["train_key"]
     # the teacher was fine-tuned once, cached, and reused by the student
     assert len([p for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir() and not p.name.startswith(".")]) == 2
+
+
+def test_early_exit_variant(tmp_path, variant_of):
+    from paretobert.config import ExitConfig
+
+    cache = tmp_path / "cache"
+    recs = {}
+    for s, q in ((0.0, False), (5.0, False), (5.0, True)):
+        two = ModelConfig(name="micro", layers=2, hidden=32, heads=2, intermediate=64, max_position=128,
+                          tokenizer="wordpiece", vocab_size=150)
+        v = variant_of(model=two, exit=ExitConfig(threshold=s, epochs=2), quant=q)
+        recs[s, q] = pipeline.run_variant(v, out_dir=tmp_path / f"{s}{q}", cache_dir=cache, progress=False)
+        assert recs[s, q]["status"] == "ok", recs[s, q].get("traceback")
+    never, always = recs[0.0, False], recs[5.0, False]  # entropy of 3 classes < log 3 < 5
+    assert never["exit_layer_mean"] == 2.0 and always["exit_layer_mean"] == 1.0
+    assert always["exit_layer_counts"] == {"1": always["n_test"]}
+    assert never["exit_max_abs_diff"] < 1e-3 and never["exit_key"] == always["exit_key"] != recs[5.0, True]["exit_key"]
+    assert never["variant_id"].startswith("csv-micro-scratch-fp32-s32-exit0-t1-")
+    assert "early-exit" in never["stage_seconds"] and recs[5.0, True]["model_mb"] < never["model_mb"]

@@ -56,3 +56,15 @@ def test_null_train_length_follows_seq_len_and_truncation_is_keyed():
     assert _variant(seq_len=64).train_length == 128  # the default trains at 128 for every seq_len
     ht = _variant(truncation="head+tail")
     assert ht.train_key(**key) != _variant().train_key(**key) and ht.name.endswith("-s128-ht-t1")
+
+
+def test_distillation_and_drop_enter_the_train_key():
+    from paretobert.config import DistillConfig, DropConfig
+
+    key = dict(data_fingerprint="d", source="s", lr=1e-3)
+    plain = _variant()
+    kd = _variant(distill=DistillConfig(teacher="minilm-l6", layers=[1, 3, 5]))
+    assert kd.name == "bbc-minilm-l6-kd135-fp32-s128-t1"
+    assert kd.train_key(**key, teacher_key="t1") != kd.train_key(**key, teacher_key="t2") != plain.train_key(**key)
+    dropped = _variant(drop=DropConfig(strategy="top", keep=3))
+    assert dropped.name == "bbc-minilm-l6-top3-fp32-s128-t1" and dropped.train_key(**key) != plain.train_key(**key)

@@ -22,6 +22,7 @@ __all__ = [
     "DatasetConfig",
     "DistillConfig",
     "DropConfig",
+    "ExitConfig",
     "DATASETS",
     "EvalConfig",
     "ExportConfig",
@@ -259,6 +260,23 @@ class DropConfig:
 
 
 @dataclass
+class ExitConfig:
+    """DeeBERT early exit: off-ramps after every layer, stop when the entropy is below S."""
+
+    threshold: float | None = field(
+        default=None, metadata={"help": "entropy threshold S (null: no early exit; 0: segmented, never exits)"}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "off-ramp training epochs (body frozen)"})
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None:
+            _check_positive("exit.threshold", self.threshold, allow_zero=True)
+        _check_positive("exit.epochs", self.epochs)
+        _check_positive("exit.lr", self.lr)
+
+
+@dataclass
 class DistillConfig:
     """Task-specific knowledge distillation from a fine-tuned teacher (DeepSpeed layer reduction)."""
 
@@ -331,6 +349,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     drop: DropConfig = field(default_factory=DropConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    exit: ExitConfig = field(default_factory=ExitConfig)
     quant: bool = field(default=False, metadata={"help": "true: int8 dynamic quantization"})
     seq_len: int = field(default=128, metadata={"help": "max tokens at inference"})
     truncation: str = field(
@@ -350,6 +369,15 @@ class Config:
         _check_choice("weights", self.weights, WEIGHTS)
         _check_choice("truncation", self.truncation, TRUNCATIONS)
         self._check_drop()
+        if self.exit.threshold is not None:
+            if self.model.arch != "bert":
+                _fail("exit.threshold", self.exit.threshold, f"null for model.arch={self.model.arch} "
+                      "(early exit supports BERT-architecture models)")
+            if self.model.layers < 2:
+                _fail("exit.threshold", self.exit.threshold, f"null for a {self.model.layers}-layer model "
+                      "(early exit needs at least 2 layers)")
+            if self.eval.batch_size != 1:
+                _fail("eval.batch_size", self.eval.batch_size, "1 with early exit (each input exits on its own)")
         if self.distill.teacher is not None:
             teacher = load_model_preset(self.distill.teacher)
             if self.model.arch == "tfidf" or teacher.arch == "tfidf":

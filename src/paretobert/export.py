@@ -49,7 +49,7 @@ def export_onnx(model: Any, tokenizer: Any, path: Path, *, opset: int = 17) -> l
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LogitsOnly(model, names), args, str(path), input_names=names, output_names=["logits"],
+            _LogitsOnly(model, names).eval(), args, str(path), input_names=names, output_names=["logits"],
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     return names

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from paretobert.bench import make_session, summarize, time_loop
 from paretobert.data import Split, load_split
@@ -239,6 +240,53 @@ def _export_stage(variant: Variant, ckpt: Path, train_key: str, split: Split, ca
     return key, artifact(cache_dir, "onnx", key, build)
 
 
+def _exit_stage(variant: Variant, ckpt: Path, train_key: str, split: Split, cache_dir: Path, progress: bool):
+    """Off-ramps trained on the frozen checkpoint, one ONNX graph per layer (int8 with quant)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from paretobert.encoding import encode_text
+    from paretobert.models.early_exit import (
+        EarlyExitRunner,
+        export_segments,
+        layer_logits,
+        train_ramps,
+    )
+    from paretobert.quantize import quantize_onnx
+    from paretobert.variant import content_hash, library_versions
+
+    def build(tmp: Path) -> dict[str, Any]:
+        import torch
+
+        model = AutoModelForSequenceClassification.from_pretrained(ckpt, attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(ckpt)
+        ramps, stats = train_ramps(model, tok, texts=split.train_texts, labels=split.train_labels,
+                                   max_length=variant.train_length, truncation=variant.truncation,
+                                   epochs=variant.exit.epochs, lr=variant.exit.lr,
+                                   batch_size=variant.train.batch_size, seed=variant.seed, progress=progress)
+        files = export_segments(model, ramps, tok, tmp, opset=variant.export.opset)
+        runner = EarlyExitRunner([tmp / f for f in files], threshold=0.0)
+        diff = 0.0
+        for text in split.test_texts[:4]:
+            feed = encode_text(tok, text, max_length=variant.seq_len, names=runner.input_names,
+                               truncation=variant.truncation)
+            want = layer_logits(model, ramps, {k: torch.from_numpy(v) for k, v in feed.items()})
+            diff = max(diff, *(float(np.abs(g - w.numpy()).max()) for g, w in
+                               zip(runner.all_logits(feed), want, strict=True)))
+        del runner
+        if variant.quant:
+            for f in files:
+                quantize_onnx(tmp / f, tmp / f.replace(".onnx", ".int8.onnx"), cfg=variant.quantize)
+                (tmp / f).unlink()
+            files = [f.replace(".onnx", ".int8.onnx") for f in files]
+        return {"files": files, "train": stats, "max_abs_diff": diff}
+
+    key = content_hash({"train": train_key, "exit": {"epochs": variant.exit.epochs, "lr": variant.exit.lr},
+                        "length": variant.train_length, "truncation": variant.truncation,
+                        "opset": variant.export.opset, "quant": variant.quantize if variant.quant else None,
+                        "v": library_versions()})
+    return key, artifact(cache_dir, "exit", key, build)
+
+
 def _quant_stage(variant: Variant, fp32: Path, export_key: str, cache_dir: Path):
     from paretobert.quantize import quantize_onnx
 
@@ -273,31 +321,55 @@ def _preparer(variant: Variant, ckpt: Path, names: list[str]) -> tuple[Callable,
     return prep_tokens, lambda feed: feed["input_ids"].shape[1]
 
 
-def _measure(variant: Variant, split: Split, onnx_path: Path, ckpt: Path, stages: _Stages,
+def _open_model(variant: Variant, paths: list[Path], threads: int | None):
+    """(run(feed) -> (logits, exit layer or None), input names, session creation ms)."""
+    if variant.exit.threshold is None:
+        sess, ms = make_session(paths[0], threads=threads)
+        return (lambda feed: (sess.run(None, feed)[0], None)), [i.name for i in sess.get_inputs()], ms
+    from paretobert.models.early_exit import EarlyExitRunner
+
+    t0 = time.perf_counter()
+    runner = EarlyExitRunner(paths, threshold=variant.exit.threshold, threads=threads)
+    return runner, runner.input_names, (time.perf_counter() - t0) * 1000.0
+
+
+def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, stages: _Stages,
              progress: bool) -> dict[str, Any]:
     from paretobert.export import model_bytes
 
     vid = variant.variant_id
-    out: dict[str, Any] = {"model_mb": model_bytes(onnx_path) / 1e6}
+    out: dict[str, Any] = {"model_mb": sum(model_bytes(p) for p in paths) / 1e6}
     with stages("evaluate", vid):
-        sess, _ = make_session(onnx_path)  # all cores: not timed
-        prepare, length = _preparer(variant, ckpt, [i.name for i in sess.get_inputs()])
-        feeds = [prepare(t) for t in split.test_texts]
-        preds = predict(sess, feeds, batch_size=variant.eval.batch_size, progress=progress)
+        if variant.exit.threshold is None:
+            sess, _ = make_session(paths[0])  # all cores: not timed
+            prepare, length = _preparer(variant, ckpt, [i.name for i in sess.get_inputs()])
+            feeds = [prepare(t) for t in split.test_texts]
+            preds = predict(sess, feeds, batch_size=variant.eval.batch_size, progress=progress)
+            del sess
+        else:  # batch 1: where each input exits is the point
+            run, names, _ = _open_model(variant, paths, None)
+            prepare, length = _preparer(variant, ckpt, names)
+            feeds = [prepare(t) for t in split.test_texts]
+            outs = [run(f) for f in tqdm(feeds, desc="evaluate", unit="text", disable=not progress, leave=False)]
+            preds = np.array([int(np.argmax(lg)) for lg, _ in outs])
+            layers = [layer for _, layer in outs]
+            out["exit_layer_mean"] = float(np.mean(layers))
+            out["exit_layer_counts"] = {str(k): int(v) for k, v in
+                                        zip(*np.unique(layers, return_counts=True), strict=True)}
+            del run
         out.update(classification_metrics(split.test_labels, preds.tolist()))
         out["n_test"] = len(feeds)
         out["mean_tokens"] = float(np.mean([length(f) for f in feeds]))
-        del sess
     with stages("bench", vid):
         b = variant.bench
         pick = _evenly_spaced(len(feeds), b.n_texts)
         bfeeds, btexts = [feeds[i] for i in pick], [split.test_texts[i] for i in pick]
-        sess, create_ms = make_session(onnx_path, threads=variant.runtime.threads)
+        run, _, create_ms = _open_model(variant, paths, variant.runtime.threads)
         t0 = time.perf_counter()
-        sess.run(None, bfeeds[0])
+        run(bfeeds[0])
         out["first_inference_ms"] = (time.perf_counter() - t0) * 1000.0
         out["session_create_ms"] = create_ms
-        lat = summarize(time_loop(lambda i: sess.run(None, bfeeds[i]), n_inputs=len(bfeeds),
+        lat = summarize(time_loop(lambda i: run(bfeeds[i]), n_inputs=len(bfeeds),
                                   warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
                                   max_seconds=b.max_seconds, desc="time", progress=progress))
         tokt = summarize(time_loop(lambda i: prepare(btexts[i]), n_inputs=len(btexts),
@@ -386,8 +458,14 @@ def run_variant(
                 qkey, (qdir, qmeta, _) = _quant_stage(variant, onnx_path, ekey, cache_dir)
             record["quant_key"] = qkey
             onnx_path = qdir / qmeta["file"]
-        record["onnx_path"] = str(onnx_path)
-        record.update(_measure(variant, split, onnx_path, ckpt, stages, progress))
+        paths = [onnx_path]
+        if variant.exit.threshold is not None:
+            with stages("early-exit", vid):
+                xkey, (xdir, xmeta, _) = _exit_stage(variant, ckpt, tkey, split, cache_dir, progress)
+            record.update(exit_key=xkey, exit_train=xmeta["train"], exit_max_abs_diff=xmeta["max_abs_diff"])
+            paths = [xdir / f for f in xmeta["files"]]
+        record["onnx_path"] = str(paths[0] if len(paths) == 1 else paths[0].parent)
+        record.update(_measure(variant, split, paths, ckpt, stages, progress))
         record["status"] = "ok"
     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
         log.error("[%s] failed: %s: %s", vid, type(e).__name__, e)

@@ -20,6 +20,7 @@ from paretobert.config import (
     DistillConfig,
     DropConfig,
     EvalConfig,
+    ExitConfig,
     ExportConfig,
     ModelConfig,
     QuantizeConfig,
@@ -74,6 +75,7 @@ class Variant:
     eval: EvalConfig
     drop: DropConfig
     distill: DistillConfig
+    exit: ExitConfig
     quant: bool
     seq_len: int
     truncation: str
@@ -101,6 +103,8 @@ class Variant:
         if self.weights != "auto":
             parts.append(self.weights)
         parts += ["int8" if self.quant else "fp32", f"s{self.seq_len}"]
+        if self.exit.threshold is not None:
+            parts.append(f"exit{self.exit.threshold:g}")
         if self.truncation != "head":
             parts.append("ht" if self.truncation == "head+tail" else self.truncation)
         parts.append(f"t{self.runtime.threads}")
@@ -133,23 +137,22 @@ class Variant:
         the learning rate actually used (``train.lr: null`` resolves by source);
         ``teacher_key`` the checkpoint key of the distillation teacher.
         """
-        return content_hash(
-            {
-                "model": self.model,
-                "source": source,
-                "data": data_fingerprint,
-                "train": {**{k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"},
-                          "max_length": self.train_length},
-                "truncation": self.truncation,
-                "drop": self.drop,
-                "distill": self.distill if self.distill.teacher else None,
-                "teacher": teacher_key,
-                "seed": self.seed,
-                "lr": lr,
-                "recipe": RECIPE,
-                "versions": library_versions(),
-            }
-        )
+        inputs: dict[str, Any] = {
+            "model": self.model,
+            "source": source,
+            "data": data_fingerprint,
+            "train": {**{k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"},
+                      "max_length": self.train_length},
+            "truncation": self.truncation,
+            "drop": self.drop,
+            "distill": self.distill if self.distill.teacher else None,
+            "teacher": teacher_key,
+            "seed": self.seed,
+            "lr": lr,
+            "recipe": RECIPE,
+            "versions": library_versions(),
+        }
+        return content_hash(inputs)
 
     def export_key(self, *, train_key: str) -> str:
         # RECIPE reaches this key and the next through train_key
