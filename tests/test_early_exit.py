@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from paretobert.encoding import encode_text
-from paretobert.models.early_exit import EarlyExitRunner, entropy, export_segments, layer_logits, train_ramps
+from paretobert.models.early_exit import (
+    EarlyExitRunner,
+    entropy,
+    export_segments,
+    layer_logits,
+    train_ramps,
+)
 
 
 def test_entropy_known_values():
