@@ -78,3 +78,11 @@ def test_report_per_thread_count(tmp_path):
     front = pd.read_csv(out["frontier"])
     assert front["variant_id"].tolist() == ["t1-fast", "t2-fast"] and out["plot"].stat().st_size > 0
     assert main([str(tmp_path / "g"), "--group-by", "threads"]) == 0
+
+
+def test_markdown_table(sweep, capsys):
+    assert main([str(sweep), "--markdown"]) == 0
+    md = capsys.readouterr().out.split("| variant |", 1)[1]
+    rows = [line for line in md.splitlines() if line.startswith("| mini") or line.startswith("| broken")]
+    assert rows[0].startswith("| mini[scratch] fp32 s128 | 0.7000") and rows[-1].startswith("| broken | failed")
+    assert sum(line.endswith("| yes |") for line in rows) == 2  # fast and slow are on the frontier

@@ -89,6 +89,22 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
     return out
 
 
+def markdown_table(results: pd.DataFrame, front: pd.DataFrame) -> str:
+    """A Markdown table of the ok rows (accuracy, macro-F1, latencies, MB, frontier mark),
+    slowest first, for experiment READMEs."""
+    ok = results[results["status"] == "ok"].sort_values("latency_p50_ms", ascending=False)
+    on = set(front["variant_id"])
+    lines = ["| variant | accuracy | macro-F1 | p50 ms | p99 ms | tokenize p50 ms | MB | frontier |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in ok.iterrows():
+        lines.append(f"| {r['label']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['latency_p50_ms']:.2f} | "
+                     f"{r['latency_p99_ms']:.2f} | {r['tokenize_p50_ms']:.2f} | {r['model_mb']:.1f} | "
+                     f"{'yes' if r['variant_id'] in on else ''} |")
+    for _, r in results[results["status"] != "ok"].iterrows():
+        lines.append(f"| {r['variant_id']} | failed: {r['error']} | | | | | | |")
+    return "\n".join(lines)
+
+
 def latest_sweep(root: Path = Path("multirun")) -> Path:
     """The most recently modified sweep directory under ``root`` holding results."""
     candidates = [d for d in Path(root).glob("*") if d.is_dir() and any(d.rglob("result.json"))]
@@ -100,6 +116,7 @@ def latest_sweep(root: Path = Path("multirun")) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m paretobert.report", description=__doc__.splitlines()[0])
     ap.add_argument("sweep", nargs="?", help="sweep directory (default: the latest under multirun/)")
+    ap.add_argument("--markdown", action="store_true", help="also print a Markdown table of the results")
     ap.add_argument("--group-by", default=None, help="one frontier per value of this column, e.g. threads")
     ap.add_argument("--objectives", nargs="+", default=[f"{c}:{d}" for c, d in DEFAULT_OBJECTIVES],
                     help="COLUMN:max|min, e.g. accuracy:max latency_p99_ms:min")
@@ -118,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(front[cols].to_string(index=False))
     for kind, path in out.items():
         print(f"{kind}: {path}")
+    if args.markdown:
+        print(markdown_table(pd.read_csv(out["results"]), front))
     return 0
 
 
