@@ -219,3 +219,17 @@ def test_early_exit_variant(tmp_path, variant_of):
     assert never["exit_max_abs_diff"] < 1e-3 and never["exit_key"] == always["exit_key"] != recs[5.0, True]["exit_key"]
     assert never["variant_id"].startswith("csv-micro-scratch-fp32-s32-exit0-t1-")
     assert "early-exit" in never["stage_seconds"] and recs[5.0, True]["model_mb"] < never["model_mb"]
+
+
+def test_repeats_give_rounds_and_intervals(tmp_path, variant_of):
+    bench = BenchConfig(warmup=1, min_iters=5, min_seconds=0.0, max_seconds=2.0, n_texts=4, repeats=3)
+    rec = pipeline.run_variant(variant_of(bench=bench), out_dir=tmp_path / "j", cache_dir=tmp_path / "c", progress=False)
+    assert rec["status"] == "ok", rec.get("traceback")
+    rounds = rec["latency_p50_rounds_ms"]
+    assert rec["latency_rounds"] == len(rounds) == len(rec["latency"]["rounds"]) == 3
+    assert rec["latency_p50_ms"] == sorted(rounds)[1]
+    assert min(rounds) == rec["latency_p50_ms_ci_lo"] <= rec["latency_p50_ms"] <= rec["latency_p50_ms_ci_hi"] == max(rounds)
+    assert rec["accuracy_ci_lo"] <= rec["accuracy"] <= rec["accuracy_ci_hi"]
+    single = pipeline.run_variant(variant_of(), out_dir=tmp_path / "k", cache_dir=tmp_path / "c", progress=False)
+    assert single["latency_rounds"] == 1 and single["latency"]["n"] == len(single["latency"]["raw"])
+    assert single["latency_p50_ms_ci_lo"] <= single["latency_p50_ms"] <= single["latency_p50_ms_ci_hi"]

@@ -46,7 +46,8 @@ def test_write_report_writes_three_files(sweep):
     assert {p.name for p in out.values()} == {"results.csv", "frontier.csv", "frontier.png"}
     res, front = pd.read_csv(out["results"]), pd.read_csv(out["frontier"])
     assert len(res) == 4 and set(res["status"]) == {"ok", "failed"}  # failures recorded, not dropped
-    assert front["variant_id"].tolist() == ["fast", "slow"] and list(front.columns) == list(res.columns)
+    assert front["variant_id"].tolist() == ["fast", "slow"] and list(front.columns) == [*res.columns, "frontier_status"]
+    assert front["frontier_status"].tolist() == ["frontier", "frontier"]  # no intervals: the plain Pareto rule
     assert out["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -86,3 +87,20 @@ def test_markdown_table(sweep, capsys):
     rows = [line for line in md.splitlines() if line.startswith("| mini") or line.startswith("| broken")]
     assert rows[0].startswith("| mini[scratch] fp32 s128 | 0.7000") and rows[-1].startswith("| broken | failed")
     assert sum(line.endswith("| yes |") for line in rows) == 2  # fast and slow are on the frontier
+
+
+def test_report_marks_indistinguishable_points_and_draws_intervals(tmp_path):
+    # b is a little slower and less accurate than a, within the intervals: on the frontier, marked
+    a = _rec("a", acc=0.90, p50=10.0, accuracy_ci_lo=0.88, accuracy_ci_hi=0.92, latency_p50_ms_ci_lo=9.5,
+             latency_p50_ms_ci_hi=10.5)
+    b = _rec("b", acc=0.895, p50=10.2, accuracy_ci_lo=0.875, accuracy_ci_hi=0.915, latency_p50_ms_ci_lo=9.8,
+             latency_p50_ms_ci_hi=10.6)
+    c = _rec("c", acc=0.80, p50=30.0, accuracy_ci_lo=0.78, accuracy_ci_hi=0.82, latency_p50_ms_ci_lo=29.0,
+             latency_p50_ms_ci_hi=31.0)
+    for r in (a, b, c):
+        atomic_write_json(tmp_path / "n" / r["variant_id"] / "result.json", r)
+    out = write_report(tmp_path / "n")
+    front = pd.read_csv(out["frontier"])
+    assert dict(zip(front["variant_id"], front["frontier_status"], strict=True)) == {"a": "frontier",
+                                                                                      "b": "indistinguishable"}
+    assert out["plot"].stat().st_size > 0

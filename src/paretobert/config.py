@@ -218,8 +218,13 @@ class BenchConfig:
     min_seconds: float = 3.0
     max_seconds: float = 60.0
     n_texts: int = 200
+    repeats: int = field(
+        default=1, metadata={"help": "independent timing rounds, each in a fresh session; p50 = median of rounds"}
+    )
 
     def __post_init__(self) -> None:
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            _fail("bench.repeats", self.repeats, "an integer >= 1")
         _check_positive("bench.warmup", self.warmup, allow_zero=True)
         _check_positive("bench.min_iters", self.min_iters)
         _check_positive("bench.min_seconds", self.min_seconds, allow_zero=True)

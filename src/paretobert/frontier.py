@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_OBJECTIVES", "Objective", "frontier", "frontier_by", "parse_objectives", "pareto_mask"]
+__all__ = [
+    "DEFAULT_OBJECTIVES",
+    "Objective",
+    "frontier",
+    "frontier_by",
+    "noise_aware_frontier",
+    "parse_objectives",
+    "pareto_mask",
+]
 
 Objective = tuple[str, str]
 DEFAULT_OBJECTIVES: tuple[Objective, ...] = (("accuracy", "max"), ("latency_p50_ms", "min"))
@@ -82,3 +90,40 @@ def frontier_by(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJE
         raise KeyError(f"group column {by!r} not in the table (columns: {list(df.columns)})")
     parts = [frontier(g, objectives) for _, g in df.groupby(by, sort=True, dropna=False)]
     return pd.concat(parts) if parts else df.iloc[0:0]
+
+
+def _interval(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """``{col}_ci_lo`` / ``{col}_ci_hi`` where present, else the point value (zero width)."""
+    est = pd.to_numeric(df[col], errors="coerce").astype(float).to_numpy()
+    lo = pd.to_numeric(df.get(f"{col}_ci_lo", df[col]), errors="coerce").astype(float).to_numpy()
+    hi = pd.to_numeric(df.get(f"{col}_ci_hi", df[col]), errors="coerce").astype(float).to_numpy()
+    lo, hi = np.where(np.isfinite(lo), lo, est), np.where(np.isfinite(hi), hi, est)
+    return lo, hi
+
+
+def noise_aware_frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+                         by: str | None = None) -> pd.DataFrame:
+    """Rows no other row dominates beyond the intervals (``{objective}_ci_lo/_hi`` columns;
+    zero width where absent), with ``frontier_status`` = ``frontier`` or ``indistinguishable``
+    (a plain Pareto frontier would drop it, the intervals cannot). Per group with ``by``."""
+    from paretobert.stats import noise_aware_status
+
+    if by is not None:
+        if by not in df.columns:
+            raise KeyError(f"group column {by!r} not in the table (columns: {list(df.columns)})")
+        parts = [noise_aware_frontier(g, objectives) for _, g in df.groupby(by, sort=True, dropna=False)]
+        return pd.concat(parts) if parts else df.iloc[0:0].assign(frontier_status=[])
+    valid = _valid(df, objectives)
+    sub = df.loc[valid]
+    if sub.empty:
+        return df.iloc[0:0].assign(frontier_status=pd.Series(dtype=str))
+    est = np.column_stack([pd.to_numeric(sub[c]).astype(float).to_numpy() for c, _ in objectives])
+    bounds = [_interval(sub, c) for c, _ in objectives]
+    lo = np.column_stack([b[0] for b in bounds])
+    hi = np.column_stack([b[1] for b in bounds])
+    status = pd.Series(noise_aware_status(est, lo, hi, [d for _, d in objectives]), index=sub.index)
+    front = sub.loc[status != "dominated"].assign(frontier_status=status[status != "dominated"])
+    keys = [c for c, _ in objectives]
+    asc = [d == "min" for _, d in objectives]
+    order = sorted(range(len(keys)), key=lambda i: not asc[i])
+    return front.sort_values([keys[i] for i in order], ascending=[asc[i] for i in order], kind="mergesort")

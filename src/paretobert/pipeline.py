@@ -364,24 +364,55 @@ def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, stag
         b = variant.bench
         pick = _evenly_spaced(len(feeds), b.n_texts)
         bfeeds, btexts = [feeds[i] for i in pick], [split.test_texts[i] for i in pick]
-        run, _, create_ms = _open_model(variant, paths, variant.runtime.threads)
-        t0 = time.perf_counter()
-        run(bfeeds[0])
-        out["first_inference_ms"] = (time.perf_counter() - t0) * 1000.0
-        out["session_create_ms"] = create_ms
-        lat = summarize(time_loop(lambda i: run(bfeeds[i]), n_inputs=len(bfeeds),
-                                  warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
-                                  max_seconds=b.max_seconds, desc="time", progress=progress))
+        rounds = []
+        for r in range(b.repeats):  # a fresh session per round: creation and cold start included
+            run, _, create_ms = _open_model(variant, paths, variant.runtime.threads)
+            t0 = time.perf_counter()
+            run(bfeeds[0])
+            first_ms = (time.perf_counter() - t0) * 1000.0
+            lat = summarize(time_loop(lambda i, run=run: run(bfeeds[i]), n_inputs=len(bfeeds),
+                                      warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
+                                      max_seconds=b.max_seconds, desc=f"time {r + 1}/{b.repeats}",
+                                      progress=progress))
+            rounds.append({"p50": lat.p50, "p99": lat.p99, "session_create_ms": create_ms,
+                           "first_inference_ms": first_ms, "stats": lat})
+            del run
         tokt = summarize(time_loop(lambda i: prepare(btexts[i]), n_inputs=len(btexts),
                                    warmup=min(5, b.warmup), min_iters=len(btexts), min_seconds=0.0,
                                    max_seconds=b.max_seconds))
         out["bench_tokens_mean"] = float(np.mean([length(f) for f in bfeeds]))
-    out["latency"] = lat.as_dict()
-    for stat in ("p50", "p90", "p99", "mean", "std", "min", "max"):
-        out[f"latency_{stat}_ms"] = getattr(lat, stat)
-    out["latency_n"] = lat.n
+    out.update(_latency_fields(rounds))
+    out.update(_accuracy_interval(out["accuracy"], out["n_test"]))
     out["tokenize_p50_ms"], out["tokenize_mean_ms"] = tokt.p50, tokt.mean
     return out
+
+
+def _latency_fields(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Latency of one or more timing rounds: percentiles of the single round, or the median of
+    the round medians; a bootstrap 95% interval of p50 (over the raw timings of a single round,
+    over the round medians otherwise)."""
+    from paretobert.stats import bootstrap_interval
+
+    lats = [r["stats"] for r in rounds]
+    out: dict[str, Any] = {"latency": lats[0].as_dict() if len(lats) == 1 else
+                           {"unit": "ms", "rounds": [lat.as_dict() for lat in lats]}}
+    for stat in ("p50", "p90", "p99", "mean", "std", "min", "max"):
+        out[f"latency_{stat}_ms"] = float(np.median([getattr(lat, stat) for lat in lats]))
+    out["latency_n"] = int(sum(lat.n for lat in lats))
+    out["latency_rounds"] = len(lats)
+    out["latency_p50_rounds_ms"] = [lat.p50 for lat in lats]
+    sample = lats[0].raw if len(lats) == 1 else [lat.p50 for lat in lats]
+    out["latency_p50_ms_ci_lo"], out["latency_p50_ms_ci_hi"] = bootstrap_interval(sample)
+    out["session_create_ms"] = float(np.median([r["session_create_ms"] for r in rounds]))
+    out["first_inference_ms"] = float(np.median([r["first_inference_ms"] for r in rounds]))
+    return out
+
+
+def _accuracy_interval(accuracy: float, n: int) -> dict[str, float]:
+    from paretobert.stats import wilson_interval
+
+    lo, hi = wilson_interval(int(round(accuracy * n)), n)
+    return {"accuracy_ci_lo": lo, "accuracy_ci_hi": hi}
 
 
 def _reusable(rec: Any, variant: Variant) -> bool:

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["plot_frontier"]
+
+
+def _err(df: pd.DataFrame, col: str) -> np.ndarray | None:
+    """Asymmetric error bars from ``{col}_ci_lo/_ci_hi`` columns, or None."""
+    lo, hi = f"{col}_ci_lo", f"{col}_ci_hi"
+    if lo not in df.columns or hi not in df.columns or df[[lo, hi]].isna().all().all():
+        return None
+    below = (df[col] - df[lo]).clip(lower=0).fillna(0).to_numpy()
+    above = (df[hi] - df[col]).clip(lower=0).fillna(0).to_numpy()
+    return np.vstack([below, above])
 
 
 def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: str = "latency_p50_ms",
@@ -23,7 +34,16 @@ def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: 
     fig, ax = plt.subplots(figsize=(10, 6.5))
     on = ok.index.isin(front.index)
     ax.scatter(ok.loc[~on, x], ok.loc[~on, y], c="tab:gray", s=36, label="dominated", zorder=2)
-    ax.scatter(ok.loc[on, x], ok.loc[on, y], c="tab:red", s=52, label="frontier", zorder=3)
+    shaky = ok.index.isin(front.index[front["frontier_status"] == "indistinguishable"]) \
+        if "frontier_status" in front.columns else np.zeros(len(ok), dtype=bool)
+    ax.scatter(ok.loc[on & ~shaky, x], ok.loc[on & ~shaky, y], c="tab:red", s=52, label="frontier", zorder=3)
+    if shaky.any():
+        ax.scatter(ok.loc[shaky, x], ok.loc[shaky, y], facecolors="white", edgecolors="tab:red", s=52,
+                   label="indistinguishable (intervals overlap)", zorder=3)
+    xerr = _err(ok, x)
+    yerr = _err(ok, y)
+    if xerr is not None or yerr is not None:
+        ax.errorbar(ok[x], ok[y], xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)
     groups = [(None, front)] if group_by is None else list(front.groupby(group_by, sort=True))
     for k, (value, part) in enumerate(groups):
         if len(part):

@@ -15,7 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from paretobert.frontier import DEFAULT_OBJECTIVES, Objective, frontier_by, parse_objectives
+from paretobert.frontier import (
+    DEFAULT_OBJECTIVES,
+    Objective,
+    noise_aware_frontier,
+    parse_objectives,
+)
 from paretobert.plot import plot_frontier
 from paretobert.store import atomic_write_text, load_results
 
@@ -27,7 +32,8 @@ COLUMNS = [
     "variant_id", "status", "label", "dataset", "model", "weights", "weights_source", "quant", "seq_len",
     "truncation", "train_length", "threads", "accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "latency_n", "tokenize_p50_ms",
-    "tokenize_mean_ms", "total_p50_ms",
+    "tokenize_mean_ms", "total_p50_ms", "accuracy_ci_lo", "accuracy_ci_hi", "latency_p50_ms_ci_lo",
+    "latency_p50_ms_ci_hi", "latency_rounds", "exit_layer_mean",
     "session_create_ms", "first_inference_ms", "model_mb", "n_params", "n_test", "mean_tokens",
     "onnx_max_abs_diff", "train_seconds", "train_cached", "machine_id", "error", "job_dir",
 ]
@@ -55,7 +61,8 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
     for c in ("accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
-              "latency_std_ms", "tokenize_p50_ms", "total_p50_ms", "tokenize_mean_ms", "session_create_ms",
+              "latency_std_ms", "tokenize_p50_ms", "total_p50_ms", "accuracy_ci_lo", "accuracy_ci_hi",
+              "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi", "exit_layer_mean", "tokenize_mean_ms", "session_create_ms",
               "first_inference_ms", "model_mb", "mean_tokens", "onnx_max_abs_diff", "train_seconds"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df.sort_values("variant_id", kind="mergesort").reset_index(drop=True)
@@ -73,7 +80,7 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
     machines = df["machine_id"].dropna().unique()
     if len(machines) > 1:
         log.warning("%s mixes results from %d machines: latencies are not comparable", sweep_dir, len(machines))
-    front = frontier_by(df, objectives, group_by)
+    front = noise_aware_frontier(df, objectives, by=group_by)
     out = {"results": sweep_dir / "results.csv", "frontier": sweep_dir / "frontier.csv",
            "plot": sweep_dir / "frontier.png"}
     atomic_write_text(out["results"], df.to_csv(index=False))
