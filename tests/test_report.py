@@ -104,3 +104,10 @@ def test_report_marks_indistinguishable_points_and_draws_intervals(tmp_path):
     assert dict(zip(front["variant_id"], front["frontier_status"], strict=True)) == {"a": "frontier",
                                                                                       "b": "indistinguishable"}
     assert out["plot"].stat().st_size > 0
+
+
+def test_intervals_filled_in_for_older_records():
+    old = _rec("old", acc=0.9, p50=10.0, n_test=100, latency={"raw": [9.0, 10.0, 11.0, 10.0, 10.5]})
+    row = results_table([old]).iloc[0]
+    assert row["accuracy_ci_lo"] == pytest.approx(0.8256, abs=1e-3) and row["accuracy_ci_hi"] == pytest.approx(0.9448, abs=1e-3)
+    assert 9.0 <= row["latency_p50_ms_ci_lo"] <= 10.0 <= row["latency_p50_ms_ci_hi"] <= 11.0

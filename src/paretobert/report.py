@@ -48,6 +48,23 @@ def _label(rec: dict[str, Any]) -> str:
     return f"{model}[{src}] {'int8' if rec.get('quant') else 'fp32'} s{rec.get('seq_len')}"
 
 
+def _intervals_of(rec: dict[str, Any]) -> dict[str, float]:
+    """The record's intervals, computed for records written before they were recorded:
+    Wilson from accuracy and n_test, bootstrap from the raw timings of a single round."""
+    from paretobert.stats import bootstrap_interval, wilson_interval
+
+    out: dict[str, float] = {}
+    if rec.get("status") != "ok":
+        return out
+    if rec.get("accuracy_ci_lo") is None and rec.get("accuracy") is not None and rec.get("n_test"):
+        n = int(rec["n_test"])
+        out["accuracy_ci_lo"], out["accuracy_ci_hi"] = wilson_interval(int(round(rec["accuracy"] * n)), n)
+    raw = (rec.get("latency") or {}).get("raw")
+    if rec.get("latency_p50_ms_ci_lo") is None and raw:
+        out["latency_p50_ms_ci_lo"], out["latency_p50_ms_ci_hi"] = bootstrap_interval(raw)
+    return out
+
+
 def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per variant: floats with units in column names, never formatted strings."""
     rows = []
@@ -55,6 +72,7 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         row = {c: rec.get(c) for c in COLUMNS}
         row["label"] = _label(rec)
         row["train_seconds"] = (rec.get("train") or {}).get("seconds")
+        row.update(_intervals_of(rec))
         if rec.get("latency_p50_ms") is not None and rec.get("tokenize_p50_ms") is not None:
             row["total_p50_ms"] = rec["latency_p50_ms"] + rec["tokenize_p50_ms"]
         row["machine_id"] = (rec.get("environment") or {}).get("machine_id")
