@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
 
 from paretobert import pipeline
-from paretobert.config import BenchConfig, Config, DatasetConfig, ModelConfig, TrainConfig
-from paretobert.variant import Variant
-
-
-@pytest.fixture()
-def variant_of(tmp_path, corpus):
-    texts, labels, names = corpus
-    data = tmp_path / "data.csv"
-    with open(data, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label"])
-        w.writerows((t, names[y]) for t, y in zip(texts, labels, strict=True))
-
-    def make(**kw):
-        cfg = Config(
-            model=ModelConfig(name="micro", layers=1, hidden=32, heads=2, intermediate=64, max_position=128,
-                              tokenizer="wordpiece", vocab_size=150),
-            dataset=DatasetConfig(name="csv", path=str(data)),
-            train=TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3),
-            bench=BenchConfig(warmup=1, min_iters=5, min_seconds=0.0, max_seconds=2.0, n_texts=4),
-            weights="scratch", seq_len=32, allow_network=False,
-        )
-        for k, v in kw.items():
-            setattr(cfg, k, v)
-        return Variant.from_config(cfg)
-
-    pipeline._SPLITS.clear()
-    return make
+from paretobert.config import BenchConfig, ModelConfig, TrainConfig
 
 
 def test_variant_runs_and_records_everything(tmp_path, variant_of):

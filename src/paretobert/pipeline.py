@@ -449,14 +449,21 @@ def run_variant(
 
     stages = _Stages()
     vid = variant.variant_id
+    env = environment(threads=variant.runtime.threads)
     record: dict[str, Any] = {
         "variant_id": vid, "name": variant.name, "hash": variant.hash, "variant": variant.to_dict(),
         "model": variant.model.name, "dataset": variant.dataset.name, "quant": variant.quant,
         "seq_len": variant.seq_len, "truncation": variant.truncation,
         "train_length": variant.train_length, "threads": variant.runtime.threads, "weights": variant.weights,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-        "environment": environment(threads=variant.runtime.threads),
+        "environment": env,
+        "warnings": [],
     }
+    if variant.quant and not env["vnni"]:
+        msg = ("int8 on a CPU without VNNI (AVX-512 VNNI / AVX-VNNI): ONNX Runtime's int8 kernels run "
+               "the slower AVX2 path here; int8 speed-ups on VNNI machines will be larger")
+        log.warning("[%s] %s", vid, msg)
+        record["warnings"].append(msg)
     try:
         with stages("data", vid):
             split = _split(variant, cache_dir, allow_network)

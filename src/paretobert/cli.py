@@ -1,0 +1,36 @@
+"""``paretobert SUBCOMMAND``: tools around finished sweeps (the sweeps themselves run with
+``python -m paretobert``, Hydra's entry point).
+
+- ``paretobert retime SWEEP_DIR [--rounds N]``: re-time every variant from cached artifacts
+- ``paretobert report [SWEEP_DIR] [--objectives ...] [--group-by COL] [--markdown]``
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+COMMANDS = ("retime", "report")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if args else 2
+    if args[0] not in COMMANDS:
+        print(f"error: unknown command {args[0]!r}; accepted: {' | '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if args[0] == "retime":
+        from paretobert.retime import main as retime
+
+        return retime(args[1:])
+    from paretobert.report import main as report
+
+    return report(args[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

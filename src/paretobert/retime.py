@@ -1,0 +1,144 @@
+"""Re-time a finished sweep from its cached artifacts: nothing is retrained or re-exported.
+
+``paretobert retime SWEEP_DIR --rounds N`` (or ``python -m paretobert.retime``) times every ok
+variant N more times, each round in a fresh ONNX Runtime session, the variants interleaved in
+a new random order every round, so drift of the machine hits all variants alike. Each
+``result.json`` is rewritten (atomically) with the median of the round medians as
+``latency_p50_ms``, a bootstrap interval over the rounds, the per-round figures under
+``retime`` and the environment of this machine; the sweep report is rebuilt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paretobert.bench import summarize, time_loop
+from paretobert.env import environment
+from paretobert.store import RESULT_FILE, atomic_write_json, load_results
+from paretobert.variant import Variant
+
+__all__ = ["RetimeError", "main", "retime_sweep", "variant_from_dict"]
+
+log = logging.getLogger(__name__)
+
+
+class RetimeError(RuntimeError):
+    """A sweep that cannot be re-timed (no results, artifacts gone), with what to do."""
+
+
+def variant_from_dict(d: dict[str, Any]) -> Variant:
+    """The :class:`Variant` stored in a result record (``rec["variant"]``)."""
+    hints = typing.get_type_hints(Variant)
+    kw = {}
+    for f in dataclasses.fields(Variant):
+        tp = hints[f.name]
+        kw[f.name] = tp(**d[f.name]) if dataclasses.is_dataclass(tp) else d[f.name]
+    return Variant(**kw)
+
+
+def _paths(rec: dict[str, Any]) -> list[Path]:
+    p = Path(rec["onnx_path"])
+    return sorted(p.glob("segment_*.onnx")) if p.is_dir() else [p]
+
+
+def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int = 0,
+                 progress: bool = True) -> list[dict[str, Any]]:
+    """Re-time every ok variant of ``sweep_dir`` ``rounds`` times, interleaved; returns the
+    updated records (failed variants are left as they are)."""
+    from paretobert.pipeline import _evenly_spaced, _open_model, _preparer, _split
+
+    if rounds < 1:
+        raise RetimeError(f"--rounds={rounds}: need at least 1")
+    recs = [r for r in load_results(sweep_dir) if r.get("status") == "ok" and "variant" in r]
+    if not recs:
+        raise RetimeError(f"no ok result.json under {sweep_dir}: run the sweep first")
+    jobs = []
+    for rec in recs:
+        variant = variant_from_dict(rec["variant"])
+        paths = _paths(rec)
+        ckpt = Path(cache_dir).expanduser() / "checkpoints" / rec["train_key"]
+        missing = [p for p in [*paths, ckpt] if not p.exists()]
+        if missing:
+            raise RetimeError(f"{rec['variant_id']}: cached artifact {missing[0]} is gone; re-run the sweep "
+                              f"(it rebuilds only what is missing) or pass the cache_dir it used")
+        split = _split(variant, Path(cache_dir).expanduser(), False)
+        run, names, _ = _open_model(variant, paths, variant.runtime.threads)
+        prepare, _ = _preparer(variant, ckpt, names)
+        del run
+        pick = _evenly_spaced(len(split.test_texts), variant.bench.n_texts)
+        jobs.append({"rec": rec, "variant": variant, "paths": paths,
+                     "feeds": [prepare(split.test_texts[i]) for i in pick], "rounds": []})
+    rng = np.random.default_rng(seed)
+    for r in range(rounds):
+        for j in rng.permutation(len(jobs)):
+            job = jobs[j]
+            v, b = job["variant"], job["variant"].bench
+            run, _, create_ms = _open_model(v, job["paths"], v.runtime.threads)
+            feeds = job["feeds"]
+            t0 = time.perf_counter()
+            run(feeds[0])
+            first_ms = (time.perf_counter() - t0) * 1000.0
+            lat = summarize(time_loop(lambda i, run=run, feeds=feeds: run(feeds[i]), n_inputs=len(feeds),
+                                      warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
+                                      max_seconds=b.max_seconds, desc=f"retime {r + 1}/{rounds} {v.variant_id}",
+                                      progress=progress))
+            job["rounds"].append({"stats": lat, "session_create_ms": create_ms, "first_inference_ms": first_ms})
+            del run
+    return [_write(job) for job in jobs]
+
+
+def _write(job: dict[str, Any]) -> dict[str, Any]:
+    from paretobert.pipeline import _latency_fields
+
+    rec = dict(job["rec"])
+    before = {k: rec.get(k) for k in ("latency_p50_ms", "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi",
+                                       "latency_rounds")}
+    rec.update(_latency_fields(job["rounds"]))
+    rec["retime"] = {"rounds": len(job["rounds"]), "p50_ms": [r["stats"].p50 for r in job["rounds"]],
+                     "before": before, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    rec["environment"] = environment(threads=job["variant"].runtime.threads)
+    rec.pop("reused_from", None)
+    job_dir = Path(rec.pop("job_dir"))
+    atomic_write_json(job_dir / RESULT_FILE, rec)
+    return rec
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    from paretobert.report import write_report
+
+    ap = argparse.ArgumentParser(prog="paretobert retime", description=__doc__.splitlines()[0])
+    ap.add_argument("sweep", help="a sweep directory (with result.json files)")
+    ap.add_argument("--rounds", type=int, default=3, help="timing rounds per variant (default 3)")
+    ap.add_argument("--cache-dir", default=os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert"),
+                    help="the artifact cache the sweep used (default $PARETOBERT_CACHE or ~/.cache/paretobert)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        recs = retime_sweep(Path(args.sweep), rounds=args.rounds, cache_dir=Path(args.cache_dir), seed=args.seed)
+        out = write_report(Path(args.sweep))
+    except (RetimeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for rec in sorted(recs, key=lambda r: r["variant_id"]):
+        old = rec["retime"]["before"]["latency_p50_ms"]
+        print(f"{rec['variant_id']}: p50 {old:.3f} -> {rec['latency_p50_ms']:.3f} ms "
+              f"[{rec['latency_p50_ms_ci_lo']:.3f}, {rec['latency_p50_ms_ci_hi']:.3f}] over {rec['latency_rounds']} rounds")
+    print(f"report: {out['frontier']}  {out['plot']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
