@@ -36,6 +36,7 @@ livedoor: ## experiments/livedoor/: the three livedoor sweeps, the report, commi
 	$(BIN)/python -m paretobert +experiment=livedoor dataset.path=$(LIVEDOOR)
 	$(BIN)/python -m paretobert +experiment=livedoor-pretrained dataset.path=$(LIVEDOOR)
 	$(BIN)/python -m paretobert +experiment=livedoor-newvocab dataset.path=$(LIVEDOOR)
+	$(BIN)/python -m paretobert +experiment=livedoor dataset.path=$(LIVEDOOR) model=tfidf seq_len=100000
 	$(BIN)/python -m paretobert.report multirun/livedoor --objectives $(OBJECTIVES)
 	cp multirun/livedoor/results.csv multirun/livedoor/frontier.csv multirun/livedoor/frontier.png experiments/livedoor/
 
