@@ -3,6 +3,7 @@
 
 - ``paretobert retime SWEEP_DIR [--rounds N]``: re-time every variant from cached artifacts
 - ``paretobert report [SWEEP_DIR] [--objectives ...] [--group-by COL] [--markdown]``
+- ``paretobert compare SWEEP_A SWEEP_B``: the same variants in two sweeps, on/off the frontier
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-COMMANDS = ("retime", "report")
+COMMANDS = ("retime", "report", "compare")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from paretobert.retime import main as retime
 
         return retime(args[1:])
+    if args[0] == "compare":
+        from paretobert.compare import main as compare
+
+        return compare(args[1:])
     from paretobert.report import main as report
 
     return report(args[1:])

@@ -29,7 +29,7 @@ __all__ = ["latest_sweep", "results_table", "write_report"]
 log = logging.getLogger(__name__)
 
 COLUMNS = [
-    "variant_id", "status", "label", "dataset", "model", "weights", "weights_source", "quant", "seq_len",
+    "variant_id", "hash", "status", "label", "dataset", "model", "weights", "weights_source", "quant", "seq_len",
     "truncation", "train_length", "threads", "accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "latency_n", "tokenize_p50_ms",
     "tokenize_mean_ms", "total_p50_ms", "accuracy_ci_lo", "accuracy_ci_hi", "latency_p50_ms_ci_lo",
