@@ -32,13 +32,15 @@ frontier-plot: ## results.csv + frontier.csv + frontier.png of the latest sweep 
 	$(BIN)/python -m paretobert.report $(SWEEP) --objectives $(OBJECTIVES)
 
 LIVEDOOR ?= ../shared/data/ldcc-20140209.tar.gz
-livedoor: ## experiments/livedoor/: the three livedoor sweeps, the report, committed outputs (LIVEDOOR=corpus path)
+livedoor: ## experiments/livedoor/: the livedoor sweeps (+ whole-article TF-IDF), the report, committed outputs (LIVEDOOR=corpus path)
 	$(BIN)/python -m paretobert +experiment=livedoor dataset.path=$(LIVEDOOR)
 	$(BIN)/python -m paretobert +experiment=livedoor-pretrained dataset.path=$(LIVEDOOR)
 	$(BIN)/python -m paretobert +experiment=livedoor-newvocab dataset.path=$(LIVEDOOR)
 	$(BIN)/python -m paretobert +experiment=livedoor dataset.path=$(LIVEDOOR) model=tfidf seq_len=100000
 	$(BIN)/python -m paretobert.report multirun/livedoor --objectives $(OBJECTIVES)
-	cp multirun/livedoor/results.csv multirun/livedoor/frontier.csv multirun/livedoor/frontier.png experiments/livedoor/
+	$(BIN)/python -m paretobert.report multirun/livedoor --objectives $(OBJECTIVES) --exclude-model tfidf --suffix transformers
+	cp multirun/livedoor/results.csv multirun/livedoor/frontier.csv multirun/livedoor/frontier.png \
+	   multirun/livedoor/frontier-transformers.csv multirun/livedoor/frontier-transformers.png experiments/livedoor/
 
 bench: ## side-by-side ratios (benchmarks/README.md)
 	$(BIN)/python benchmarks/int8_vs_fp32.py

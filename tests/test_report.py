@@ -111,3 +111,12 @@ def test_intervals_filled_in_for_older_records():
     row = results_table([old]).iloc[0]
     assert row["accuracy_ci_lo"] == pytest.approx(0.8256, abs=1e-3) and row["accuracy_ci_hi"] == pytest.approx(0.9448, abs=1e-3)
     assert 9.0 <= row["latency_p50_ms_ci_lo"] <= 10.0 <= row["latency_p50_ms_ci_hi"] <= 11.0
+
+
+def test_report_without_a_model(tmp_path):
+    for r in (_rec("bert", acc=0.9, p50=10.0), _rec("tfidf", acc=0.95, p50=1.0, model="tfidf")):
+        atomic_write_json(tmp_path / "x" / r["variant_id"] / "result.json", r)
+    assert main([str(tmp_path / "x"), "--exclude-model", "tfidf", "--suffix", "transformers"]) == 0
+    front = pd.read_csv(tmp_path / "x" / "frontier-transformers.csv")
+    assert front["variant_id"].tolist() == ["bert"] and (tmp_path / "x" / "frontier-transformers.png").exists()
+    assert pd.read_csv(write_report(tmp_path / "x")["frontier"])["variant_id"].tolist() == ["tfidf"]

@@ -87,20 +87,24 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
-                 group_by: str | None = None) -> dict[str, Path]:
+                 group_by: str | None = None, exclude_models: Sequence[str] = (),
+                 suffix: str = "") -> dict[str, Path]:
     """Write the three report files into ``sweep_dir``; returns their paths. With ``group_by``
-    (a results column such as ``threads``) there is one frontier per value of that column."""
+    (a results column such as ``threads``) there is one frontier per value of that column;
+    ``exclude_models`` leaves those models out (e.g. the classical baseline, for the
+    transformers' own frontier), written as ``results{suffix}.csv`` etc."""
     sweep_dir = Path(sweep_dir)
-    records = load_results(sweep_dir)
+    records = [r for r in load_results(sweep_dir) if r.get("model") not in set(exclude_models)]
     if not records:
-        raise FileNotFoundError(f"no result.json under {sweep_dir}")
+        raise FileNotFoundError(f"no result.json under {sweep_dir}" + (
+            f" besides models {list(exclude_models)}" if exclude_models else ""))
     df = results_table(records)
     machines = df["machine_id"].dropna().unique()
     if len(machines) > 1:
         log.warning("%s mixes results from %d machines: latencies are not comparable", sweep_dir, len(machines))
     front = noise_aware_frontier(df, objectives, by=group_by)
-    out = {"results": sweep_dir / "results.csv", "frontier": sweep_dir / "frontier.csv",
-           "plot": sweep_dir / "frontier.png"}
+    out = {"results": sweep_dir / f"results{suffix}.csv", "frontier": sweep_dir / f"frontier{suffix}.csv",
+           "plot": sweep_dir / f"frontier{suffix}.png"}
     atomic_write_text(out["results"], df.to_csv(index=False))
     atomic_write_text(out["frontier"], front.to_csv(index=False))
     minimised = [c for c, d in objectives if d == "min"]
@@ -109,6 +113,7 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
     y = maximised[0] if maximised else objectives[-1][0]
     n_ok = int((df["status"] == "ok").sum())
     per = f" (per {group_by})" if group_by else ""
+    per += f", without {', '.join(exclude_models)}" if exclude_models else ""
     plot_frontier(df, front, out["plot"], x=x, y=y, group_by=group_by,
                   title=f"{sweep_dir.name}: {len(front)} on the frontier{per} of {n_ok} ok / {len(df)} variants")
     return out
@@ -142,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m paretobert.report", description=__doc__.splitlines()[0])
     ap.add_argument("sweep", nargs="?", help="sweep directory (default: the latest under multirun/)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table of the results")
+    ap.add_argument("--exclude-model", action="append", default=[], metavar="NAME",
+                    help="leave this model out (repeatable); use with --suffix")
+    ap.add_argument("--suffix", default="", help="report file names get it: results-SUFFIX.csv ...")
     ap.add_argument("--group-by", default=None, help="one frontier per value of this column, e.g. threads")
     ap.add_argument("--objectives", nargs="+", default=[f"{c}:{d}" for c, d in DEFAULT_OBJECTIVES],
                     help="COLUMN:max|min, e.g. accuracy:max latency_p99_ms:min")
@@ -149,7 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         sweep = Path(args.sweep) if args.sweep else latest_sweep()
-        out = write_report(sweep, objectives=parse_objectives(args.objectives), group_by=args.group_by)
+        suffix = f"-{args.suffix}" if args.suffix else ("-without-" + "-".join(args.exclude_model)
+                                                         if args.exclude_model else "")
+        out = write_report(sweep, objectives=parse_objectives(args.objectives), group_by=args.group_by,
+                           exclude_models=args.exclude_model, suffix=suffix)
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
