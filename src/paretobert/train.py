@@ -9,6 +9,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ __all__ = [
     "fine_tune",
     "mask_tokens",
     "mlm_warmup",
+    "n_steps",
     "seed_everything",
+    "shuffled_batches",
     "teacher_logits",
 ]
 
@@ -40,6 +43,25 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def n_steps(n_items: int, batch_size: int, epochs: float) -> int:
+    """Optimizer steps of ``epochs`` passes over ``n_items`` in batches (fractions allowed)."""
+    return max(1, math.ceil(math.ceil(n_items / batch_size) * epochs))
+
+
+def shuffled_batches(n_items: int, batch_size: int, total: int, seed: int) -> Iterator[np.ndarray]:
+    """``total`` batches of indices: a new permutation every epoch (``default_rng(seed)``),
+    the last epoch cut short."""
+    rng = np.random.default_rng(seed)
+    step = 0
+    while True:
+        order = rng.permutation(n_items)
+        for start in range(0, n_items, batch_size):
+            if step >= total:
+                return
+            yield order[start : start + batch_size]
+            step += 1
 
 
 def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int) -> float:
@@ -145,8 +167,7 @@ def fine_tune(
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=lr)
-    steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
-    total = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    total = n_steps(len(texts), cfg.batch_size, cfg.epochs)
     warmup = int(cfg.warmup_ratio * total)
 
     def schedule(step: int) -> float:
@@ -155,38 +176,30 @@ def fine_tune(
         return max(0.0, (total - step) / max(1, total - warmup))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    rng = np.random.default_rng(seed)
     losses: list[float] = []
     t0 = time.perf_counter()
-    step = 0
     bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress)
-    while step < total:
-        order = rng.permutation(len(texts))
-        for start in range(0, len(order), cfg.batch_size):
-            if step >= total:
-                break
-            idx = order[start : start + cfg.batch_size]
-            enc = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id, names=names)
-            enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
-            y = torch.tensor([labels[i] for i in idx], device=device)
-            if distill is None:
-                loss = model(**enc, labels=y).loss
-            else:
-                loss = distill.loss(model, enc, y, idx)
-            if not torch.isfinite(loss):
-                bar.close()
-                raise TrainingError(
-                    f"loss became {loss.item()} at step {step}/{total}: lower train.lr (now {lr})"
-                )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    for step, idx in enumerate(shuffled_batches(len(texts), cfg.batch_size, total, seed)):
+        enc = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id, names=names)
+        enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
+        y = torch.tensor([labels[i] for i in idx], device=device)
+        if distill is None:
+            loss = model(**enc, labels=y).loss
+        else:
+            loss = distill.loss(model, enc, y, idx)
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingError(
+                f"loss became {loss.item()} at step {step}/{total}: lower train.lr (now {lr})"
+            )
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
     bar.close()
     model.to("cpu").eval()
     return {
@@ -245,45 +258,39 @@ def mlm_warmup(
         {"params": [p for p in mlm.parameters() if id(p) in emb], "lr": embedding_lr},
         {"params": [p for p in mlm.parameters() if id(p) not in emb], "lr": body_lr},
     ], weight_decay=0.01)
-    total = max(1, math.ceil(math.ceil(len(texts) / batch_size) * epochs))
+    total = n_steps(len(texts), batch_size, epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, total // 10))
                                               * max(0.0, (total - s) / total))
     body = getattr(mlm, mlm.base_model_prefix)
     head_module = mlm.cls if hasattr(mlm, "cls") else mlm.lm_head
     specials = torch.tensor(sorted(set(tokenizer.all_special_ids)))
-    rng = np.random.default_rng(seed)
     losses: list[float] = []
     t0 = time.perf_counter()
-    step = 0
     bar = tqdm(total=total, desc="masked-LM warm-up", unit="step", disable=not progress)
-    while step < total:
-        order = rng.permutation(len(encoded))
-        for start in range(0, len(order), batch_size):
-            if step >= total:
-                break
-            batch = encode_batch([encoded[i] for i in order[start : start + batch_size]],
-                                 pad_id=tokenizer.pad_token_id, names=["input_ids", "attention_mask"])
-            ids, att = torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"])
-            special = torch.isin(ids, specials) | (att == 0)
-            inputs, target = mask_tokens(ids, special, mask_id=tokenizer.mask_token_id,
-                                         vocab_size=len(tokenizer), generator=gen)
-            if not target.any():
-                continue
-            hidden = body(input_ids=inputs.to(dev), attention_mask=att.to(dev)).last_hidden_state
-            logits = head_module(hidden[target.to(dev)])
-            loss = torch.nn.functional.cross_entropy(logits, ids[target].to(dev))
-            if not torch.isfinite(loss):
-                bar.close()
-                raise TrainingError(f"masked-LM loss became {loss.item()} at step {step}/{total}")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            step += 1
+    for step, idx in enumerate(shuffled_batches(len(encoded), batch_size, total, seed)):
+        batch = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id,
+                             names=["input_ids", "attention_mask"])
+        ids, att = torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"])
+        special = torch.isin(ids, specials) | (att == 0)
+        inputs, target = mask_tokens(ids, special, mask_id=tokenizer.mask_token_id,
+                                     vocab_size=len(tokenizer), generator=gen)
+        if not target.any():  # nothing masked in this batch (tiny batches only)
             bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            continue
+        hidden = body(input_ids=inputs.to(dev), attention_mask=att.to(dev)).last_hidden_state
+        logits = head_module(hidden[target.to(dev)])
+        loss = torch.nn.functional.cross_entropy(logits, ids[target].to(dev))
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingError(f"masked-LM loss became {loss.item()} at step {step}/{total}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
     bar.close()
     mlm.to("cpu").eval()
     k = max(1, min(20, len(losses) // 3))

@@ -15,7 +15,6 @@ relative position bias is computed once for the whole encoder).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,6 +89,7 @@ def train_ramps(model: Any, tokenizer: Any, *, texts: Sequence[str], labels: Seq
     """Off-ramps trained on the frozen fine-tuned ``model`` (cross-entropy summed over layers)."""
     from paretobert.encoding import encode_batch, encode_ids
     from paretobert.export import input_names
+    from paretobert.train import n_steps, shuffled_batches
 
     base = _check_bert(model)
     model.eval()
@@ -101,29 +101,22 @@ def train_ramps(model: Any, tokenizer: Any, *, texts: Sequence[str], labels: Seq
     opt = torch.optim.AdamW(ramps.parameters(), lr=lr)
     names = input_names(tokenizer)
     encoded = [encode_ids(tokenizer, t, max_length=max_length, truncation=truncation) for t in texts]
-    total = max(1, math.ceil(math.ceil(len(texts) / batch_size) * epochs))
-    rng = np.random.default_rng(seed)
+    total = n_steps(len(texts), batch_size, epochs)
     losses: list[float] = []
-    t0, step = time.perf_counter(), 0
+    t0 = time.perf_counter()
     bar = tqdm(total=total, desc="off-ramps", unit="step", disable=not progress)
-    while step < total:
-        order = rng.permutation(len(encoded))
-        for start in range(0, len(order), batch_size):
-            if step >= total:
-                break
-            idx = order[start : start + batch_size]
-            enc = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id, names=names)
-            with torch.no_grad():
-                hs = base(**{k: torch.from_numpy(v) for k, v in enc.items()}, output_hidden_states=True).hidden_states
-            y = torch.as_tensor([labels[i] for i in idx])
-            loss = sum(nn.functional.cross_entropy(ramps(i, hs[i + 1]), y) for i in range(n - 1))
-            assert isinstance(loss, torch.Tensor)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item() / max(1, n - 1))
-            step += 1
-            bar.update(1)
+    for idx in shuffled_batches(len(encoded), batch_size, total, seed):
+        enc = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id, names=names)
+        with torch.no_grad():
+            hs = base(**{k: torch.from_numpy(v) for k, v in enc.items()}, output_hidden_states=True).hidden_states
+        y = torch.as_tensor([labels[i] for i in idx])
+        loss = sum(nn.functional.cross_entropy(ramps(i, hs[i + 1]), y) for i in range(n - 1))
+        assert isinstance(loss, torch.Tensor)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item() / max(1, n - 1))
+        bar.update(1)
     bar.close()
     ramps.eval()
     k = max(1, min(20, len(losses) // 3))
