@@ -43,3 +43,14 @@ def test_retime_errors_say_what_to_do(tmp_path, variant_of, capsys):
     assert cli(["retime", str(tmp_path / "s"), "--cache-dir", str(tmp_path / "elsewhere")]) == 2
     assert "is gone; re-run the sweep" in capsys.readouterr().err
     assert cli(["frobnicate"]) == 2
+
+
+def test_records_of_older_versions_get_todays_defaults(variant_of):
+    d = json.loads(json.dumps(variant_of().to_dict()))
+    del d["exit"], d["distill"]  # sections added after the record was written
+    d["model"].pop("retokenize")
+    v = variant_from_dict(d)
+    assert v.exit.threshold is None and v.distill.teacher is None and v.model.retokenize is False
+    del d["seq_len"]
+    with pytest.raises(RetimeError, match="seq_len"):
+        variant_from_dict(d)

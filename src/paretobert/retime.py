@@ -37,12 +37,19 @@ class RetimeError(RuntimeError):
 
 
 def variant_from_dict(d: dict[str, Any]) -> Variant:
-    """The :class:`Variant` stored in a result record (``rec["variant"]``)."""
+    """The :class:`Variant` stored in a result record (``rec["variant"]``). Sections and keys
+    that a record written by an older version lacks take today's defaults."""
     hints = typing.get_type_hints(Variant)
     kw = {}
     for f in dataclasses.fields(Variant):
         tp = hints[f.name]
-        kw[f.name] = tp(**d[f.name]) if dataclasses.is_dataclass(tp) else d[f.name]
+        if dataclasses.is_dataclass(tp):
+            known = {g.name for g in dataclasses.fields(tp)}
+            kw[f.name] = tp(**{k: v for k, v in (d.get(f.name) or {}).items() if k in known})
+        elif f.name in d:
+            kw[f.name] = d[f.name]
+        else:
+            raise RetimeError(f"result record without the variant's {f.name!r}: re-run the sweep")
     return Variant(**kw)
 
 
