@@ -62,14 +62,14 @@ def test_parse_objectives():
 
 
 def test_frontier_per_group():
-    from paretobert.frontier import frontier_by
+    from paretobert.frontier import noise_aware_frontier
 
     df = pd.DataFrame({
         "variant_id": ["a1", "b1", "a2", "b2", "c2"], "status": ["ok"] * 5, "threads": [1, 1, 2, 2, 2],
         "accuracy": [0.9, 0.8, 0.9, 0.8, 0.95], "latency_p50_ms": [10.0, 20.0, 6.0, 3.0, 50.0],
     })
-    assert frontier_by(df)["variant_id"].tolist() == ["b2", "a2", "c2"]  # one frontier: b1, a1 dominated
-    per = frontier_by(df, by="threads")
+    assert noise_aware_frontier(df)["variant_id"].tolist() == ["b2", "a2", "c2"]  # one frontier: b1, a1 dominated
+    per = noise_aware_frontier(df, by="threads")
     assert per["variant_id"].tolist() == ["a1", "b2", "a2", "c2"]  # b1 dominated within threads=1
     with pytest.raises(KeyError, match="group column"):
-        frontier_by(df, by="machine")
+        noise_aware_frontier(df, by="machine")

@@ -16,7 +16,6 @@ __all__ = [
     "DEFAULT_OBJECTIVES",
     "Objective",
     "frontier",
-    "frontier_by",
     "noise_aware_frontier",
     "parse_objectives",
     "pareto_mask",
@@ -78,18 +77,6 @@ def frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTI
     # sort by the first 'min' objective when there is one (latency), else the first objective
     order = sorted(range(len(keys)), key=lambda i: not asc[i])
     return front.sort_values([keys[i] for i in order], ascending=[asc[i] for i in order], kind="mergesort")
-
-
-def frontier_by(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
-                by: str | None = None) -> pd.DataFrame:
-    """One frontier per value of column ``by`` (e.g. ``threads``), concatenated in group order;
-    the plain :func:`frontier` when ``by`` is None."""
-    if by is None:
-        return frontier(df, objectives)
-    if by not in df.columns:
-        raise KeyError(f"group column {by!r} not in the table (columns: {list(df.columns)})")
-    parts = [frontier(g, objectives) for _, g in df.groupby(by, sort=True, dropna=False)]
-    return pd.concat(parts) if parts else df.iloc[0:0]
 
 
 def _interval(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
