@@ -49,16 +49,11 @@ def encode_ids(tokenizer: Any, text: str, *, max_length: int, truncation: str = 
     return list(tokenizer.build_inputs_with_special_tokens(body))
 
 
-def _feed(ids: Sequence[int], names: Sequence[str]) -> dict[str, np.ndarray]:
-    arr = np.asarray([ids], dtype=np.int64)
-    out = {"input_ids": arr, "attention_mask": np.ones_like(arr), "token_type_ids": np.zeros_like(arr)}
-    return {n: out[n] for n in names}
-
-
 def encode_text(tokenizer: Any, text: str, *, max_length: int, names: Sequence[str],
                 truncation: str = "head") -> dict[str, np.ndarray]:
     """A batch-1 feed ``{name: int64 array of shape (1, n)}`` for ONNX Runtime."""
-    return _feed(encode_ids(tokenizer, text, max_length=max_length, truncation=truncation), names)
+    ids = encode_ids(tokenizer, text, max_length=max_length, truncation=truncation)
+    return encode_batch([ids], pad_id=0, names=names)  # one row: nothing is padded
 
 
 def encode_batch(batch: Sequence[Sequence[int]], *, pad_id: int, names: Sequence[str]) -> dict[str, np.ndarray]:

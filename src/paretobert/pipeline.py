@@ -91,8 +91,10 @@ def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, p
         # retokenize: the tokenizer is trained on the train split as for scratch weights
         tok = load_tokenizer(Source("scratch") if retok else source, variant.model,
                              train_texts=split.train_texts, cache_dir=cache_dir)
-        model = build_model(source, variant.model, num_labels=len(split.label_names), tokenizer=tok,
-                            cache_dir=cache_dir, label_names=split.label_names, seed=variant.seed)
+        # with distill.layers the student is cut from the teacher: nothing to build here
+        model = None if variant.distill.layers is not None else build_model(
+            source, variant.model, num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
+            label_names=split.label_names, seed=variant.seed)
         distill, kd_stats = None, None
         if teacher_ckpt is not None:
             model, tok, distill, kd_stats = _distill_setup(variant, split, teacher_ckpt, model, tok, progress)
@@ -130,9 +132,11 @@ def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, p
     return key, artifact(cache_dir, "checkpoints", key, build)
 
 
-def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: Any, tok: Any, progress: bool):
+def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: Any | None, tok: Any,
+                   progress: bool):
     """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
-    fine-tuned teacher keeping those layers (and its tokenizer), else the variant's own model."""
+    fine-tuned teacher keeping those layers (and its tokenizer; ``model`` is None), else the
+    variant's own ``model``."""
     import copy
 
     import torch
@@ -162,13 +166,11 @@ def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: An
 def _drop_stage(variant: Variant, model: Any, tok: Any, split: Split) -> dict[str, Any]:
     """Drop layers before fine-tuning; returns what was kept (and the ranking for contribution)."""
     from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
-    from paretobert.train import seed_everything
 
     d = variant.drop
     n = len(encoder_layers(model))
     sim = None
-    if d.strategy == "contribution":
-        seed_everything(variant.seed)
+    if d.strategy == "contribution":  # deterministic: eval mode, evenly spaced texts
         pick = _evenly_spaced(len(split.train_texts), d.sample)
         sim = layer_similarity(model, tok, [split.train_texts[i] for i in pick],
                                max_length=variant.train_length)
@@ -374,8 +376,7 @@ def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, stag
                                       warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
                                       max_seconds=b.max_seconds, desc=f"time {r + 1}/{b.repeats}",
                                       progress=progress))
-            rounds.append({"p50": lat.p50, "p99": lat.p99, "session_create_ms": create_ms,
-                           "first_inference_ms": first_ms, "stats": lat})
+            rounds.append({"stats": lat, "session_create_ms": create_ms, "first_inference_ms": first_ms})
             del run
         tokt = summarize(time_loop(lambda i: prepare(btexts[i]), n_inputs=len(btexts),
                                    warmup=min(5, b.warmup), min_iters=len(btexts), min_seconds=0.0,

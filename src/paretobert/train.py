@@ -64,6 +64,18 @@ def shuffled_batches(n_items: int, batch_size: int, total: int, seed: int) -> It
             step += 1
 
 
+def _optimizer_step(loss: torch.Tensor, model: Any, opt: Any, sched: Any, losses: list[float], bar: Any) -> None:
+    """Backward, clip the gradient norm at 1, step optimizer and schedule, record the loss."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    losses.append(loss.item())
+    bar.update(1)
+    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+
+
 def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int) -> float:
     """The configured lr, else 5e-5 for pretrained bodies and, for random init,
     1e-3 scaled down for widths above 256 (1e-3 x 256 / hidden): on BBC, 2 epochs, model=tiny
@@ -192,14 +204,7 @@ def fine_tune(
             raise TrainingError(
                 f"loss became {loss.item()} at step {step}/{total}: lower train.lr (now {lr})"
             )
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        _optimizer_step(loss, model, opt, sched, losses, bar)
     bar.close()
     model.to("cpu").eval()
     return {
@@ -283,14 +288,7 @@ def mlm_warmup(
         if not torch.isfinite(loss):
             bar.close()
             raise TrainingError(f"masked-LM loss became {loss.item()} at step {step}/{total}")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        _optimizer_step(loss, mlm, opt, sched, losses, bar)
     bar.close()
     mlm.to("cpu").eval()
     k = max(1, min(20, len(losses) // 3))
