@@ -392,6 +392,8 @@ class Config:
             if self.distill.layers and self.model.name != self.distill.teacher:
                 _fail("model", self.model.name, f"{self.distill.teacher} (distill.layers builds the student "
                       "from the teacher's layers; leave distill.layers null to distil into another model)")
+            if self.distill.layers is not None and self.model.retokenize:
+                _fail("model.retokenize", True, "false when distill.layers builds the student from the teacher")
             if self.distill.layers and self.drop.strategy != "none":
                 _fail("drop.strategy", self.drop.strategy, "none when distill.layers picks the student's layers")
         if self.model.retokenize and self.weights == "scratch":
