@@ -55,6 +55,24 @@ def test_rerun_skips_and_other_variants_share_the_checkpoint(tmp_path, variant_o
     assert forced["train_cached"] is True and "reused_from" not in forced  # ... from the cached checkpoint
 
 
+def test_thread_counts_share_the_evaluation_but_not_the_timing(tmp_path, variant_of):
+    from paretobert.config import RuntimeConfig
+
+    cache = tmp_path / "cache"
+    one = pipeline.run_variant(variant_of(), out_dir=tmp_path / "t1", cache_dir=cache, progress=False)
+    two = pipeline.run_variant(variant_of(runtime=RuntimeConfig(threads=2)), out_dir=tmp_path / "t2",
+                               cache_dir=cache, progress=False)
+    assert one["eval_cached"] is False and two["eval_cached"] is True and two["eval_key"] == one["eval_key"]
+    assert two["accuracy"] == one["accuracy"] and two["hash"] != one["hash"]
+    assert two["threads"] == 2 and two["latency_n"] > 0
+    # the predictions are kept with the evaluation artifact
+    meta = json.loads((cache / "eval" / one["eval_key"] / "meta.json").read_text())
+    assert len(meta["predictions"]) == one["n_test"]
+    # another seq_len is evaluated afresh
+    short = pipeline.run_variant(variant_of(seq_len=16), out_dir=tmp_path / "s16", cache_dir=cache, progress=False)
+    assert short["eval_cached"] is False and short["eval_key"] != one["eval_key"]
+
+
 def test_failure_is_recorded_not_raised_and_rerun(tmp_path, variant_of, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("exporter exploded")

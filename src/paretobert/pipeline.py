@@ -1,7 +1,8 @@
 """Orchestration of one variant: stages, cache checks and the result record.
 
 Stages: data -> weights source -> fine-tune (cached) -> ONNX export + fusion (cached) ->
-int8 (cached, when ``quant``) -> accuracy on the whole test split -> latency.
+int8 (cached, when ``quant``) -> accuracy on the whole test split (cached: it does not depend
+on the thread count) -> latency.
 A failing stage is recorded in the result (status ``failed`` with the traceback) and never
 raised, so the rest of a sweep goes on and its frontier is still built.
 """
@@ -335,44 +336,69 @@ def _open_model(variant: Variant, paths: list[Path], threads: int | None):
     return runner, runner.input_names, (time.perf_counter() - t0) * 1000.0
 
 
-def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, stages: _Stages,
-             progress: bool) -> dict[str, Any]:
+def _evaluate(variant: Variant, split: Split, paths: list[Path], ckpt: Path, progress: bool) -> dict[str, Any]:
+    """Accuracy on the whole test split, with the predictions (they do not depend on threads)."""
+    out: dict[str, Any] = {}
+    if variant.exit.threshold is None:
+        sess, _ = make_session(paths[0])  # all cores: not timed
+        prepare, length = _preparer(variant, ckpt, [i.name for i in sess.get_inputs()])
+        feeds = [prepare(t) for t in split.test_texts]
+        preds = predict(sess, feeds, batch_size=variant.eval.batch_size, progress=progress)
+        del sess
+    else:  # batch 1: where each input exits is the point
+        run, names, _ = _open_model(variant, paths, None)
+        prepare, length = _preparer(variant, ckpt, names)
+        feeds = [prepare(t) for t in split.test_texts]
+        outs = [run(f) for f in tqdm(feeds, desc="evaluate", unit="text", disable=not progress, leave=False)]
+        preds = np.array([int(np.argmax(lg)) for lg, _ in outs])
+        layers = [layer for _, layer in outs]
+        out["exit_layer_mean"] = float(np.mean(layers))
+        out["exit_layer_counts"] = {str(k): int(v) for k, v in
+                                    zip(*np.unique(layers, return_counts=True), strict=True)}
+        del run
+    out.update(classification_metrics(split.test_labels, preds.tolist()))
+    out["n_test"] = len(feeds)
+    out["mean_tokens"] = float(np.mean([length(f) for f in feeds]))
+    out["predictions"] = [int(p) for p in preds]
+    return out
+
+
+def _eval_stage(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,
+                cache_dir: Path, progress: bool):
+    """The cached evaluation of one model artifact at one seq_len / truncation / exit threshold."""
+    from paretobert.variant import content_hash
+
+    key = content_hash({"model": model_key, "data": split.fingerprint(), "seq_len": variant.seq_len,
+                        "truncation": variant.truncation, "exit": variant.exit.threshold,
+                        "batch": variant.eval.batch_size if variant.exit.threshold is None else 1})
+    return key, artifact(cache_dir, "eval", key,
+                         lambda tmp: _evaluate(variant, split, paths, ckpt, progress))
+
+
+def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,
+             cache_dir: Path, stages: _Stages, progress: bool) -> dict[str, Any]:
     from paretobert.export import model_bytes
 
     vid = variant.variant_id
     out: dict[str, Any] = {"model_mb": sum(model_bytes(p) for p in paths) / 1e6}
     with stages("evaluate", vid):
-        if variant.exit.threshold is None:
-            sess, _ = make_session(paths[0])  # all cores: not timed
-            prepare, length = _preparer(variant, ckpt, [i.name for i in sess.get_inputs()])
-            feeds = [prepare(t) for t in split.test_texts]
-            preds = predict(sess, feeds, batch_size=variant.eval.batch_size, progress=progress)
-            del sess
-        else:  # batch 1: where each input exits is the point
-            run, names, _ = _open_model(variant, paths, None)
-            prepare, length = _preparer(variant, ckpt, names)
-            feeds = [prepare(t) for t in split.test_texts]
-            outs = [run(f) for f in tqdm(feeds, desc="evaluate", unit="text", disable=not progress, leave=False)]
-            preds = np.array([int(np.argmax(lg)) for lg, _ in outs])
-            layers = [layer for _, layer in outs]
-            out["exit_layer_mean"] = float(np.mean(layers))
-            out["exit_layer_counts"] = {str(k): int(v) for k, v in
-                                        zip(*np.unique(layers, return_counts=True), strict=True)}
-            del run
-        out.update(classification_metrics(split.test_labels, preds.tolist()))
-        out["n_test"] = len(feeds)
-        out["mean_tokens"] = float(np.mean([length(f) for f in feeds]))
+        ekey, (_, emeta, reused) = _eval_stage(variant, split, paths, ckpt, model_key, cache_dir, progress)
+    out.update({k: v for k, v in emeta.items() if k not in ("key", "predictions")})
+    out.update(eval_key=ekey, eval_cached=reused)
     with stages("bench", vid):
         b = variant.bench
-        pick = _evenly_spaced(len(feeds), b.n_texts)
-        bfeeds, btexts = [feeds[i] for i in pick], [split.test_texts[i] for i in pick]
-        rounds = []
+        pick = _evenly_spaced(len(split.test_texts), b.n_texts)
+        btexts = [split.test_texts[i] for i in pick]
+        rounds, prepare, length, bfeeds = [], None, None, []
         for r in range(b.repeats):  # a fresh session per round: creation and cold start included
-            run, _, create_ms = _open_model(variant, paths, variant.runtime.threads)
+            run, names, create_ms = _open_model(variant, paths, variant.runtime.threads)
+            if prepare is None:
+                prepare, length = _preparer(variant, ckpt, names)
+                bfeeds = [prepare(t) for t in btexts]
             t0 = time.perf_counter()
             run(bfeeds[0])
             first_ms = (time.perf_counter() - t0) * 1000.0
-            lat = summarize(time_loop(lambda i, run=run: run(bfeeds[i]), n_inputs=len(bfeeds),
+            lat = summarize(time_loop(lambda i, run=run, feeds=bfeeds: run(feeds[i]), n_inputs=len(bfeeds),
                                       warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
                                       max_seconds=b.max_seconds, desc=f"time {r + 1}/{b.repeats}",
                                       progress=progress))
@@ -497,14 +523,14 @@ def run_variant(
                 qkey, (qdir, qmeta, _) = _quant_stage(variant, onnx_path, ekey, cache_dir)
             record["quant_key"] = qkey
             onnx_path = qdir / qmeta["file"]
-        paths = [onnx_path]
+        paths, model_key = [onnx_path], record.get("quant_key", ekey)
         if variant.exit.threshold is not None:
             with stages("early-exit", vid):
                 xkey, (xdir, xmeta, _) = _exit_stage(variant, ckpt, tkey, split, cache_dir, progress)
             record.update(exit_key=xkey, exit_train=xmeta["train"], exit_max_abs_diff=xmeta["max_abs_diff"])
-            paths = [xdir / f for f in xmeta["files"]]
+            paths, model_key = [xdir / f for f in xmeta["files"]], xkey
         record["onnx_path"] = str(paths[0] if len(paths) == 1 else paths[0].parent)
-        record.update(_measure(variant, split, paths, ckpt, stages, progress))
+        record.update(_measure(variant, split, paths, ckpt, model_key, cache_dir, stages, progress))
         record["status"] = "ok"
     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
         log.error("[%s] failed: %s: %s", vid, type(e).__name__, e)

@@ -9,6 +9,9 @@ the fused contrib ops it cannot infer.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from paretobert.config import QuantizeConfig
@@ -16,16 +19,29 @@ from paretobert.config import QuantizeConfig
 __all__ = ["quantize_onnx"]
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """The quantizer logs a line per tensor (and a pre-processing hint) on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_onnx(src: Path, dst: Path, *, cfg: QuantizeConfig) -> None:
     """Write the int8 dynamic-quantized version of ``src`` to ``dst``."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        model_input=str(src),
-        model_output=str(dst),
-        weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
-        per_channel=cfg.per_channel,
-        reduce_range=cfg.reduce_range,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _quiet_root_logger():
+        quantize_dynamic(
+            model_input=str(src),
+            model_output=str(dst),
+            weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
+            per_channel=cfg.per_channel,
+            reduce_range=cfg.reduce_range,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
