@@ -68,3 +68,41 @@ def test_invalid_config_is_one_clear_line(tmp_path):
     assert p.returncode == 2
     assert "error: invalid config: seq_len=9999; accepted: <= model.max_position=512" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_frontier_is_stable_across_two_runs_and_a_retime(tmp_path):
+    """The smoke sweep (micro + TF-IDF, 300 test texts, 3 timing rounds) run twice and
+    re-timed once: every pair of variants whose intervals are apart on both objectives is
+    judged alike in all three, and a point clearly dominated in one is on no frontier."""
+    import shutil
+
+    from paretobert.frontier import noise_aware_frontier, separated_dominance
+
+    cache = tmp_path / "cache"
+    args = ("+experiment=smoke", "model=micro,tfidf", "dataset.max_train=300", "dataset.max_test=300",
+            "bench.repeats=3", "allow_network=false")
+    runs = {}
+    for name, extra in (("first", ()), ("second", ("force=true",))):  # force: measured again
+        p = _run("-m", "paretobert", *args, *extra, f"hydra.sweep.dir={tmp_path / name}", cache=cache)
+        assert p.returncode == 0, p.stderr[-3000:]
+        runs[name] = tmp_path / name
+    shutil.copytree(tmp_path / "first", tmp_path / "retimed")
+    p = _run("-m", "paretobert", "retime", str(tmp_path / "retimed"), "--rounds", "2", "--cache-dir", str(cache),
+             cache=cache)
+    assert p.returncode == 0, p.stderr[-3000:]
+    runs["retimed"] = tmp_path / "retimed"
+
+    tables = {k: pd.read_csv(d / "results.csv") for k, d in runs.items()}
+    assert all(len(t) == 8 and (t["status"] == "ok").all() for t in tables.values())
+    assert (tables["retimed"]["latency_rounds"] == 2).all()  # the re-timed rounds replace the first ones
+    relations = {k: separated_dominance(t, key="hash") for k, t in tables.items()}
+    common = set.intersection(*(set(r) for r in relations.values()))
+    assert len(common) >= 8, relations  # the check below is not vacuous
+    for pair in common:
+        assert len({r[pair] for r in relations.values()}) == 1, (pair, {k: r[pair] for k, r in relations.items()})
+    losers = {r[pair] == pair[0] and pair[1] or pair[0] for r in relations.values() for pair in r
+              if r[pair] != "neither"}
+    for k, t in tables.items():
+        front = set(noise_aware_frontier(t)["hash"])
+        assert not front & losers, (k, front & losers)
+        assert set(pd.read_csv(runs[k] / "frontier.csv")["hash"]) == front

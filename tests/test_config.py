@@ -71,6 +71,7 @@ def test_experiments_compose_as_multiruns(experiment):
     ("train.lr=-1", "train.lr"), ("train.max_length=1024", "train.max_length"),
     ("dataset.test_size=1.5", "dataset.test_size"), ("quantize.weight_type=int4", "quantize.weight_type"),
     ("bench.max_seconds=0.1", "bench.max_seconds"), ("model.heads=5", "model.heads"),
+    ("bench.batch_sizes=[1,0]", "bench.batch_sizes"),
     ("truncation=middle", "truncation"), ("model.tokenizer=sentencepiece", "model.tokenizer"),
     ("model=tfidf weights=pretrained", "weights"),
     ("drop.strategy=top", "drop.keep"), ("drop.strategy=even drop.keep=2", "drop.keep"),

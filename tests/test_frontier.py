@@ -73,3 +73,20 @@ def test_frontier_per_group():
     assert per["variant_id"].tolist() == ["a1", "b2", "a2", "c2"]  # b1 dominated within threads=1
     with pytest.raises(KeyError, match="group column"):
         noise_aware_frontier(df, by="machine")
+
+
+def test_separated_dominance_only_judges_pairs_apart_on_every_objective():
+    from paretobert.frontier import separated_dominance
+
+    df = pd.DataFrame({
+        "variant_id": ["a", "b", "c", "d"], "status": "ok",
+        "accuracy": [0.9, 0.7, 0.88, 0.5], "accuracy_ci_lo": [0.85, 0.65, 0.83, 0.45],
+        "accuracy_ci_hi": [0.95, 0.75, 0.93, 0.55],
+        "latency_p50_ms": [5.0, 10.0, 5.5, 1.0], "latency_p50_ms_ci_lo": [4.8, 9.5, 5.2, 0.9],
+        "latency_p50_ms_ci_hi": [5.2, 10.5, 5.8, 1.1],
+    })
+    rel = separated_dominance(df)
+    assert rel[("a", "b")] == "a" and rel[("b", "c")] == "c"  # better on both, beyond the intervals
+    assert rel[("a", "d")] == rel[("b", "d")] == "neither"  # d: faster, less accurate
+    assert ("a", "c") not in rel  # overlapping accuracy intervals (and latency ones): not judged
+    assert set(rel) == {("a", "b"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -71,6 +72,21 @@ def test_thread_counts_share_the_evaluation_but_not_the_timing(tmp_path, variant
     # another seq_len is evaluated afresh
     short = pipeline.run_variant(variant_of(seq_len=16), out_dir=tmp_path / "s16", cache_dir=cache, progress=False)
     assert short["eval_cached"] is False and short["eval_key"] != one["eval_key"]
+
+
+def test_memory_throughput_and_isolated_timing(tmp_path, variant_of):
+    cache = tmp_path / "cache"
+    bench = BenchConfig(warmup=1, min_iters=5, min_seconds=0.0, max_seconds=2.0, n_texts=8, batch_sizes=[1, 4])
+    rec = pipeline.run_variant(variant_of(bench=bench), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["peak_rss_mb"] > 10 and rec["peak_rss_scope"] in ("timing", "process")
+    assert set(rec["throughput"]) == {"1", "4"} and all(v > 0 for v in rec["throughput"].values())
+    assert rec["bench_isolated"] is False
+    iso = dataclasses.replace(bench, isolate=True, batch_sizes=[])
+    spawned = pipeline.run_variant(variant_of(bench=iso), out_dir=tmp_path / "b", cache_dir=cache, progress=False)
+    assert spawned["status"] == "ok", spawned.get("error")
+    assert spawned["bench_isolated"] is True and spawned["eval_cached"] is True and spawned["latency_n"] >= 5
+    assert spawned["hash"] != rec["hash"] and spawned["accuracy"] == rec["accuracy"]
 
 
 def test_failure_is_recorded_not_raised_and_rerun(tmp_path, variant_of, monkeypatch):

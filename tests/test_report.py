@@ -39,11 +39,17 @@ def test_results_table_numeric_columns_and_labels(sweep):
     both = results_table([_rec("t", p50=5.0, tokenize_p50_ms=1.5,
                                variant={"model": {"retokenize": True}})])
     assert both.loc[0, "total_p50_ms"] == 6.5 and both.loc[0, "label"] == "mini+vocab[scratch] fp32 s128"
+    compressed = results_table([
+        _rec("d", threads=2, variant={"drop": {"strategy": "top", "keep": 3}, "exit": {"threshold": 0.05}}),
+        _rec("k", threads=1, quant=True, variant={"distill": {"teacher": "mini", "layers": [1, 3, 5]}}),
+    ])
+    assert compressed["label"].tolist() == ["mini[scratch] top3 fp32 s128 exit0.05 t2",
+                                            "mini[scratch] kd135 int8 s128"]
 
 
-def test_write_report_writes_three_files(sweep):
+def test_write_report_writes_four_files(sweep):
     out = write_report(sweep)
-    assert {p.name for p in out.values()} == {"results.csv", "frontier.csv", "frontier.png"}
+    assert {p.name for p in out.values()} == {"results.csv", "frontier.csv", "frontier.png", "frontier.html"}
     res, front = pd.read_csv(out["results"]), pd.read_csv(out["frontier"])
     assert len(res) == 4 and set(res["status"]) == {"ok", "failed"}  # failures recorded, not dropped
     assert front["variant_id"].tolist() == ["fast", "slow"] and list(front.columns) == [*res.columns, "frontier_status"]

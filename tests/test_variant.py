@@ -68,3 +68,16 @@ def test_distillation_and_drop_enter_the_train_key():
     assert kd.train_key(**key, teacher_key="t1") != kd.train_key(**key, teacher_key="t2") != plain.train_key(**key)
     dropped = _variant(drop=DropConfig(strategy="top", keep=3))
     assert dropped.name == "bbc-minilm-l6-top3-fp32-s128-t1" and dropped.train_key(**key) != plain.train_key(**key)
+
+
+def test_settings_added_later_keep_old_hashes_at_their_default():
+    from paretobert.config import BenchConfig
+    from paretobert.variant import RECIPE
+
+    v = _variant()
+    old = v.to_dict()
+    for key in ("batch_sizes", "isolate"):
+        del old["bench"][key]
+    assert v.hash == content_hash({"variant": old, "recipe": RECIPE})  # results recorded before them stay valid
+    assert _variant(bench=BenchConfig(batch_sizes=[1, 8])).hash != v.hash
+    assert _variant(bench=BenchConfig(isolate=True)).hash != v.hash

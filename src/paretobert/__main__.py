@@ -83,4 +83,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from paretobert.cli import COMMANDS
+    from paretobert.cli import main as tools
+
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:  # python -m paretobert retime ... = paretobert retime ...
+        raise SystemExit(tools())
     main()

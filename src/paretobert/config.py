@@ -221,10 +221,18 @@ class BenchConfig:
     repeats: int = field(
         default=1, metadata={"help": "independent timing rounds, each in a fresh session; p50 = median of rounds"}
     )
+    batch_sizes: list[int] = field(
+        default_factory=list, metadata={"help": "also measure throughput (texts/s) at these batch sizes"}
+    )
+    isolate: bool = field(
+        default=False, metadata={"help": "time in a spawned process (memory and threads do not leak across variants)"}
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.repeats, int) or self.repeats < 1:
             _fail("bench.repeats", self.repeats, "an integer >= 1")
+        if any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in self.batch_sizes):
+            _fail("bench.batch_sizes", list(self.batch_sizes), "a list of integers >= 1, e.g. [1,8,32]")
         _check_positive("bench.warmup", self.warmup, allow_zero=True)
         _check_positive("bench.min_iters", self.min_iters)
         _check_positive("bench.min_seconds", self.min_seconds, allow_zero=True)

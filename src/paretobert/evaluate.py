@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["classification_metrics", "encode", "predict"]
+__all__ = ["batch_feeds", "classification_metrics", "encode", "predict"]
 
 
 def encode(tokenizer: Any, texts: Sequence[str], *, seq_len: int, names: Sequence[str],
@@ -19,7 +19,11 @@ def encode(tokenizer: Any, texts: Sequence[str], *, seq_len: int, names: Sequenc
     return [encode_text(tokenizer, t, max_length=seq_len, names=names, truncation=truncation) for t in texts]
 
 
-def _pad_batch(feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def batch_feeds(feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One batch of batch-1 feeds: token inputs zero-padded to the longest (the attention
+    mask hides the padding), other inputs (raw strings) stacked."""
+    if "input_ids" not in feeds[0]:
+        return {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
     width = max(f["input_ids"].shape[1] for f in feeds)
     batch = {}
     for name in feeds[0]:
@@ -35,7 +39,7 @@ def predict(session: Any, feeds: Sequence[dict[str, np.ndarray]], *, batch_size:
     for start in tqdm(range(0, len(feeds), batch_size), desc="evaluate", unit="batch",
                       disable=not progress, leave=False):
         chunk = feeds[start : start + batch_size]
-        feed = chunk[0] if len(chunk) == 1 else _pad_batch(chunk)
+        feed = chunk[0] if len(chunk) == 1 else batch_feeds(chunk)
         logits = session.run(None, feed)[0]
         preds.append(np.argmax(logits, axis=-1))
     return np.concatenate(preds) if preds else np.zeros(0, dtype=int)

@@ -19,6 +19,7 @@ __all__ = [
     "noise_aware_frontier",
     "parse_objectives",
     "pareto_mask",
+    "separated_dominance",
 ]
 
 Objective = tuple[str, str]
@@ -114,3 +115,31 @@ def noise_aware_frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEF
     asc = [d == "min" for _, d in objectives]
     order = sorted(range(len(keys)), key=lambda i: not asc[i])
     return front.sort_values([keys[i] for i in order], ascending=[asc[i] for i in order], kind="mergesort")
+
+
+def separated_dominance(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+                        key: str = "variant_id") -> dict[tuple[str, str], str]:
+    """For every pair of valid rows whose intervals are disjoint on every objective (so no
+    noise can reorder them), which one dominates: ``{(a, b): a | b | "neither"}`` with
+    ``a < b``. Two runs of one sweep must agree on every pair both of them separate."""
+    valid = _valid(df, objectives)
+    sub = df.loc[valid]
+    ids = sub[key].astype(str).to_numpy()
+    est = np.column_stack([(-1.0 if d == "max" else 1.0) * pd.to_numeric(sub[c]).astype(float).to_numpy()
+                           for c, d in objectives])
+    bounds = [_interval(sub, c) for c, _ in objectives]
+    out: dict[tuple[str, str], str] = {}
+    for i in range(len(sub)):
+        for j in range(len(sub)):
+            a, b = ids[i], ids[j]
+            if not a < b:
+                continue
+            if not all(lo[i] > hi[j] or lo[j] > hi[i] for lo, hi in bounds):
+                continue
+            if (est[i] <= est[j]).all():
+                out[a, b] = a
+            elif (est[j] <= est[i]).all():
+                out[a, b] = b
+            else:
+                out[a, b] = "neither"
+    return out

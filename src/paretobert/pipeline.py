@@ -29,7 +29,7 @@ from paretobert.evaluate import classification_metrics, predict
 from paretobert.store import RESULT_FILE, artifact, atomic_write_json, read_json
 from paretobert.variant import Variant
 
-__all__ = ["format_result_line", "run_variant"]
+__all__ = ["bench_variant", "format_result_line", "run_variant"]
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +375,79 @@ def _eval_stage(variant: Variant, split: Split, paths: list[Path], ckpt: Path, m
                          lambda tmp: _evaluate(variant, split, paths, ckpt, progress))
 
 
+def bench_variant(variant: Variant, paths: list[Path], ckpt: Path, texts: list[str],
+                  progress: bool = False) -> dict[str, Any]:
+    """Time one variant on ``texts`` (batch 1, ``bench.repeats`` rounds, each in a fresh
+    session), its tokenization, its peak memory and (``bench.batch_sizes``) its throughput.
+    A plain function of picklable arguments, so ``bench.isolate`` can run it in a spawned process."""
+    from paretobert.bench.memory import peak_rss_mb, reset_peak_rss, rss_mb
+
+    b = variant.bench
+    before = rss_mb()
+    peak_resets = reset_peak_rss()
+    rounds, prepare, length, feeds = [], None, None, []
+    for r in range(b.repeats):  # a fresh session per round: creation and cold start included
+        run, names, create_ms = _open_model(variant, paths, variant.runtime.threads)
+        if prepare is None:
+            prepare, length = _preparer(variant, ckpt, names)
+            feeds = [prepare(t) for t in texts]
+        t0 = time.perf_counter()
+        run(feeds[0])
+        first_ms = (time.perf_counter() - t0) * 1000.0
+        lat = summarize(time_loop(lambda i, run=run, feeds=feeds: run(feeds[i]), n_inputs=len(feeds),
+                                  warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
+                                  max_seconds=b.max_seconds, desc=f"time {r + 1}/{b.repeats}",
+                                  progress=progress))
+        rounds.append({"stats": lat, "session_create_ms": create_ms, "first_inference_ms": first_ms})
+        if r < b.repeats - 1 or not b.batch_sizes:
+            del run
+    out: dict[str, Any] = {"rounds": rounds}
+    if b.batch_sizes:
+        out["throughput"] = _throughput(variant, run, feeds, progress)
+        del run
+    peak = peak_rss_mb()
+    out["peak_rss_mb"] = peak
+    out["peak_rss_scope"] = "timing" if peak_resets else "process"
+    if before is not None and peak_resets:
+        out["rss_growth_mb"] = max(0.0, peak - before)
+    tok = summarize(time_loop(lambda i: prepare(texts[i]), n_inputs=len(texts), warmup=min(5, b.warmup),
+                              min_iters=len(texts), min_seconds=0.0, max_seconds=b.max_seconds))
+    out["tokenize_p50_ms"], out["tokenize_mean_ms"] = tok.p50, tok.mean
+    out["bench_tokens_mean"] = float(np.mean([length(f) for f in feeds]))
+    return out
+
+
+def _throughput(variant: Variant, run: Callable, feeds: list[dict[str, np.ndarray]],
+                progress: bool) -> dict[str, Any]:
+    """Texts per second at each of ``bench.batch_sizes`` (zero-padded batches of the bench
+    texts, in order). Early exit decides per input, so it is measured at batch 1 only."""
+    from paretobert.evaluate import batch_feeds
+
+    b = variant.bench
+    out: dict[str, Any] = {}
+    for size in b.batch_sizes:
+        if size > 1 and variant.exit.threshold is not None:
+            out[str(size)] = None
+            continue
+        batches = [batch_feeds([feeds[(k * size + j) % len(feeds)] for j in range(size)])
+                   for k in range(max(1, len(feeds) // size))]
+        ms = summarize(time_loop(lambda i, batches=batches: run(batches[i]), n_inputs=len(batches),
+                                 warmup=min(3, b.warmup), min_iters=max(3, b.min_iters // size),
+                                 min_seconds=b.min_seconds, max_seconds=b.max_seconds,
+                                 desc=f"throughput b{size}", progress=progress))
+        out[str(size)] = size * 1000.0 / ms.p50
+    return out
+
+
+def _isolated(fn: Callable, *args: Any) -> Any:
+    """``fn(*args)`` in a freshly spawned Python process (nothing inherited but the arguments)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,
              cache_dir: Path, stages: _Stages, progress: bool) -> dict[str, Any]:
     from paretobert.export import model_bytes
@@ -386,31 +459,16 @@ def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, mode
     out.update({k: v for k, v in emeta.items() if k not in ("key", "predictions")})
     out.update(eval_key=ekey, eval_cached=reused)
     with stages("bench", vid):
-        b = variant.bench
-        pick = _evenly_spaced(len(split.test_texts), b.n_texts)
-        btexts = [split.test_texts[i] for i in pick]
-        rounds, prepare, length, bfeeds = [], None, None, []
-        for r in range(b.repeats):  # a fresh session per round: creation and cold start included
-            run, names, create_ms = _open_model(variant, paths, variant.runtime.threads)
-            if prepare is None:
-                prepare, length = _preparer(variant, ckpt, names)
-                bfeeds = [prepare(t) for t in btexts]
-            t0 = time.perf_counter()
-            run(bfeeds[0])
-            first_ms = (time.perf_counter() - t0) * 1000.0
-            lat = summarize(time_loop(lambda i, run=run, feeds=bfeeds: run(feeds[i]), n_inputs=len(bfeeds),
-                                      warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
-                                      max_seconds=b.max_seconds, desc=f"time {r + 1}/{b.repeats}",
-                                      progress=progress))
-            rounds.append({"stats": lat, "session_create_ms": create_ms, "first_inference_ms": first_ms})
-            del run
-        tokt = summarize(time_loop(lambda i: prepare(btexts[i]), n_inputs=len(btexts),
-                                   warmup=min(5, b.warmup), min_iters=len(btexts), min_seconds=0.0,
-                                   max_seconds=b.max_seconds))
-        out["bench_tokens_mean"] = float(np.mean([length(f) for f in bfeeds]))
-    out.update(_latency_fields(rounds))
+        pick = _evenly_spaced(len(split.test_texts), variant.bench.n_texts)
+        texts = [split.test_texts[i] for i in pick]
+        if variant.bench.isolate:
+            bench = _isolated(bench_variant, variant, paths, ckpt, texts, False)
+        else:
+            bench = bench_variant(variant, paths, ckpt, texts, progress)
+    out.update(_latency_fields(bench.pop("rounds")))
+    out.update(bench)
+    out["bench_isolated"] = variant.bench.isolate
     out.update(_accuracy_interval(out["accuracy"], out["n_test"]))
-    out["tokenize_p50_ms"], out["tokenize_mean_ms"] = tokt.p50, tokt.mean
     return out
 
 

@@ -1,4 +1,4 @@
-"""results.csv + frontier.csv + frontier.png from a sweep directory.
+"""results.csv + frontier.csv + frontier.png + frontier.html from a sweep directory.
 
 Used by the Hydra callback at the end of a multirun and by ``make frontier-plot``:
 ``python -m paretobert.report [SWEEP_DIR] [--objectives accuracy:max latency_p50_ms:min]``.
@@ -21,6 +21,7 @@ from paretobert.frontier import (
     noise_aware_frontier,
     parse_objectives,
 )
+from paretobert.html_report import write_html
 from paretobert.plot import plot_frontier
 from paretobert.store import atomic_write_text, load_results
 
@@ -34,18 +35,31 @@ COLUMNS = [
     "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "latency_n", "tokenize_p50_ms",
     "tokenize_mean_ms", "total_p50_ms", "accuracy_ci_lo", "accuracy_ci_hi", "latency_p50_ms_ci_lo",
     "latency_p50_ms_ci_hi", "latency_rounds", "exit_layer_mean",
-    "session_create_ms", "first_inference_ms", "model_mb", "n_params", "n_test", "mean_tokens",
+    "session_create_ms", "first_inference_ms", "peak_rss_mb", "rss_growth_mb", "model_mb", "n_params", "n_test", "mean_tokens",
     "onnx_max_abs_diff", "train_seconds", "train_cached", "machine_id", "error", "job_dir",
 ]
 
 
 def _label(rec: dict[str, Any]) -> str:
+    """Short plot label: model[weights source], compression, int8/fp32, seq_len, exit, threads."""
     src = str(rec.get("weights_source") or rec.get("weights") or "?").split(":")[0]
     src = {"hf-cache": "hub", "path": "local"}.get(src, src)
+    v = rec.get("variant") or {}
     model = str(rec.get("model"))
-    if ((rec.get("variant") or {}).get("model") or {}).get("retokenize"):
+    if (v.get("model") or {}).get("retokenize"):
         model += "+vocab"
-    return f"{model}[{src}] {'int8' if rec.get('quant') else 'fp32'} s{rec.get('seq_len')}"
+    parts = [f"{model}[{src}]"]
+    drop, distill, exit_ = v.get("drop") or {}, v.get("distill") or {}, v.get("exit") or {}
+    if drop.get("strategy") not in (None, "none"):
+        parts.append(f"{drop['strategy']}{drop.get('keep')}")
+    if distill.get("teacher"):
+        parts.append("kd" + "".join(str(i) for i in distill.get("layers") or []))
+    parts += ["int8" if rec.get("quant") else "fp32", f"s{rec.get('seq_len')}"]
+    if exit_.get("threshold") is not None:
+        parts.append(f"exit{exit_['threshold']:g}")
+    if (rec.get("threads") or 1) > 1:
+        parts.append(f"t{rec['threads']}")
+    return " ".join(parts)
 
 
 def _intervals_of(rec: dict[str, Any]) -> dict[str, float]:
@@ -76,12 +90,15 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         if rec.get("latency_p50_ms") is not None and rec.get("tokenize_p50_ms") is not None:
             row["total_p50_ms"] = rec["latency_p50_ms"] + rec["tokenize_p50_ms"]
         row["machine_id"] = (rec.get("environment") or {}).get("machine_id")
+        for size, per_s in (rec.get("throughput") or {}).items():
+            row[f"throughput_b{size}_per_s"] = per_s
         rows.append(row)
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    extra = sorted({k for r in rows for k in r if k not in COLUMNS}, key=lambda k: int(k.split("_")[1][1:]))
+    df = pd.DataFrame(rows, columns=[*COLUMNS, *extra])
     for c in ("accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
               "latency_std_ms", "tokenize_p50_ms", "total_p50_ms", "accuracy_ci_lo", "accuracy_ci_hi",
               "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi", "exit_layer_mean", "tokenize_mean_ms", "session_create_ms",
-              "first_inference_ms", "model_mb", "mean_tokens", "onnx_max_abs_diff", "train_seconds"):
+              "first_inference_ms", "peak_rss_mb", "rss_growth_mb", "model_mb", "mean_tokens", *extra, "onnx_max_abs_diff", "train_seconds"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df.sort_values("variant_id", kind="mergesort").reset_index(drop=True)
 
@@ -89,7 +106,7 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
 def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
                  group_by: str | None = None, exclude_models: Sequence[str] = (),
                  suffix: str = "") -> dict[str, Path]:
-    """Write the three report files into ``sweep_dir``; returns their paths. With ``group_by``
+    """Write the four report files into ``sweep_dir``; returns their paths. With ``group_by``
     (a results column such as ``threads``) there is one frontier per value of that column;
     ``exclude_models`` leaves those models out (e.g. the classical baseline, for the
     transformers' own frontier), written as ``results{suffix}.csv`` etc."""
@@ -104,7 +121,7 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
         log.warning("%s mixes results from %d machines: latencies are not comparable", sweep_dir, len(machines))
     front = noise_aware_frontier(df, objectives, by=group_by)
     out = {"results": sweep_dir / f"results{suffix}.csv", "frontier": sweep_dir / f"frontier{suffix}.csv",
-           "plot": sweep_dir / f"frontier{suffix}.png"}
+           "plot": sweep_dir / f"frontier{suffix}.png", "html": sweep_dir / f"frontier{suffix}.html"}
     atomic_write_text(out["results"], df.to_csv(index=False))
     atomic_write_text(out["frontier"], front.to_csv(index=False))
     minimised = [c for c, d in objectives if d == "min"]
@@ -114,8 +131,9 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
     n_ok = int((df["status"] == "ok").sum())
     per = f" (per {group_by})" if group_by else ""
     per += f", without {', '.join(exclude_models)}" if exclude_models else ""
-    plot_frontier(df, front, out["plot"], x=x, y=y, group_by=group_by,
-                  title=f"{sweep_dir.name}: {len(front)} on the frontier{per} of {n_ok} ok / {len(df)} variants")
+    title = f"{sweep_dir.name}: {len(front)} on the frontier{per} of {n_ok} ok / {len(df)} variants"
+    plot_frontier(df, front, out["plot"], x=x, y=y, group_by=group_by, title=title)
+    write_html(df, front, out["html"], x=x, y=y, title=title)
     return out
 
 

@@ -35,6 +35,9 @@ __all__ = ["RECIPE", "Variant", "content_hash", "library_versions"]
 # meaning, a fixed bug): it is part of every hash, so stale results and artifacts are redone.
 RECIPE = 4
 
+# settings added since RECIPE was last bumped: at these defaults they are not hashed
+_NEW_AT_DEFAULT: dict[tuple[str, str], Any] = {("bench", "batch_sizes"): [], ("bench", "isolate"): False}
+
 
 def content_hash(obj: Any, *, length: int = 16) -> str:
     """sha256 of the canonical JSON of ``obj`` (dataclasses become dicts), truncated."""
@@ -112,8 +115,13 @@ class Variant:
 
     @property
     def hash(self) -> str:
-        """Hash of the whole variant: a result with another hash is stale."""
-        return content_hash({"variant": self.to_dict(), "recipe": RECIPE})
+        """Hash of the whole variant: a result with another hash is stale. Settings added after
+        results were recorded leave the hash alone while they keep their default."""
+        d = self.to_dict()
+        for (section, key), default in _NEW_AT_DEFAULT.items():
+            if d[section].get(key) == default:
+                del d[section][key]
+        return content_hash({"variant": d, "recipe": RECIPE})
 
     @property
     def variant_id(self) -> str:
