@@ -89,6 +89,49 @@ def test_memory_throughput_and_isolated_timing(tmp_path, variant_of):
     assert spawned["hash"] != rec["hash"] and spawned["accuracy"] == rec["accuracy"]
 
 
+def test_corrupted_cache_and_altered_results_never_reach_the_frontier(tmp_path, variant_of, monkeypatch):
+    cache = tmp_path / "cache"
+    clean = pipeline.run_variant(variant_of(quant=True), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
+    # a tampered result record is not reused: the variant is measured again
+    path = tmp_path / "a" / "result.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "accuracy": 1.0}))
+    (cache / "results" / f"{clean['hash']}-{clean['environment']['machine_id']}.json").unlink()
+    measured = []
+    real_measure = pipeline._measure
+    monkeypatch.setattr(pipeline, "_measure", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
+    again = pipeline.run_variant(variant_of(quant=True), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
+    assert measured == [1] and again["accuracy"] == clean["accuracy"]
+    # truncated int8 model and flipped checkpoint byte: detected, rebuilt, same accuracy
+    q = cache / "int8" / clean["quant_key"] / "model.int8.onnx"
+    q.write_bytes(q.read_bytes()[: q.stat().st_size // 2])
+    weights = next((cache / "checkpoints" / clean["train_key"]).glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    rebuilt = pipeline.run_variant(variant_of(quant=True), out_dir=tmp_path / "b", cache_dir=cache, force=True,
+                                   progress=False)
+    assert rebuilt["status"] == "ok" and rebuilt["train_cached"] is False
+    assert rebuilt["accuracy"] == clean["accuracy"] and rebuilt["train_key"] == clean["train_key"]
+
+
+def test_full_disk_fails_the_variant_cleanly_before_training(tmp_path, variant_of, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from paretobert import train
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
+    monkeypatch.setattr(train, "fine_tune", lambda *a, **k: pytest.fail("trained despite a full disk"))
+    rec = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=tmp_path / "cache", progress=False)
+    assert rec["status"] == "failed" and rec["error"].startswith("DiskSpaceError: only 1 MB free under")
+    assert "the fine-tuned checkpoint needs about" in rec["error"]
+    assert not [p for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir()]  # no partial artifact
+    monkeypatch.undo()
+    assert pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=tmp_path / "cache",
+                                progress=False)["status"] == "ok"  # space freed: the re-run completes it
+
+
 def test_failure_is_recorded_not_raised_and_rerun(tmp_path, variant_of, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("exporter exploded")

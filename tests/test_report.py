@@ -126,3 +126,23 @@ def test_report_without_a_model(tmp_path):
     front = pd.read_csv(tmp_path / "x" / "frontier-transformers.csv")
     assert front["variant_id"].tolist() == ["bert"] and (tmp_path / "x" / "frontier-transformers.png").exists()
     assert pd.read_csv(write_report(tmp_path / "x")["frontier"])["variant_id"].tolist() == ["tfidf"]
+
+
+def test_int8_collapse_against_its_fp32_twin_is_flagged(tmp_path, caplog):
+    v = {"model": {"name": "mini"}, "seq_len": 128, "drop": {"strategy": "none"}}
+    recs = [
+        _rec("fp", acc=0.90, p50=10.0, variant={**v, "quant": False, "runtime": {"threads": 1}}),
+        _rec("q-ok", acc=0.89, p50=6.0, quant=True, variant={**v, "quant": True, "runtime": {"threads": 1}}),
+        _rec("q-bad", acc=0.60, p50=5.5, quant=True, variant={**v, "quant": True, "runtime": {"threads": 2}}),
+        _rec("q-orphan", acc=0.30, p50=5.0, quant=True, variant={**v, "seq_len": 64, "quant": True}),
+    ]
+    for r in recs:
+        atomic_write_json(tmp_path / "s" / r["variant_id"] / "result.json", r)
+    with caplog.at_level("WARNING"):
+        out = write_report(tmp_path / "s")
+    df = pd.read_csv(out["results"]).set_index("variant_id")
+    assert df.loc["q-ok", "int8_accuracy_drop"] == pytest.approx(0.01) and df.loc["q-ok", "int8_collapsed"] == False  # noqa: E712
+    assert df.loc["q-bad", "int8_accuracy_drop"] == pytest.approx(0.30) and df.loc["q-bad", "int8_collapsed"] == True  # noqa: E712
+    assert pd.isna(df.loc["q-orphan", "int8_accuracy_drop"]) and pd.isna(df.loc["fp", "int8_collapsed"])
+    assert "q-bad: int8 accuracy collapsed" in caplog.text and "q-ok" not in caplog.text
+    assert '"int8_collapsed": true' in out["html"].read_text()

@@ -36,7 +36,7 @@ def test_artifact_builds_once_and_reuses(tmp_path):
     d2, m2, reused2 = artifact(tmp_path, "ckpt", "k1", build)
     assert (reused1, reused2) == (False, True) and len(calls) == 1
     assert d1 == d2 == tmp_path / "ckpt" / "k1" and (d1 / "w.bin").exists()
-    assert m1 == m2 == {"n": 1, "key": "k1"}
+    assert m1 == m2 and m1["n"] == 1 and m1["key"] == "k1" and set(m1["integrity"]) == {"w.bin"}
 
 
 def test_interrupted_build_leaves_nothing_and_is_redone(tmp_path):
@@ -60,3 +60,45 @@ def test_load_results_skips_unreadable(tmp_path):
     (tmp_path / "b" / "result.json").write_text("{truncated")
     recs = load_results(tmp_path)
     assert [r["variant_id"] for r in recs] == ["a"] and recs[0]["job_dir"].endswith("a")
+
+
+@pytest.mark.parametrize("fault", ["truncate", "flip", "delete", "extra-meta-key"])
+def test_corrupt_artifact_is_reported_and_rebuilt(tmp_path, fault, caplog):
+    builds = []
+
+    def build(d):
+        builds.append(1)
+        (d / "sub").mkdir()
+        (d / "sub" / "w.bin").write_bytes(bytes(range(256)) * 4)
+        return {"file": "sub/w.bin"}
+
+    d, meta, _ = artifact(tmp_path, "ckpt", "k", build)
+    assert meta["integrity"]["sub/w.bin"]["size"] == 1024
+    f = d / "sub" / "w.bin"
+    if fault == "truncate":
+        f.write_bytes(f.read_bytes()[:100])
+    elif fault == "flip":
+        data = bytearray(f.read_bytes())
+        data[500] ^= 1
+        f.write_bytes(bytes(data))
+    elif fault == "delete":
+        f.unlink()
+    else:  # metadata edited by hand, files intact: still trusted
+        atomic_write_json(d / "meta.json", {**meta, "note": "x"})
+    with caplog.at_level("WARNING"):
+        d2, meta2, reused = artifact(tmp_path, "ckpt", "k", build)
+    if fault == "extra-meta-key":
+        assert reused and len(builds) == 1
+        return
+    assert not reused and len(builds) == 2 and "corrupt cached artifact" in caplog.text
+    assert (d2 / "sub" / "w.bin").read_bytes() == bytes(range(256)) * 4
+    assert artifact(tmp_path, "ckpt", "k", build)[2] is True  # intact again
+
+
+def test_sealed_records_detect_alteration():
+    from paretobert.store import seal, seal_ok
+
+    rec = seal({"variant_id": "v", "accuracy": 0.9, "nested": {"a": [1, 2]}})
+    assert seal_ok(rec) and seal_ok(json.loads(json.dumps(rec)))
+    assert not seal_ok({**rec, "accuracy": 0.99})
+    assert seal_ok({"variant_id": "old record without a seal"})

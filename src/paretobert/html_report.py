@@ -25,11 +25,12 @@ HOVER_FIELDS = [
     "variant_id", "frontier_status", "model", "weights_source", "quant", "seq_len", "truncation", "threads",
     "accuracy", "accuracy_ci_lo", "accuracy_ci_hi", "macro_f1", "latency_p50_ms", "latency_p50_ms_ci_lo",
     "latency_p50_ms_ci_hi", "latency_p99_ms", "latency_rounds", "tokenize_p50_ms", "exit_layer_mean",
-    "model_mb", "session_create_ms", "first_inference_ms", "peak_rss_mb", "machine_id",
+    "model_mb", "session_create_ms", "first_inference_ms", "peak_rss_mb", "int8_accuracy_drop", "int8_collapsed",
+    "machine_id",
 ]
 TABLE_COLUMNS = [
     "label", "frontier_status", "accuracy", "macro_f1", "latency_p50_ms", "latency_p99_ms", "tokenize_p50_ms",
-    "model_mb", "peak_rss_mb", "threads", "status", "error",
+    "model_mb", "peak_rss_mb", "threads", "int8_collapsed", "status", "error",
 ]
 
 
@@ -85,7 +86,7 @@ tr.failed td { color: #b00; }
 <h1>__TITLE__</h1>
 <div class="legend"><span style="color:#d62728">&#9679; frontier</span>
 <span style="color:#d62728">&#9675; indistinguishable (intervals overlap)</span>
-<span style="color:#888">&#9679; dominated</span> &mdash; bars: 95% intervals; hover a point for its settings;
+<span style="color:#888">&#9679; dominated</span> <span>&#10005; int8 collapsed vs its fp32 twin</span> &mdash; bars: 95% intervals; hover a point for its settings;
 click a column header to sort</div>
 <svg id="plot" width="900" height="520"></svg>
 <div id="tip"></div>
@@ -159,6 +160,10 @@ function draw() {
       tip.style.top = (ev.pageY + 12) + "px";
     });
     c.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+    if (r.int8_collapsed === true) {
+      el("path", {d: `M ${cx - 7} ${cy - 7} L ${cx + 7} ${cy + 7} M ${cx - 7} ${cy + 7} L ${cx + 7} ${cy - 7}`,
+        stroke: "#000", "stroke-width": 2, class: "collapsed"}, svg);
+    }
     if (on || shaky) el("text", {x: cx + 7, y: cy - 7, "font-size": 10}, svg).textContent = r.label;
     n++;
   }

@@ -26,7 +26,15 @@ from paretobert.bench import make_session, summarize, time_loop
 from paretobert.data import Split, load_split
 from paretobert.env import environment, machine_id
 from paretobert.evaluate import classification_metrics, predict
-from paretobert.store import RESULT_FILE, artifact, atomic_write_json, read_json
+from paretobert.store import (
+    RESULT_FILE,
+    artifact,
+    atomic_write_json,
+    ensure_free_space,
+    read_json,
+    seal,
+    seal_ok,
+)
 from paretobert.variant import Variant
 
 __all__ = ["bench_variant", "format_result_line", "run_variant"]
@@ -111,6 +119,8 @@ def _train_stage(variant: Variant, split: Split, source: Any, cache_dir: Path, p
         dropped = None
         if variant.drop.strategy != "none":
             dropped = _drop_stage(variant, model, tok, split)
+        ensure_free_space(tmp, 4 * sum(p.numel() for p in model.parameters()) * 1.2 + 50e6,
+                          "the fine-tuned checkpoint")
         stats = fine_tune(model, tok, texts=split.train_texts, labels=split.train_labels,
                           cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
                           truncation=variant.truncation, distill=distill, progress=progress)
@@ -225,6 +235,7 @@ def _export_stage(variant: Variant, ckpt: Path, train_key: str, split: Split, ca
     def build(tmp: Path) -> dict[str, Any]:
         model = AutoModelForSequenceClassification.from_pretrained(ckpt, attn_implementation="eager")
         tok = AutoTokenizer.from_pretrained(ckpt)
+        ensure_free_space(tmp, 4 * sum(p.numel() for p in model.parameters()) * 2.5 + 50e6, "the ONNX export")
         raw = tmp / "model.onnx"
         names = export_onnx(model, tok, raw, opset=variant.export.opset)
         meta: dict[str, Any] = {"inputs": names, "file": raw.name, "fusion": {}}
@@ -456,7 +467,7 @@ def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, mode
     out: dict[str, Any] = {"model_mb": sum(model_bytes(p) for p in paths) / 1e6}
     with stages("evaluate", vid):
         ekey, (_, emeta, reused) = _eval_stage(variant, split, paths, ckpt, model_key, cache_dir, progress)
-    out.update({k: v for k, v in emeta.items() if k not in ("key", "predictions")})
+    out.update({k: v for k, v in emeta.items() if k not in ("key", "predictions", "integrity")})
     out.update(eval_key=ekey, eval_cached=reused)
     with stages("bench", vid):
         pick = _evenly_spaced(len(split.test_texts), variant.bench.n_texts)
@@ -501,7 +512,7 @@ def _accuracy_interval(accuracy: float, n: int) -> dict[str, float]:
 
 
 def _reusable(rec: Any, variant: Variant) -> bool:
-    return (isinstance(rec, dict) and rec.get("status") == "ok" and rec.get("hash") == variant.hash
+    return (isinstance(rec, dict) and seal_ok(rec) and rec.get("status") == "ok" and rec.get("hash") == variant.hash
             and rec.get("environment", {}).get("machine_id") == machine_id())
 
 
@@ -529,7 +540,7 @@ def run_variant(
                 log.info("[%s] done already (%s): skipped; force=true redoes it", variant.variant_id, path)
                 if path != result_path:
                     rec = {**rec, "reused_from": str(path)}
-                    atomic_write_json(result_path, rec)
+                    atomic_write_json(result_path, seal(rec))
                 return rec
 
     stages = _Stages()
@@ -595,6 +606,7 @@ def run_variant(
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
     record["stage_seconds"] = stages.seconds
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record = seal(record)
     atomic_write_json(result_path, record)
     if record["status"] == "ok":
         atomic_write_json(shared, record)

@@ -40,6 +40,10 @@ def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: 
     if shaky.any():
         ax.scatter(ok.loc[shaky, x], ok.loc[shaky, y], facecolors="white", edgecolors="tab:red", s=52,
                    label="indistinguishable (intervals overlap)", zorder=3)
+    if "int8_collapsed" in ok.columns and ok["int8_collapsed"].eq(True).any():
+        bad = ok[ok["int8_collapsed"].eq(True)]
+        ax.scatter(bad[x], bad[y], marker="x", c="black", s=90, zorder=4,
+                   label="int8 collapsed (accuracy far below its fp32 twin)")
     xerr = _err(ok, x)
     yerr = _err(ok, y)
     if xerr is not None or yerr is not None:

@@ -36,8 +36,37 @@ COLUMNS = [
     "tokenize_mean_ms", "total_p50_ms", "accuracy_ci_lo", "accuracy_ci_hi", "latency_p50_ms_ci_lo",
     "latency_p50_ms_ci_hi", "latency_rounds", "exit_layer_mean",
     "session_create_ms", "first_inference_ms", "peak_rss_mb", "rss_growth_mb", "model_mb", "n_params", "n_test", "mean_tokens",
-    "onnx_max_abs_diff", "train_seconds", "train_cached", "machine_id", "error", "job_dir",
+    "onnx_max_abs_diff", "int8_accuracy_drop", "int8_collapsed", "train_seconds", "train_cached", "machine_id",
+    "error", "job_dir",
 ]
+# an int8 variant this much less accurate than its fp32 twin is flagged (results, plot, log)
+COLLAPSE_DROP = 0.05
+
+
+def _twin_key(rec: dict[str, Any]) -> str | None:
+    """What an int8 variant shares with its fp32 twin: everything but quant and timing settings."""
+    v = rec.get("variant")
+    if not isinstance(v, dict):
+        return None
+    import json
+
+    return json.dumps({k: x for k, x in v.items() if k not in ("quant", "quantize", "runtime", "bench")},
+                      sort_keys=True, default=str)
+
+
+def _int8_drops(records: Sequence[dict[str, Any]]) -> dict[int, float]:
+    """Row index -> fp32 accuracy minus int8 accuracy, for int8 rows with an ok fp32 twin."""
+    fp32 = {}
+    for rec in records:
+        if rec.get("status") == "ok" and not rec.get("quant") and rec.get("accuracy") is not None:
+            fp32.setdefault(_twin_key(rec), rec["accuracy"])
+    out = {}
+    for i, rec in enumerate(records):
+        key = _twin_key(rec)
+        if rec.get("status") == "ok" and rec.get("quant") and key is not None and key in fp32:
+            out[i] = float(fp32[key] - rec["accuracy"])
+    return out
+
 
 
 def _label(rec: dict[str, Any]) -> str:
@@ -82,8 +111,12 @@ def _intervals_of(rec: dict[str, Any]) -> dict[str, float]:
 def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per variant: floats with units in column names, never formatted strings."""
     rows = []
-    for rec in records:
+    drops = _int8_drops(records)
+    for i, rec in enumerate(records):
         row = {c: rec.get(c) for c in COLUMNS}
+        if i in drops:
+            row["int8_accuracy_drop"] = drops[i]
+            row["int8_collapsed"] = drops[i] > COLLAPSE_DROP
         row["label"] = _label(rec)
         row["train_seconds"] = (rec.get("train") or {}).get("seconds")
         row.update(_intervals_of(rec))
@@ -98,7 +131,8 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for c in ("accuracy", "macro_f1", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
               "latency_std_ms", "tokenize_p50_ms", "total_p50_ms", "accuracy_ci_lo", "accuracy_ci_hi",
               "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi", "exit_layer_mean", "tokenize_mean_ms", "session_create_ms",
-              "first_inference_ms", "peak_rss_mb", "rss_growth_mb", "model_mb", "mean_tokens", *extra, "onnx_max_abs_diff", "train_seconds"):
+              "first_inference_ms", "peak_rss_mb", "rss_growth_mb", "model_mb", "mean_tokens", *extra,
+              "onnx_max_abs_diff", "int8_accuracy_drop", "train_seconds"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df.sort_values("variant_id", kind="mergesort").reset_index(drop=True)
 
@@ -119,6 +153,9 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
     machines = df["machine_id"].dropna().unique()
     if len(machines) > 1:
         log.warning("%s mixes results from %d machines: latencies are not comparable", sweep_dir, len(machines))
+    for _, r in df[df["int8_collapsed"].eq(True)].iterrows():
+        log.warning("%s: int8 accuracy collapsed (%.4f below its fp32 twin): flagged in the report",
+                    r["variant_id"], r["int8_accuracy_drop"])
     front = noise_aware_frontier(df, objectives, by=group_by)
     out = {"results": sweep_dir / f"results{suffix}.csv", "frontier": sweep_dir / f"frontier{suffix}.csv",
            "plot": sweep_dir / f"frontier{suffix}.png", "html": sweep_dir / f"frontier{suffix}.html"}

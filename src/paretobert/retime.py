@@ -24,7 +24,7 @@ import numpy as np
 
 from paretobert.bench import summarize, time_loop
 from paretobert.env import environment
-from paretobert.store import RESULT_FILE, atomic_write_json, load_results
+from paretobert.store import RESULT_FILE, atomic_write_json, load_results, seal
 from paretobert.variant import Variant
 
 __all__ = ["RetimeError", "main", "retime_sweep", "variant_from_dict"]
@@ -116,7 +116,7 @@ def _write(job: dict[str, Any]) -> dict[str, Any]:
     rec["environment"] = environment(threads=job["variant"].runtime.threads)
     rec.pop("reused_from", None)
     job_dir = Path(rec.pop("job_dir"))
-    atomic_write_json(job_dir / RESULT_FILE, rec)
+    atomic_write_json(job_dir / RESULT_FILE, seal(rec))
     return rec
 
 

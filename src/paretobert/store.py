@@ -1,16 +1,19 @@
 """Files on disk: atomic writes, the content-addressed artifact cache, and result records.
 
 An artifact directory is built under a temporary name and renamed into place only when
-complete, with a ``meta.json`` that names its key; a directory without it is never trusted.
-Builds of the same key are serialised with a file lock so two sweeps never train the same
-checkpoint at once.
+complete, with a ``meta.json`` that names its key and the size and sha256 of every file; a
+directory without it is never trusted, and one whose files no longer match it (truncated,
+altered, missing) is reported and rebuilt. Builds of the same key are serialised with a file
+lock so two sweeps never train the same checkpoint at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,14 +26,23 @@ __all__ = [
     "artifact",
     "atomic_write_json",
     "atomic_write_text",
+    "DiskSpaceError",
+    "ensure_free_space",
+    "file_digests",
     "find_results",
+    "integrity_problems",
     "is_done",
     "load_results",
     "read_json",
+    "seal",
+    "seal_ok",
 ]
 
 RESULT_FILE = "result.json"
 META_FILE = "meta.json"
+INTEGRITY = "integrity"
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -78,6 +90,49 @@ def is_done(directory: Path, key: str) -> bool:
     return isinstance(meta, dict) and meta.get("key") == key
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_digests(directory: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"size", "sha256"}}`` of every file under ``directory`` but meta.json."""
+    return {
+        p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(directory.rglob("*")) if p.is_file() and p.name != META_FILE
+    }
+
+
+def integrity_problems(directory: Path, meta: dict[str, Any]) -> list[str]:
+    """What no longer matches the digests recorded at build time (empty: intact). Artifacts
+    built before digests were recorded cannot be checked and pass."""
+    want = meta.get(INTEGRITY)
+    if not isinstance(want, dict):
+        return []
+    problems = []
+    for rel, d in want.items():
+        p = directory / rel
+        if not p.is_file():
+            problems.append(f"{rel} missing")
+        elif p.stat().st_size != d.get("size"):
+            problems.append(f"{rel} has {p.stat().st_size} bytes, built with {d.get('size')}")
+        elif _sha256(p) != d.get("sha256"):
+            problems.append(f"{rel} altered (sha256 differs)")
+    return problems
+
+
+def _intact(directory: Path, key: str) -> bool:
+    if not is_done(directory, key):
+        return False
+    problems = integrity_problems(directory, read_json(directory / META_FILE))
+    if problems:
+        log.warning("corrupt cached artifact %s (%s): rebuilding it", directory, "; ".join(problems))
+    return not problems
+
+
 def artifact(
     root: Path, kind: str, key: str, build: Callable[[Path], dict[str, Any]]
 ) -> tuple[Path, dict[str, Any], bool]:
@@ -85,18 +140,22 @@ def artifact(
 
     ``build`` writes its files into the temporary directory it is given and returns
     metadata; the directory is renamed into place with ``meta.json`` only on success.
-    Returns (directory, metadata, reused).
+    The files are checked against their recorded digests before reuse. Returns (directory,
+    metadata, reused).
     """
     final = root / kind / key
-    if is_done(final, key):
+    if _intact(final, key):
         return final, read_json(final / META_FILE), True
     with _locked(root / kind / f"{key}.lock"):
-        if is_done(final, key):  # built by a concurrent run while we waited
+        if _intact(final, key):  # built by a concurrent run while we waited
             return final, read_json(final / META_FILE), True
+        for stale in (root / kind).glob(f".{key}.*.tmp"):  # left by a killed build (we hold its lock)
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=root / kind, prefix=f".{key}.", suffix=".tmp"))
         try:
             meta = dict(build(tmp))
             meta["key"] = key
+            meta[INTEGRITY] = file_digests(tmp)
             atomic_write_json(tmp / META_FILE, meta)
             if final.exists():
                 shutil.rmtree(final)  # incomplete or stale leftover
@@ -105,6 +164,35 @@ def artifact(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return final, meta, False
+
+
+class DiskSpaceError(OSError):
+    """Not enough free space for an artifact, with what to do."""
+
+
+def ensure_free_space(directory: Path, need_bytes: float, what: str) -> None:
+    """Raise :class:`DiskSpaceError` unless ``directory``'s file system has ``need_bytes`` free
+    (checked before large writes, so a full disk fails a variant cleanly and early)."""
+    free = shutil.disk_usage(directory).free
+    if free < need_bytes:
+        raise DiskSpaceError(
+            f"only {free / 1e6:.0f} MB free under {directory}; {what} needs about {need_bytes / 1e6:.0f} MB: "
+            "free some space (old artifacts under cache_dir can go) or set cache_dir elsewhere")
+
+
+SEAL = "record_sha256"
+
+
+def seal(rec: dict[str, Any]) -> dict[str, Any]:
+    """``rec`` with the sha256 of its canonical JSON (without the seal) under ``record_sha256``."""
+    body = {k: v for k, v in rec.items() if k != SEAL}
+    blob = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    return {**body, SEAL: hashlib.sha256(blob.encode()).hexdigest()}
+
+
+def seal_ok(rec: dict[str, Any]) -> bool:
+    """False when a sealed record was altered since it was written (unsealed ones pass)."""
+    return SEAL not in rec or seal(rec)[SEAL] == rec[SEAL]
 
 
 def find_results(sweep_dir: Path) -> list[Path]:
