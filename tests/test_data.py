@@ -176,3 +176,25 @@ def test_one_class_train_is_an_error_and_bad_config_values(tmp_path):
         DatasetConfig(name="imdb")
     with pytest.raises(ConfigError, match="dataset.test_size"):
         DatasetConfig(test_size=1.5)
+
+
+def test_empty_documents_rare_labels_and_missing_test_classes_are_reported(tmp_path, caplog):
+    for cls, n in {"sport": 12, "tech": 12, "rare": 1}.items():
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            (tmp_path / cls / f"{i:03d}.txt").write_text(f"{cls} story {i}")
+    (tmp_path / "tech" / "empty.txt").write_text("  \n")
+    with caplog.at_level("WARNING"):
+        split = load_split(DatasetConfig(name="bbc", path=str(tmp_path)))
+    assert any("empty.txt" in s for s in split.skipped)  # counted and named, not silently dropped
+    assert "skipped 1 file(s)" in caplog.text
+    assert "rare" in split.label_names  # one example: kept, and the split says where it is missing
+    assert ("train split has no example of ['rare']" in caplog.text) != ("test split has no example of ['rare']"
+                                                                        in caplog.text)
+    csv = tmp_path / "x.csv"
+    csv.write_text("text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nonly a,a\nanother a,a\n")
+    with caplog.at_level("WARNING"):
+        s2 = load_split(DatasetConfig(name="csv", path=str(csv), test_path=str(test)))
+    assert s2.label_names == ["a", "b"] and "test split has no example of ['b']" in caplog.text

@@ -40,6 +40,10 @@ def _from_docs(
     missing = sorted(set(range(len(names))) - set(te_y))
     if missing:
         log.warning("%s: test split has no example of %s", source, [names[i] for i in missing])
+    untrained = sorted(set(range(len(names))) - set(tr_y))
+    if untrained:
+        log.warning("%s: train split has no example of %s: the model can never predict it", source,
+                    [names[i] for i in untrained])
     if skipped:
         log.warning("%s: skipped %d file(s): %s", source, len(skipped), "; ".join(skipped))
     return Split(tr_x, tr_y, te_x, te_y, names, source, list(skipped))
