@@ -53,6 +53,11 @@ def test_noise_aware_dominance_rules():
     assert _status([(0.90, 0.01, 10.0, 0.5), (0.90, 0.01, 20.0, 0.5)]) == ["frontier", "dominated"]
     # clearly faster but clearly less accurate: a trade-off, both on the frontier
     assert _status([(0.90, 0.01, 10.0, 0.5), (0.80, 0.01, 5.0, 0.5)]) == ["frontier", "frontier"]
+    # clearly faster, less accurate within the noise: still a trade-off, the more accurate one stays
+    assert _status([(0.97, 0.02, 13.0, 0.1), (0.95, 0.02, 6.0, 0.1)]) == ["frontier", "frontier"]
+    # faster within the noise and as accurate: indistinguishable; beyond the noise: dominated
+    assert _status([(0.90, 0.01, 10.0, 1.0), (0.90, 0.01, 10.5, 1.0), (0.90, 0.01, 14.0, 1.0)]) == [
+        "frontier", "indistinguishable", "dominated"]
     # NaN never on the frontier and never dominates
     assert _status([(0.90, 0.01, 10.0, 0.5), (float("nan"), 0.01, 1.0, 0.5)]) == ["frontier", "dominated"]
     # with zero-width intervals the rule is the ordinary Pareto rule

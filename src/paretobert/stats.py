@@ -4,9 +4,9 @@
 - :func:`bootstrap_interval`: percentile-bootstrap interval of a statistic (default the
   median) of latency samples.
 - :func:`noise_aware_status`: frontier membership when every objective has an interval: a
-  point is dominated only by one that is better beyond the intervals on some objective and
-  not worse beyond them on any; frontier points that a naive point-estimate frontier would
-  drop are ``indistinguishable``.
+  point is dominated only by one that is no worse on every objective and better beyond the
+  intervals on one; points a plain point-estimate frontier would drop by margins inside the
+  intervals are ``indistinguishable``.
 - :func:`hypervolume_2d`: the area a 2-objective frontier dominates up to a reference point.
 """
 
@@ -61,10 +61,12 @@ def noise_aware_status(estimates: np.ndarray, lows: np.ndarray, highs: np.ndarra
                        directions: Sequence[str]) -> list[str]:
     """Per point: ``frontier``, ``indistinguishable`` or ``dominated``.
 
-    Arrays are (points, objectives). Point a dominates b when on some objective a's whole
-    interval is better than b's (no overlap) and on no objective a's interval is wholly worse.
-    Points no one dominates so are on the frontier; those among them that a point-estimate
-    frontier would call dominated are ``indistinguishable`` (the intervals cannot tell).
+    Arrays are (points, objectives). Point a dominates b when a is no worse on every
+    objective (point estimates) and better beyond the intervals on at least one (a's whole
+    interval better than b's). So the plain Pareto frontier is always ``frontier``; a point
+    the plain rule drops only by margins inside the intervals is ``indistinguishable``; only
+    what is beaten beyond the noise is ``dominated``. (A point that is more accurate but
+    slower is never dropped for being "indistinguishably" less accurate.)
     Rows with NaN anywhere are ``dominated`` (never on the frontier).
     """
     est, lo, hi = (np.asarray(a, dtype=float) for a in (estimates, lows, highs))
@@ -85,12 +87,12 @@ def noise_aware_status(estimates: np.ndarray, lows: np.ndarray, highs: np.ndarra
         for a in range(n):
             if a == b or not valid[a]:
                 continue
-            clearly_better = (H[a] < L[b]).any()
-            clearly_worse = (L[a] > H[b]).any()
-            if clearly_better and not clearly_worse:
+            if not (E[a] <= E[b]).all():
+                continue
+            if (H[a] < L[b]).any():  # no worse anywhere, better beyond the noise somewhere
                 noisy = True
                 break
-            if (E[a] <= E[b]).all() and (E[a] < E[b]).any():
+            if (E[a] < E[b]).any():
                 naive = True
         out.append("dominated" if noisy else "indistinguishable" if naive else "frontier")
     return out
