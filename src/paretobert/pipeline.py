@@ -386,6 +386,18 @@ def _eval_stage(variant: Variant, split: Split, paths: list[Path], ckpt: Path, m
                          lambda tmp: _evaluate(variant, split, paths, ckpt, progress))
 
 
+def time_round(run: Callable, create_ms: float, feeds: list[dict[str, np.ndarray]], b: Any, *, desc: str,
+               progress: bool) -> dict[str, Any]:
+    """One timing round of a freshly opened model: its cold first call, then the timing loop."""
+    t0 = time.perf_counter()
+    run(feeds[0])
+    first_ms = (time.perf_counter() - t0) * 1000.0
+    lat = summarize(time_loop(lambda i: run(feeds[i]), n_inputs=len(feeds), warmup=b.warmup,
+                              min_iters=b.min_iters, min_seconds=b.min_seconds, max_seconds=b.max_seconds,
+                              desc=desc, progress=progress))
+    return {"stats": lat, "session_create_ms": create_ms, "first_inference_ms": first_ms}
+
+
 def bench_variant(variant: Variant, paths: list[Path], ckpt: Path, texts: list[str],
                   progress: bool = False) -> dict[str, Any]:
     """Time one variant on ``texts`` (batch 1, ``bench.repeats`` rounds, each in a fresh
@@ -402,14 +414,7 @@ def bench_variant(variant: Variant, paths: list[Path], ckpt: Path, texts: list[s
         if prepare is None:
             prepare, length = _preparer(variant, ckpt, names)
             feeds = [prepare(t) for t in texts]
-        t0 = time.perf_counter()
-        run(feeds[0])
-        first_ms = (time.perf_counter() - t0) * 1000.0
-        lat = summarize(time_loop(lambda i, run=run, feeds=feeds: run(feeds[i]), n_inputs=len(feeds),
-                                  warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
-                                  max_seconds=b.max_seconds, desc=f"time {r + 1}/{b.repeats}",
-                                  progress=progress))
-        rounds.append({"stats": lat, "session_create_ms": create_ms, "first_inference_ms": first_ms})
+        rounds.append(time_round(run, create_ms, feeds, b, desc=f"time {r + 1}/{b.repeats}", progress=progress))
         if r < b.repeats - 1 or not b.batch_sizes:
             del run
     out: dict[str, Any] = {"rounds": rounds}

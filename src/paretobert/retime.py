@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from paretobert.bench import summarize, time_loop
 from paretobert.env import environment
 from paretobert.store import RESULT_FILE, atomic_write_json, load_results, seal
 from paretobert.variant import Variant
@@ -62,7 +61,7 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
                  progress: bool = True) -> list[dict[str, Any]]:
     """Re-time every ok variant of ``sweep_dir`` ``rounds`` times, interleaved; returns the
     updated records (failed variants are left as they are)."""
-    from paretobert.pipeline import _evenly_spaced, _open_model, _preparer, _split
+    from paretobert.pipeline import _evenly_spaced, _open_model, _preparer, _split, time_round
 
     if rounds < 1:
         raise RetimeError(f"--rounds={rounds}: need at least 1")
@@ -91,15 +90,8 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
             job = jobs[j]
             v, b = job["variant"], job["variant"].bench
             run, _, create_ms = _open_model(v, job["paths"], v.runtime.threads)
-            feeds = job["feeds"]
-            t0 = time.perf_counter()
-            run(feeds[0])
-            first_ms = (time.perf_counter() - t0) * 1000.0
-            lat = summarize(time_loop(lambda i, run=run, feeds=feeds: run(feeds[i]), n_inputs=len(feeds),
-                                      warmup=b.warmup, min_iters=b.min_iters, min_seconds=b.min_seconds,
-                                      max_seconds=b.max_seconds, desc=f"retime {r + 1}/{rounds} {v.variant_id}",
-                                      progress=progress))
-            job["rounds"].append({"stats": lat, "session_create_ms": create_ms, "first_inference_ms": first_ms})
+            job["rounds"].append(time_round(run, create_ms, job["feeds"], b,
+                                            desc=f"retime {r + 1}/{rounds} {v.variant_id}", progress=progress))
             del run
     return [_write(job) for job in jobs]
 
