@@ -198,7 +198,9 @@ class EarlyExitRunner:
     def __init__(self, paths: Sequence[Path], *, threshold: float, threads: int | None = None) -> None:
         from paretobert.bench import make_session
 
-        self.sessions = [make_session(p, threads=threads)[0] for p in paths]
+        # one session per segment, called in turn: with several threads each, spinning idle
+        # pools slow every call down (measured 3-4x at 2 threads on 2 cores)
+        self.sessions = [make_session(p, threads=threads, spin=False)[0] for p in paths]
         self.threshold = threshold
         self.input_names = [i.name for i in self.sessions[0].get_inputs()]
 
