@@ -9,9 +9,13 @@ same quant, seq_len and thread count; accuracy change = arm - none.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from math import comb
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from paretobert.frontier import noise_aware_frontier
@@ -92,5 +96,40 @@ def main(sweep: Path) -> None:
               f"({r['frontier']})")
 
 
+def paired_tests(sweep: Path) -> None:
+    """Exact McNemar tests on the same 556 test articles (the predictions are kept with each
+    cached evaluation): which of two variants is right where the other is wrong."""
+    from paretobert.pipeline import _split
+    from paretobert.retime import variant_from_dict
+
+    cache = Path(os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert")).expanduser()
+    recs = {r["name"]: r for r in load_results(sweep) if r.get("status") == "ok"}
+    any_rec = next(iter(recs.values()))
+    y = np.array(_split(variant_from_dict(any_rec["variant"]), cache, False).test_labels)
+
+    def right(name: str) -> np.ndarray:
+        meta = json.loads((cache / "eval" / recs[name]["eval_key"] / "meta.json").read_text())
+        return np.array(meta["predictions"]) == y
+
+    print("\n### Paired tests (exact McNemar, same test articles, 1 thread)\n")
+    print("| A | B | accuracy A | accuracy B | only A right | only B right | p |")
+    print("|---|---|---|---|---|---|---|")
+    for s in (64, 128):
+        for q in ("int8", "fp32"):
+            for a, b in (("kd135", "odd3"), ("kd024", "even3"), ("contribution3", "top3"), ("bottom3", "top3"),
+                         ("", "exit1")):
+                na = f"bbc-minilm-l6{'-' + a if a else ''}-{q}-s{s}-t1"
+                nb = (f"bbc-minilm-l6-{q}-s{s}-{b}-t1" if b.startswith("exit") else f"bbc-minilm-l6-{b}-{q}-s{s}-t1")
+                if na not in recs or nb not in recs:
+                    continue
+                ca, cb = right(na), right(nb)
+                n01, n10 = int((ca & ~cb).sum()), int((~ca & cb).sum())
+                n, k = n01 + n10, min(n01, n10)
+                pval = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+                print(f"| {a or 'none'} {q} s{s} | {b} | {ca.mean():.4f} | {cb.mean():.4f} | {n01} | {n10} | {pval:.4f} |")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "multirun/compression"))
+    sweep_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "multirun/compression")
+    main(sweep_dir)
+    paired_tests(sweep_dir)
