@@ -61,6 +61,14 @@ def test_failed_variant_is_recorded_and_the_sweep_goes_on(tmp_path):
     table = pd.read_csv(sweep / "results.csv")
     assert sorted(table["status"]) == ["failed", "ok"]
     assert "seq_len" in table.loc[table["status"] == "failed", "error"].iloc[0]
+    # two invalid variants in one sweep: two failed records, neither overwrites the other
+    two = tmp_path / "two"
+    p = _run("-m", "paretobert", "+experiment=smoke", f"hydra.sweep.dir={two}", "allow_network=false",
+             "quant=false", "seq_len=9998,9999", cache=tmp_path / "cache")
+    assert p.returncode == 0, p.stderr[-3000:]
+    failed = pd.read_csv(two / "results.csv")
+    assert len(failed) == 2 and (failed["status"] == "failed").all()
+    assert sorted(e.split("seq_len=")[1][:4] for e in failed["error"]) == ["9998", "9999"]
 
 
 def test_invalid_config_is_one_clear_line(tmp_path):

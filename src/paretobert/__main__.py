@@ -47,7 +47,18 @@ def _variant_id(*, _root_: DictConfig) -> str:
         })
         return Variant.from_config(to_config(OmegaConf.merge(OmegaConf.structured(Config), body))).variant_id
     except Exception:  # noqa: BLE001 - an invalid config is reported by the job itself
-        return "invalid-config"
+        # one directory per invalid job, so no failure overwrites another
+        import json
+
+        from paretobert.variant import content_hash
+
+        try:
+            raw = OmegaConf.to_container(_root_, resolve=False)
+            raw.pop("hydra", None)
+            tag = content_hash(json.loads(json.dumps(raw, default=str)))[:8]
+        except Exception:  # noqa: BLE001
+            tag = "unreadable"
+        return f"invalid-config-{tag}"
 
 
 register_configs()
