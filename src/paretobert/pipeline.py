@@ -415,12 +415,12 @@ def bench_variant(variant: Variant, paths: list[Path], ckpt: Path, texts: list[s
             prepare, length = _preparer(variant, ckpt, names)
             feeds = [prepare(t) for t in texts]
         rounds.append(time_round(run, create_ms, feeds, b, desc=f"time {r + 1}/{b.repeats}", progress=progress))
-        if r < b.repeats - 1 or not b.batch_sizes:
-            del run
+        if r < b.repeats - 1:
+            del run  # before the next round's session: never two in memory
     out: dict[str, Any] = {"rounds": rounds}
-    if b.batch_sizes:
+    if b.batch_sizes:  # in the last round's session
         out["throughput"] = _throughput(variant, run, feeds, progress)
-        del run
+    del run
     peak = peak_rss_mb()
     out["peak_rss_mb"] = peak
     out["peak_rss_scope"] = "timing" if peak_resets else "process"
