@@ -108,7 +108,9 @@ def test_variant_id_resolver_names_job_dirs():
     assert vid.startswith("bbc-mini-int8-s64-t1-") and vid == cfg.hydra.run.dir.split("/")[-1]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         bad = compose(config_name="config", overrides=["seq_len=9999"], return_hydra_config=True)
-    assert bad.hydra.sweep.subdir == "invalid-config"
+        other = compose(config_name="config", overrides=["seq_len=9998"], return_hydra_config=True)
+    assert bad.hydra.sweep.subdir.startswith("invalid-config-")
+    assert other.hydra.sweep.subdir.startswith("invalid-config-") and other.hydra.sweep.subdir != bad.hydra.sweep.subdir
 
 
 def test_variant_from_composed_config_is_stable():
