@@ -43,8 +43,7 @@ def _clean(v: Any) -> Any:
 
 
 def _rows(results: pd.DataFrame, front: pd.DataFrame) -> list[dict[str, Any]]:
-    status = dict(zip(front["variant_id"], front.get("frontier_status", pd.Series("frontier", index=front.index)),
-                      strict=True)) if len(front) else {}
+    status = dict(zip(front["variant_id"], front["frontier_status"], strict=True))
     rows = []
     for _, r in results.iterrows():
         row = {k: _clean(r.get(k)) for k in {*HOVER_FIELDS, *TABLE_COLUMNS} if k in r.index}

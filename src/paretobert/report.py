@@ -45,13 +45,12 @@ COLLAPSE_DROP = 0.05
 
 def _twin_key(rec: dict[str, Any]) -> str | None:
     """What an int8 variant shares with its fp32 twin: everything but quant and timing settings."""
+    from paretobert.variant import content_hash
+
     v = rec.get("variant")
     if not isinstance(v, dict):
         return None
-    import json
-
-    return json.dumps({k: x for k, x in v.items() if k not in ("quant", "quantize", "runtime", "bench")},
-                      sort_keys=True, default=str)
+    return content_hash({k: x for k, x in v.items() if k not in ("quant", "quantize", "runtime", "bench")})
 
 
 def _int8_drops(records: Sequence[dict[str, Any]]) -> dict[int, float]:

@@ -124,13 +124,17 @@ def integrity_problems(directory: Path, meta: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _intact(directory: Path, key: str) -> bool:
-    if not is_done(directory, key):
-        return False
-    problems = integrity_problems(directory, read_json(directory / META_FILE))
+def _intact(directory: Path, key: str) -> dict[str, Any] | None:
+    """The metadata of a complete artifact built for ``key`` whose files still match their
+    digests; None otherwise (a mismatch is logged: the caller rebuilds)."""
+    meta = read_json(directory / META_FILE)
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        return None
+    problems = integrity_problems(directory, meta)
     if problems:
         log.warning("corrupt cached artifact %s (%s): rebuilding it", directory, "; ".join(problems))
-    return not problems
+        return None
+    return meta
 
 
 def artifact(
@@ -144,11 +148,11 @@ def artifact(
     metadata, reused).
     """
     final = root / kind / key
-    if _intact(final, key):
-        return final, read_json(final / META_FILE), True
+    if (meta := _intact(final, key)) is not None:
+        return final, meta, True
     with _locked(root / kind / f"{key}.lock"):
-        if _intact(final, key):  # built by a concurrent run while we waited
-            return final, read_json(final / META_FILE), True
+        if (meta := _intact(final, key)) is not None:  # built by a concurrent run while we waited
+            return final, meta, True
         for stale in (root / kind).glob(f".{key}.*.tmp"):  # left by a killed build (we hold its lock)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=root / kind, prefix=f".{key}.", suffix=".tmp"))
