@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paretobert.bench import make_session, summarize, time_loop
+from paretobert.bench import summarize, time_loop
 from paretobert.config import DatasetConfig, ModelConfig, QuantizeConfig
 from paretobert.data import load_split
 from paretobert.env import environment
@@ -35,6 +35,7 @@ from paretobert.evaluate import encode
 from paretobert.export import export_onnx, fuse_onnx, model_bytes
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.quantize import quantize_onnx
+from paretobert.runtimes import make_session
 
 PRESETS = {
     "int8 qint8 per-channel reduce_range (paretobert)": QuantizeConfig("qint8", True, True),

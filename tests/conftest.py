@@ -56,7 +56,7 @@ def variant_of(tmp_path, corpus):
     """A factory of small scratch variants on the synthetic corpus written as a CSV dataset."""
     import csv
 
-    from paretobert import pipeline
+    from paretobert import measure
     from paretobert.config import BenchConfig, Config, DatasetConfig, ModelConfig, TrainConfig
     from paretobert.variant import Variant
 
@@ -80,7 +80,7 @@ def variant_of(tmp_path, corpus):
             setattr(cfg, k, v)
         return Variant.from_config(cfg)
 
-    pipeline._SPLITS.clear()
+    measure.clear_split_cache()
     return make
 
 

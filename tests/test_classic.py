@@ -12,6 +12,7 @@ from paretobert.classic import (
     fit_tfidf,
     prepare_text,
 )
+from paretobert.runtimes import make_session
 
 pytest.importorskip("skl2onnx")
 
@@ -24,7 +25,6 @@ def test_prepare_text_collapses_whitespace_and_truncates():
 
 @pytest.mark.parametrize("n_classes", [3, 2])
 def test_tfidf_onnx_matches_sklearn_and_quantizes(tmp_path, corpus, n_classes):
-    from paretobert.bench import make_session
     from paretobert.config import QuantizeConfig
     from paretobert.quantize import quantize_onnx
 

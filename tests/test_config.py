@@ -8,6 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from paretobert import preflight
 from paretobert.__main__ import CONF_DIR, to_config  # registers the schemas and the resolver
 from paretobert.config import Config, ConfigError, DatasetConfig, ModelConfig, RuntimeConfig
 from paretobert.variant import Variant
@@ -84,20 +85,24 @@ def test_invalid_values_name_the_key_and_what_is_accepted(override, key):
         _compose(*override.split())
 
 
-def test_threads_bounded_by_cores(monkeypatch):
+def test_threads_bounded_by_cores_at_the_entry_point_only(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert RuntimeConfig(threads=2).threads == 2
-    with pytest.raises(ConfigError, match="1..2"):
-        RuntimeConfig(threads=3)
+    assert RuntimeConfig(threads=64).threads == 64  # pure: a record from a bigger machine loads here
+    with pytest.raises(ConfigError, match="threads"):
+        RuntimeConfig(threads=0)
+    preflight.check(Config(runtime=RuntimeConfig(threads=2)))
+    with pytest.raises(ConfigError, match=r"^invalid config: runtime.threads=3; accepted: an integer in 1..2"):
+        preflight.check(Config(runtime=RuntimeConfig(threads=3)))
 
 
-def test_dataclass_validation_without_hydra(tmp_path):
+def test_dataclass_validation_without_hydra_reads_no_disk(tmp_path):
     with pytest.raises(ConfigError):
         DatasetConfig(name="imdb")
     with pytest.raises(ConfigError):
         ModelConfig(arch="gpt")
-    with pytest.raises(ConfigError, match="existing"):
-        DatasetConfig(name="sst2", path=str(tmp_path / "missing"))
+    missing = DatasetConfig(name="sst2", path=str(tmp_path / "missing"))  # pure: no disk access
+    with pytest.raises(ConfigError, match=r"^invalid config: dataset.path=.*; accepted: an existing"):
+        preflight.check(Config(dataset=missing))
 
 
 def test_variant_id_resolver_names_job_dirs():

@@ -33,10 +33,10 @@ def test_encode_truncates_keeping_cls_and_sep(tokenizer):
 class ArgmaxOfFirstToken:
     """A fake session: logits = one-hot of (first non-CLS token id mod 3); checks padding shape."""
 
-    def run(self, _, feed):
+    def run(self, feed):
         ids = feed["input_ids"]
         assert ids.shape == feed["attention_mask"].shape
-        return [np.eye(3)[ids[:, 1] % 3]]
+        return np.eye(3)[ids[:, 1] % 3]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 5])

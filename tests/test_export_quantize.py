@@ -2,11 +2,11 @@ import numpy as np
 import onnx
 import pytest
 
-from paretobert.bench import make_session
 from paretobert.config import QuantizeConfig
 from paretobert.evaluate import encode
 from paretobert.export import check_onnx, export_onnx, fuse_onnx, model_bytes
 from paretobert.quantize import quantize_onnx
+from paretobert.runtimes import make_session
 
 
 @pytest.fixture()

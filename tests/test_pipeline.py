@@ -36,7 +36,7 @@ def test_rerun_skips_and_other_variants_share_the_checkpoint(tmp_path, variant_o
     assert first["status"] == "ok" and first["train_cached"] is False
 
     # same variant: the result is reused without touching any stage
-    monkeypatch.setattr(pipeline, "_split", lambda *a: pytest.fail("a done variant must be skipped"))
+    monkeypatch.setattr("paretobert.measure.split_of", lambda *a: pytest.fail("a done variant must be skipped"))
     again = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
     assert again["started_at"] == first["started_at"]
     # a fresh job dir (another sweep) finds it in the shared results cache

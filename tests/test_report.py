@@ -37,7 +37,7 @@ def test_results_table_numeric_columns_and_labels(sweep):
     assert df.loc[1, "label"] == "mini[scratch] int8 s128" and df.loc[1, "train_seconds"] == 3.5
     assert pd.isna(df.loc[1, "total_p50_ms"])  # no tokenization time measured: no total
     both = results_table([_rec("t", p50=5.0, tokenize_p50_ms=1.5,
-                               variant={"model": {"retokenize": True}})])
+                               variant={"model": {"retokenize": True, "tokenizer": "bpe"}})])
     assert both.loc[0, "total_p50_ms"] == 6.5 and both.loc[0, "label"] == "mini+vocab[scratch] fp32 s128"
     compressed = results_table([
         _rec("d", threads=2, variant={"drop": {"strategy": "top", "keep": 3}, "exit": {"threshold": 0.05}}),

@@ -73,3 +73,13 @@ def test_hypervolume_by_hand():
     assert hypervolume_2d([(0.9, 10.0), (0.8, 5.0), (0.7, 15.0), (0.99, 25.0)], reference=(0.0, 20.0)) == pytest.approx(13.0)
     assert hypervolume_2d([], reference=(0.0, 20.0)) == 0.0
     assert hypervolume_2d([(2.0, 1.0)], reference=(5.0, 3.0), directions=("min", "min")) == pytest.approx(6.0)
+
+
+def test_mcnemar_exact_known_values():
+    from paretobert.stats import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)  # all 6 discordant pairs one way
+    assert mcnemar_exact(10, 2) == pytest.approx(mcnemar_exact(2, 10)) == pytest.approx(0.0386, abs=1e-4)
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)

@@ -12,34 +12,24 @@ from __future__ import annotations
 import json
 import os
 import sys
-from math import comb
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from paretobert import measure
 from paretobert.frontier import noise_aware_frontier
-from paretobert.report import results_table
+from paretobert.record import results_table
+from paretobert.stats import mcnemar_exact
 from paretobert.store import load_results
-
-
-def arm(rec: dict) -> str:
-    v = rec.get("variant") or {}
-    drop, kd, ex = v.get("drop") or {}, v.get("distill") or {}, v.get("exit") or {}
-    if drop.get("strategy") not in (None, "none"):
-        return f"drop-{drop['strategy']}-{drop['keep']}"
-    if kd.get("teacher"):
-        return "kd-" + "".join(str(i) for i in kd.get("layers") or [])
-    if ex.get("threshold") is not None:
-        return f"exit-{ex['threshold']:g}"
-    return "none"
+from paretobert.variant import Variant
 
 
 def table(sweep: Path) -> pd.DataFrame:
     recs = load_results(sweep)
     df = results_table(recs)
     by_id = {r["variant_id"]: r for r in recs}
-    df["arm"] = [arm(by_id[v]) for v in df["variant_id"]]
+    df["arm"] = df["compression"]  # Variant.compression_arm: none, drop-top-3, kd-135, exit-0.2
     df["kept"] = [str(((by_id[v].get("train") or {}).get("drop") or {}).get("kept", "")) for v in df["variant_id"]]
     front = noise_aware_frontier(df)
     df["frontier"] = df["variant_id"].map(dict(zip(front["variant_id"], front["frontier_status"], strict=True)))
@@ -99,13 +89,10 @@ def main(sweep: Path) -> None:
 def paired_tests(sweep: Path) -> None:
     """Exact McNemar tests on the same 556 test articles (the predictions are kept with each
     cached evaluation): which of two variants is right where the other is wrong."""
-    from paretobert.pipeline import _split
-    from paretobert.retime import variant_from_dict
-
     cache = Path(os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert")).expanduser()
     recs = {r["name"]: r for r in load_results(sweep) if r.get("status") == "ok"}
     any_rec = next(iter(recs.values()))
-    y = np.array(_split(variant_from_dict(any_rec["variant"]), cache, False).test_labels)
+    y = np.array(measure.split_of(Variant.from_dict(any_rec["variant"]), cache, False).test_labels)
 
     def right(name: str) -> np.ndarray:
         meta = json.loads((cache / "eval" / recs[name]["eval_key"] / "meta.json").read_text())
@@ -124,8 +111,7 @@ def paired_tests(sweep: Path) -> None:
                     continue
                 ca, cb = right(na), right(nb)
                 n01, n10 = int((ca & ~cb).sum()), int((~ca & cb).sum())
-                n, k = n01 + n10, min(n01, n10)
-                pval = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+                pval = mcnemar_exact(n01, n10)
                 print(f"| {a or 'none'} {q} s{s} | {b} | {ca.mean():.4f} | {cb.mean():.4f} | {n01} | {n10} | {pval:.4f} |")
 
 

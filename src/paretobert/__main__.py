@@ -1,30 +1,58 @@
 """Entry point: ``python -m paretobert [-m] key=value ...`` (Hydra).
 
-Thin by design: compose and validate the config, build a :class:`Variant`, call
-:func:`paretobert.pipeline.run_variant`, print one result line.
+Thin by design: compose and validate the config (values: pure; this machine and its disk:
+:mod:`paretobert.preflight`), build a :class:`Variant`, call
+:func:`paretobert.pipeline.run_variant`, print one result line. The Hydra boundary: nothing
+below this module (and the report callback) imports Hydra or OmegaConf.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from paretobert.config import Config, ConfigError, register_configs
+from paretobert import preflight
+from paretobert.cli import COMMANDS
+from paretobert.cli import main as tools
+from paretobert.config import (
+    BenchConfig,
+    Config,
+    ConfigError,
+    DatasetConfig,
+    ModelConfig,
+    RuntimeConfig,
+    TrainConfig,
+)
+from paretobert.pipeline import format_result_line, run_variant
+from paretobert.store import atomic_write_json
+from paretobert.variant import Variant, content_hash
 
 log = logging.getLogger("paretobert")
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+def register_configs() -> None:
+    """Register the schemas in Hydra's ConfigStore (the YAML files under conf/ extend them)."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for group, node in (("model", ModelConfig), ("dataset", DatasetConfig), ("train", TrainConfig),
+                        ("runtime", RuntimeConfig), ("bench", BenchConfig)):
+        cs.store(group=group, name=f"{group}_schema", node=node)
+
+
 def to_config(cfg: Any) -> Config:
-    """Validated :class:`Config` from a composed DictConfig (raises :class:`ConfigError`)."""
+    """Validated :class:`Config` from a composed DictConfig (raises :class:`ConfigError`).
+    Pure: the checks against this machine are :func:`paretobert.preflight.check`."""
     try:
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except ConfigError:
@@ -38,8 +66,6 @@ def to_config(cfg: Any) -> Config:
 
 def _variant_id(*, _root_: DictConfig) -> str:
     """Resolver ``${variant_id:}``: the job directory name derived from the variant."""
-    from paretobert.variant import Variant
-
     try:
         body = OmegaConf.create({
             k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
@@ -48,10 +74,6 @@ def _variant_id(*, _root_: DictConfig) -> str:
         return Variant.from_config(to_config(OmegaConf.merge(OmegaConf.structured(Config), body))).variant_id
     except Exception:  # noqa: BLE001 - an invalid config is reported by the job itself
         # one directory per invalid job, so no failure overwrites another
-        import json
-
-        from paretobert.variant import content_hash
-
         try:
             raw = OmegaConf.to_container(_root_, resolve=False)
             raw.pop("hydra", None)
@@ -67,15 +89,12 @@ OmegaConf.register_new_resolver("variant_id", _variant_id, replace=True)
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
-    from paretobert.pipeline import format_result_line, run_variant
-    from paretobert.store import atomic_write_json
-    from paretobert.variant import Variant
-
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         conf = to_config(cfg)
+        preflight.check(conf)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         if not multirun:
@@ -94,9 +113,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from paretobert.cli import COMMANDS
-    from paretobert.cli import main as tools
-
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:  # python -m paretobert retime ... = paretobert retime ...
         raise SystemExit(tools())
     main()

@@ -8,6 +8,9 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from paretobert.frontier import parse_objectives
+from paretobert.report import write_report
+
 __all__ = ["ReportCallback"]
 
 log = logging.getLogger(__name__)
@@ -19,9 +22,6 @@ class ReportCallback(Callback):
         self.group_by = group_by
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        from paretobert.frontier import parse_objectives
-        from paretobert.report import write_report
-
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             out = write_report(sweep_dir, objectives=parse_objectives(self.objectives), group_by=self.group_by)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from paretobert.encoding import truncate_chars
+from paretobert.runtimes.onnxruntime import make_session
 
 __all__ = ["check_tfidf_onnx", "export_tfidf", "fit_tfidf", "load_tfidf", "prepare_text", "save_tfidf"]
 
@@ -95,8 +96,6 @@ def export_tfidf(pipe: Any, path: Path, *, opset: int = 17) -> list[str]:
 
 def check_tfidf_onnx(onnx_path: Path, pipe: Any, texts: Sequence[str]) -> float:
     """Largest |score difference| between ONNX Runtime and scikit-learn on ``texts``."""
-    from paretobert.bench import make_session
-
     sess, _ = make_session(onnx_path)
     want = decision_scores(pipe, texts)
     got = np.concatenate([sess.run(None, {INPUT: np.array([[t]], dtype=object)})[0] for t in texts])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from paretobert import compare, report, retime
+
 __all__ = ["main"]
 
 COMMANDS = ("retime", "report", "compare")
@@ -24,17 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] not in COMMANDS:
         print(f"error: unknown command {args[0]!r}; accepted: {' | '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    if args[0] == "retime":
-        from paretobert.retime import main as retime
-
-        return retime(args[1:])
-    if args[0] == "compare":
-        from paretobert.compare import main as compare
-
-        return compare(args[1:])
-    from paretobert.report import main as report
-
-    return report(args[1:])
+    return {"retime": retime.main, "compare": compare.main, "report": report.main}[args[0]](args[1:])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from paretobert.frontier import (
     noise_aware_frontier,
     parse_objectives,
 )
+from paretobert.record import results_table
 from paretobert.stats import hypervolume_2d
+from paretobert.store import load_results
 
 __all__ = ["compare_tables", "hypervolume_of", "main"]
 
@@ -63,9 +65,6 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from paretobert.report import results_table
-    from paretobert.store import load_results
-
     ap = argparse.ArgumentParser(prog="paretobert compare", description=__doc__.splitlines()[0])
     ap.add_argument("sweep_a")
     ap.add_argument("sweep_b")

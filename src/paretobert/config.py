@@ -4,15 +4,21 @@ The dataclasses are registered in Hydra's ConfigStore by :func:`register_configs
 files under ``conf/`` extend them. Validation lives in ``__post_init__`` so that
 ``OmegaConf.to_object(cfg)`` either returns a checked :class:`Config` or raises
 :class:`ConfigError` with one line naming the key, the value and what is accepted.
-This module does not import Hydra at import time: measurement code may import it freely.
+Validation here is pure: it reads neither the disk nor the machine, so a record written on
+any machine loads on any other (``Variant.from_dict``). What touches this machine (its cores,
+the paths a config names, preset files) is checked once at the entry point by
+:mod:`paretobert.preflight`. This module imports neither Hydra nor OmegaConf.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from paretobert.models.drop import DROP_STRATEGIES, kept_layers
 
 __all__ = [
     "ARCHES",
@@ -33,7 +39,6 @@ __all__ = [
     "RuntimeConfig",
     "TrainConfig",
     "WEIGHTS",
-    "register_configs",
     "train_length",
 ]
 
@@ -139,10 +144,8 @@ class DatasetConfig:
                 _fail(f"dataset.{key}", value, "null or an integer >= 2")
         if self.name == "csv" and not self.path:
             _fail("dataset.path", self.path, "the CSV/TSV file to read (dataset=csv needs one)")
-        if self.path and self.name != "livedoor" and not os.path.exists(os.path.expanduser(self.path)):
-            _fail("dataset.path", self.path, "an existing file or directory")
-        if self.test_path and not os.path.exists(os.path.expanduser(self.test_path)):
-            _fail("dataset.test_path", self.test_path, "an existing file")
+        if self.test_path and self.name != "csv":
+            _fail("dataset.test_path", self.test_path, "null unless dataset=csv (the other corpora have their own split)")
 
 
 @dataclass
@@ -199,14 +202,14 @@ class QuantizeConfig:
 
 @dataclass
 class RuntimeConfig:
-    """ONNX Runtime session settings."""
+    """How the timed model runs. (That ``threads`` fits this machine's cores is checked at the
+    entry point, not here: a record made on a bigger machine must still load.)"""
 
     threads: int = field(default=1, metadata={"help": "intra-op threads"})
 
     def __post_init__(self) -> None:
-        cores = os.cpu_count() or 1
-        if not isinstance(self.threads, int) or not 1 <= self.threads <= cores:
-            _fail("runtime.threads", self.threads, f"an integer in 1..{cores} (this machine's cores)")
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
+            _fail("runtime.threads", self.threads, "an integer >= 1")
 
 
 @dataclass
@@ -264,8 +267,6 @@ class DropConfig:
     sample: int = field(default=64, metadata={"help": "contribution: train texts used to rank layers"})
 
     def __post_init__(self) -> None:
-        from paretobert.models.drop import DROP_STRATEGIES
-
         _check_choice("drop.strategy", self.strategy, DROP_STRATEGIES)
         if self.keep is not None:
             _check_positive("drop.keep", self.keep)
@@ -317,9 +318,8 @@ class DistillConfig:
             if not ok or sorted(set(self.layers)) != self.layers:
                 _fail("distill.layers", self.layers, "null or increasing 0-based layer indices, e.g. [1,3,5]")
         if self.teacher is not None:
-            available = model_presets()
-            if available and self.teacher not in available:
-                _fail("distill.teacher", self.teacher, " | ".join(available))
+            if not self.teacher:
+                _fail("distill.teacher", self.teacher, "null or a model preset name")
         elif self.layers is not None or self.hidden_mse:
             _fail("distill.teacher", self.teacher, "a model preset (distill.layers / hidden_mse need a teacher)")
         if self.hidden_mse and self.layers is None:
@@ -336,14 +336,14 @@ def model_presets() -> list[str]:
 
 
 def load_model_preset(name: str) -> ModelConfig:
-    """The :class:`ModelConfig` of preset ``conf/model/NAME.yaml`` (OmegaConf only, no Hydra)."""
-    from omegaconf import OmegaConf
-
+    """The :class:`ModelConfig` of preset ``conf/model/NAME.yaml`` (plain YAML: presets hold
+    literal values, no interpolation)."""
     path = CONF_DIR / "model" / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"invalid config: model preset {name!r} not found; accepted: {' | '.join(model_presets())}")
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    assert isinstance(data, dict)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config: model preset {path} is not a mapping")
     data.pop("defaults", None)
     return ModelConfig(**data)
 
@@ -392,11 +392,11 @@ class Config:
             if self.eval.batch_size != 1:
                 _fail("eval.batch_size", self.eval.batch_size, "1 with early exit (each input exits on its own)")
         if self.distill.teacher is not None:
-            teacher = load_model_preset(self.distill.teacher)
-            if self.model.arch == "tfidf" or teacher.arch == "tfidf":
-                _fail("distill.teacher", self.distill.teacher, "a transformer preset, with a transformer student")
-            if self.distill.layers and max(self.distill.layers) >= teacher.layers:
-                _fail("distill.layers", self.distill.layers, f"indices below the teacher's {teacher.layers} layers")
+            if self.model.arch == "tfidf":
+                _fail("distill.teacher", self.distill.teacher, "null for model.arch=tfidf (a transformer student)")
+            if self.distill.layers and self.distill.layers[-1] >= self.model.layers and (
+                    self.model.name == self.distill.teacher):
+                _fail("distill.layers", self.distill.layers, f"indices below the teacher's {self.model.layers} layers")
             if self.distill.layers and self.model.name != self.distill.teacher:
                 _fail("model", self.model.name, f"{self.distill.teacher} (distill.layers builds the student "
                       "from the teacher's layers; leave distill.layers null to distil into another model)")
@@ -406,6 +406,9 @@ class Config:
                 _fail("drop.strategy", self.drop.strategy, "none when distill.layers picks the student's layers")
         if self.model.retokenize and self.weights == "scratch":
             _fail("weights", self.weights, "auto | pretrained (model.retokenize keeps a pretrained body)")
+        if self.model.path and self.weights == "scratch":
+            _fail("weights", self.weights, "auto | pretrained (model.path names pretrained weights; "
+                  "unset model.path to train from scratch)")
         if self.model.arch == "tfidf" and self.weights == "pretrained":
             _fail("weights", self.weights, "auto | scratch (model.arch=tfidf has no pretrained weights)")
         if not isinstance(self.seq_len, int) or isinstance(self.seq_len, bool) or self.seq_len < 3:
@@ -420,8 +423,6 @@ class Config:
             )
 
     def _check_drop(self) -> None:
-        from paretobert.models.drop import kept_layers
-
         d, layers = self.drop, self.model.layers
         if d.strategy == "none":
             if d.keep is not None and d.keep != layers:
@@ -441,19 +442,3 @@ def train_length(train: TrainConfig, seq_len: int) -> int:
     """Tokens per text at fine-tuning: ``train.max_length``, or the variant's ``seq_len`` when
     it is null (each inference length then gets its own checkpoint)."""
     return train.max_length if train.max_length is not None else seq_len
-
-
-def register_configs() -> None:
-    """Register the schemas in Hydra's ConfigStore (called by the entry point)."""
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(name="config_schema", node=Config)
-    for group, node in (
-        ("model", ModelConfig),
-        ("dataset", DatasetConfig),
-        ("train", TrainConfig),
-        ("runtime", RuntimeConfig),
-        ("bench", BenchConfig),
-    ):
-        cs.store(group=group, name=f"{group}_schema", node=node)

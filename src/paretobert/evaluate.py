@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from paretobert.encoding import encode_text
+
 __all__ = ["batch_feeds", "classification_metrics", "encode", "predict"]
 
 
 def encode(tokenizer: Any, texts: Sequence[str], *, seq_len: int, names: Sequence[str],
            truncation: str = "head") -> list[dict[str, np.ndarray]]:
     """Batch-1 feeds truncated to ``seq_len`` tokens; [CLS] and [SEP] are kept."""
-    from paretobert.encoding import encode_text
-
     return [encode_text(tokenizer, t, max_length=seq_len, names=names, truncation=truncation) for t in texts]
 
 
@@ -34,13 +34,14 @@ def batch_feeds(feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
 
 def predict(session: Any, feeds: Sequence[dict[str, np.ndarray]], *, batch_size: int = 1,
             progress: bool = False) -> np.ndarray:
-    """Predicted class per feed (batches are zero-padded; the attention mask hides padding)."""
+    """Predicted class per feed through ``session.run(feed) -> logits`` (a runtime session);
+    batches are zero-padded, the attention mask hides the padding."""
     preds = []
     for start in tqdm(range(0, len(feeds), batch_size), desc="evaluate", unit="batch",
                       disable=not progress, leave=False):
         chunk = feeds[start : start + batch_size]
         feed = chunk[0] if len(chunk) == 1 else batch_feeds(chunk)
-        logits = session.run(None, feed)[0]
+        logits = session.run(feed)
         preds.append(np.argmax(logits, axis=-1))
     return np.concatenate(preds) if preds else np.zeros(0, dtype=int)
 

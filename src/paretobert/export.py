@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from paretobert.store import model_bytes  # noqa: F401 - re-exported
+
 __all__ = ["check_onnx", "export_onnx", "fuse_onnx", "model_bytes"]
 
 log = logging.getLogger(__name__)
@@ -82,11 +84,3 @@ def check_onnx(onnx_path: Path, model: Any, tokenizer: Any, texts: list[str], *,
             want = model(**{n: torch.from_numpy(v) for n, v in feed.items()}).logits.numpy()
         worst = max(worst, float(np.abs(got - want).max()))
     return worst
-
-
-def model_bytes(path: Path) -> int:
-    """Bytes on disk of an ONNX model and any external-data files beside it."""
-    total = path.stat().st_size
-    for f in path.parent.glob(f"{path.name}.data*"):
-        total += f.stat().st_size
-    return total

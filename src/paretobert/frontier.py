@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from paretobert.stats import noise_aware_status
+
 __all__ = [
     "DEFAULT_OBJECTIVES",
     "Objective",
@@ -94,8 +96,6 @@ def noise_aware_frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEF
     """Rows no other row dominates beyond the intervals (``{objective}_ci_lo/_hi`` columns;
     zero width where absent), with ``frontier_status`` = ``frontier`` or ``indistinguishable``
     (a plain Pareto frontier would drop it, the intervals cannot). Per group with ``by``."""
-    from paretobert.stats import noise_aware_status
-
     if by is not None:
         if by not in df.columns:
             raise KeyError(f"group column {by!r} not in the table (columns: {list(df.columns)})")

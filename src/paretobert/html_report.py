@@ -16,22 +16,14 @@ from typing import Any
 
 import pandas as pd
 
+from paretobert import record
 from paretobert.store import atomic_write_text
 
 __all__ = ["HOVER_FIELDS", "TABLE_COLUMNS", "write_html"]
 
-# what the tooltip shows, in order (missing or empty fields are left out)
-HOVER_FIELDS = [
-    "variant_id", "frontier_status", "model", "weights_source", "quant", "seq_len", "truncation", "threads",
-    "accuracy", "accuracy_ci_lo", "accuracy_ci_hi", "macro_f1", "latency_p50_ms", "latency_p50_ms_ci_lo",
-    "latency_p50_ms_ci_hi", "latency_p99_ms", "latency_rounds", "tokenize_p50_ms", "exit_layer_mean",
-    "model_mb", "session_create_ms", "first_inference_ms", "peak_rss_mb", "int8_accuracy_drop", "int8_collapsed",
-    "machine_id",
-]
-TABLE_COLUMNS = [
-    "label", "frontier_status", "accuracy", "macro_f1", "latency_p50_ms", "latency_p99_ms", "tokenize_p50_ms",
-    "model_mb", "peak_rss_mb", "threads", "int8_collapsed", "status", "error",
-]
+# what the tooltip and the table show, in order (missing or empty fields are left out)
+HOVER_FIELDS = ["variant_id", "frontier_status", *[f for f in record.HOVER_FIELDS if f != "variant_id"]]
+TABLE_COLUMNS = ["label", "frontier_status", *[f for f in record.TABLE_COLUMNS if f != "label"]]
 
 
 def _clean(v: Any) -> Any:

@@ -11,20 +11,21 @@ a new random order every round, so drift of the machine hits all variants alike.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
+import os
 import sys
 import time
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from paretobert import measure
 from paretobert.env import environment
+from paretobert.report import write_report
 from paretobert.store import RESULT_FILE, atomic_write_json, load_results, seal
-from paretobert.variant import Variant
+from paretobert.variant import Variant, VariantError
 
 __all__ = ["RetimeError", "main", "retime_sweep", "variant_from_dict"]
 
@@ -36,20 +37,11 @@ class RetimeError(RuntimeError):
 
 
 def variant_from_dict(d: dict[str, Any]) -> Variant:
-    """The :class:`Variant` stored in a result record (``rec["variant"]``). Sections and keys
-    that a record written by an older version lacks take today's defaults."""
-    hints = typing.get_type_hints(Variant)
-    kw = {}
-    for f in dataclasses.fields(Variant):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            known = {g.name for g in dataclasses.fields(tp)}
-            kw[f.name] = tp(**{k: v for k, v in (d.get(f.name) or {}).items() if k in known})
-        elif f.name in d:
-            kw[f.name] = d[f.name]
-        else:
-            raise RetimeError(f"result record without the variant's {f.name!r}: re-run the sweep")
-    return Variant(**kw)
+    """:meth:`Variant.from_dict`, failing as a :class:`RetimeError`."""
+    try:
+        return Variant.from_dict(d)
+    except VariantError as e:
+        raise RetimeError(str(e)) from None
 
 
 def _paths(rec: dict[str, Any]) -> list[Path]:
@@ -61,8 +53,6 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
                  progress: bool = True) -> list[dict[str, Any]]:
     """Re-time every ok variant of ``sweep_dir`` ``rounds`` times, interleaved; returns the
     updated records (failed variants are left as they are)."""
-    from paretobert.pipeline import _evenly_spaced, _open_model, _preparer, _split, time_round
-
     if rounds < 1:
         raise RetimeError(f"--rounds={rounds}: need at least 1")
     recs = [r for r in load_results(sweep_dir) if r.get("status") == "ok" and "variant" in r]
@@ -77,32 +67,29 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
         if missing:
             raise RetimeError(f"{rec['variant_id']}: cached artifact {missing[0]} is gone; re-run the sweep "
                               f"(it rebuilds only what is missing) or pass the cache_dir it used")
-        split = _split(variant, Path(cache_dir).expanduser(), False)
-        run, names, _ = _open_model(variant, paths, variant.runtime.threads)
-        prepare, _ = _preparer(variant, ckpt, names)
-        del run
-        pick = _evenly_spaced(len(split.test_texts), variant.bench.n_texts)
+        split = measure.split_of(variant, Path(cache_dir).expanduser(), False)
+        model = measure.open_model(variant, paths, variant.runtime.threads)
+        prepare, _ = measure.preparer(variant, ckpt, model.input_names)
+        del model
         jobs.append({"rec": rec, "variant": variant, "paths": paths,
-                     "feeds": [prepare(split.test_texts[i]) for i in pick], "rounds": []})
+                     "feeds": [prepare(t) for t in measure.bench_texts(variant, split)], "rounds": []})
     rng = np.random.default_rng(seed)
     for r in range(rounds):
         for j in rng.permutation(len(jobs)):
             job = jobs[j]
             v, b = job["variant"], job["variant"].bench
-            run, _, create_ms = _open_model(v, job["paths"], v.runtime.threads)
-            job["rounds"].append(time_round(run, create_ms, job["feeds"], b,
-                                            desc=f"retime {r + 1}/{rounds} {v.variant_id}", progress=progress))
-            del run
+            model = measure.open_model(v, job["paths"], v.runtime.threads)
+            job["rounds"].append(measure.time_round(model, job["feeds"], b,
+                                                    desc=f"retime {r + 1}/{rounds} {v.variant_id}", progress=progress))
+            del model
     return [_write(job) for job in jobs]
 
 
 def _write(job: dict[str, Any]) -> dict[str, Any]:
-    from paretobert.pipeline import _latency_fields
-
     rec = dict(job["rec"])
     before = {k: rec.get(k) for k in ("latency_p50_ms", "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi",
                                        "latency_rounds")}
-    rec.update(_latency_fields(job["rounds"]))
+    rec.update(measure.latency_fields(job["rounds"]))
     rec["retime"] = {"rounds": len(job["rounds"]), "p50_ms": [r["stats"].p50 for r in job["rounds"]],
                      "before": before, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     rec["environment"] = environment(threads=job["variant"].runtime.threads)
@@ -113,10 +100,6 @@ def _write(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-
-    from paretobert.report import write_report
-
     ap = argparse.ArgumentParser(prog="paretobert retime", description=__doc__.splitlines()[0])
     ap.add_argument("sweep", help="a sweep directory (with result.json files)")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds per variant (default 3)")

@@ -8,6 +8,7 @@
   intervals on one; points a plain point-estimate frontier would drop by margins inside the
   intervals are ``indistinguishable``.
 - :func:`hypervolume_2d`: the area a 2-objective frontier dominates up to a reference point.
+- :func:`mcnemar_exact`: paired test of two classifiers on the same test items.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_interval", "hypervolume_2d", "noise_aware_status", "wilson_interval"]
+__all__ = ["bootstrap_interval", "hypervolume_2d", "mcnemar_exact", "noise_aware_status", "wilson_interval"]
 
 
 def wilson_interval(successes: int, n: int, *, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -117,3 +118,14 @@ def hypervolume_2d(points: Sequence[Sequence[float]], reference: Sequence[float]
             area += (ref[0] - x) * (best_y - y)
             best_y = y
     return float(area)
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: ``only_a`` items only classifier A got right, ``only_b``
+    only B (a binomial test of the discordant pairs at 1/2)."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"need counts >= 0, got {only_a}, {only_b}")
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)

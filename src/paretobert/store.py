@@ -19,10 +19,11 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "RESULT_FILE",
+    "Built",
     "artifact",
     "atomic_write_json",
     "atomic_write_text",
@@ -33,9 +34,11 @@ __all__ = [
     "integrity_problems",
     "is_done",
     "load_results",
+    "model_bytes",
     "read_json",
     "seal",
     "seal_ok",
+    "stage",
 ]
 
 RESULT_FILE = "result.json"
@@ -170,6 +173,21 @@ def artifact(
     return final, meta, False
 
 
+class Built(NamedTuple):
+    """A stage's artifact: its cache key, directory, metadata and whether it was reused."""
+
+    key: str
+    dir: Path
+    meta: dict[str, Any]
+    reused: bool
+
+
+def stage(root: Path, kind: str, key: str, build: Callable[[Path], dict[str, Any]]) -> Built:
+    """:func:`artifact` as a :class:`Built` value (what every stage returns)."""
+    d, meta, reused = artifact(root, kind, key, build)
+    return Built(key, d, meta, reused)
+
+
 class DiskSpaceError(OSError):
     """Not enough free space for an artifact, with what to do."""
 
@@ -213,3 +231,11 @@ def load_results(sweep_dir: Path) -> list[dict[str, Any]]:
             rec.setdefault("job_dir", str(path.parent))
             out.append(rec)
     return out
+
+
+def model_bytes(path: Path) -> int:
+    """Bytes on disk of a model file and any external-data files beside it (``NAME.data*``)."""
+    total = path.stat().st_size
+    for f in path.parent.glob(f"{path.name}.data*"):
+        total += f.stat().st_size
+    return total

@@ -18,6 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from paretobert.config import TrainConfig
+from paretobert.encoding import encode_batch, encode_ids
+from paretobert.export import input_names
 
 __all__ = [
     "Distillation",
@@ -126,9 +128,6 @@ class Distillation:
 def teacher_logits(teacher: Any, tokenizer: Any, texts: list[str], *, max_length: int, truncation: str = "head",
                    batch_size: int = 32, progress: bool = True) -> torch.Tensor:
     """The teacher's logits on ``texts`` (eval mode, no dropout), in order: the soft targets."""
-    from paretobert.encoding import encode_batch, encode_ids
-    from paretobert.export import input_names
-
     names = input_names(tokenizer)
     teacher.eval()
     out = []
@@ -160,9 +159,6 @@ def fine_tune(
     :func:`default_lr`) on inputs of at most ``max_length`` tokens cut by ``truncation``
     (default ``cfg.max_length``; ``cfg.lr`` is not read here); returns training statistics.
     With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels'."""
-    from paretobert.encoding import encode_batch, encode_ids
-    from paretobert.export import input_names
-
     max_length = max_length or cfg.max_length
     if not max_length:
         raise ValueError("fine_tune needs max_length (train.max_length: null resolves to seq_len upstream)")
@@ -250,8 +246,6 @@ def mlm_warmup(
     """Masked-LM training of ``mlm`` (an ``...ForMaskedLM`` whose embeddings were replaced) on
     ``texts``: new embeddings learn at ``embedding_lr``, the pretrained body at ``body_lr``.
     The LM head runs on the masked positions only (the vocabulary projection dominates)."""
-    from paretobert.encoding import encode_batch, encode_ids
-
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     dev = _device(device)

@@ -1,8 +1,9 @@
-"""One point of a sweep: a frozen :class:`Variant`, its readable id and its cache keys.
+"""One point of a sweep: a frozen :class:`Variant`, its readable id, label and cache keys.
 
 Every cache key is a content hash of exactly the inputs of a stage plus the versions of the
 libraries that produce the artifact, so variants that share a stage share its artifact
-(all quant / seq_len variants of one model reuse one fine-tuned checkpoint).
+(all quant / seq_len variants of one model reuse one fine-tuned checkpoint). Every key is a
+method of :class:`Variant`; nothing else hashes stage inputs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from paretobert.config import (
@@ -29,7 +32,7 @@ from paretobert.config import (
     train_length,
 )
 
-__all__ = ["RECIPE", "Variant", "content_hash", "library_versions"]
+__all__ = ["RECIPE", "RUNTIME", "Variant", "VariantError", "content_hash", "library_versions"]
 
 # Bumped whenever code changes what a stage produces for the same config (a default's
 # meaning, a fixed bug): it is part of every hash, so stale results and artifacts are redone.
@@ -51,10 +54,16 @@ def content_hash(obj: Any, *, length: int = 16) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+# the one runtime today; the runtime axis (runtimes/) will make it a config leaf
+RUNTIME = "onnxruntime"
+
+
+class VariantError(ValueError):
+    """A stored variant that cannot be rebuilt (a record without a required setting)."""
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries whose output the caches depend on."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for name in ("paretobert", "torch", "transformers", "tokenizers", "onnx", "onnxruntime"):
         try:
@@ -90,28 +99,102 @@ class Variant:
         names = [f.name for f in dataclasses.fields(cls)]
         return cls(**{n: getattr(cfg, n) for n in names})
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Variant:
+        """The variant stored in a result record (``rec["variant"]``), on any machine. Sections
+        and keys that a record written by an older version lacks take today's defaults; a
+        missing top-level setting raises :class:`VariantError`."""
+        hints = typing.get_type_hints(cls)
+        kw = {}
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                known = {g.name for g in dataclasses.fields(tp)}
+                kw[f.name] = tp(**{k: v for k, v in (d.get(f.name) or {}).items() if k in known})
+            elif f.name in d:
+                kw[f.name] = d[f.name]
+            else:
+                raise VariantError(f"result record without the variant's {f.name!r}: re-run the sweep")
+        return cls(**kw)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    # ---- names -------------------------------------------------------------------------
+    # ---- axes and names ----------------------------------------------------------------
+    @property
+    def runtime_name(self) -> str:
+        return RUNTIME
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.quant else "fp32"
+
+    @property
+    def compression_arm(self) -> str:
+        """The compression method in one word: ``none``, ``drop-top-3``, ``kd-135``, ``exit-0.2``."""
+        if self.drop.strategy != "none":
+            return f"drop-{self.drop.strategy}-{self.drop.keep}"
+        if self.distill.teacher:
+            return "kd-" + self._kd_layers()
+        if self.exit.threshold is not None:
+            return f"exit-{self.exit.threshold:g}"
+        return "none"
+
+    def axes(self) -> dict[str, Any]:
+        """Every swept axis as its own flat value: the columns of ``results.csv``."""
+        return {
+            "dataset": self.dataset.name, "model": self.model.name, "weights": self.weights,
+            "runtime": self.runtime_name, "precision": self.precision, "quant": self.quant,
+            "seq_len": self.seq_len, "truncation": self.truncation, "train_length": self.train_length,
+            "threads": self.runtime.threads, "seed": self.seed, "retokenize": self.model.retokenize,
+            "compression": self.compression_arm, "drop_strategy": self.drop.strategy, "drop_keep": self.drop.keep,
+            "distill_teacher": self.distill.teacher,
+            "distill_layers": None if self.distill.layers is None else self._kd_layers(","),
+            "exit_threshold": self.exit.threshold,
+        }
+
+    def _kd_layers(self, sep: str = "") -> str:
+        return sep.join(str(i) for i in self.distill.layers or [])
+
+    def _model_tag(self) -> str:
+        return self.model.name + ("+vocab" if self.model.retokenize else "")
+
+    def _compression_tags(self) -> list[str]:
+        """Layer dropping and distillation as spelled in names and labels: ``top3``, ``kd135``."""
+        tags = []
+        if self.drop.strategy != "none":
+            tags.append(f"{self.drop.strategy}{self.drop.keep}")
+        if self.distill.teacher:
+            own = self.distill.teacher == self.model.name
+            tags.append(f"kd{self._kd_layers()}" + ("" if own else f"-{self.distill.teacher}"))
+        return tags
+
+    def _exit_tags(self) -> list[str]:
+        return [] if self.exit.threshold is None else [f"exit{self.exit.threshold:g}"]
+
     @property
     def name(self) -> str:
         """Readable name, e.g. ``bbc-mini-scratch-int8-s128-t1``."""
-        parts = [self.dataset.name, self.model.name + ("+vocab" if self.model.retokenize else "")]
-        if self.drop.strategy != "none":
-            parts.append(f"{self.drop.strategy}{self.drop.keep}")
-        if self.distill.teacher:
-            layers = "".join(str(i) for i in self.distill.layers) if self.distill.layers else ""
-            parts.append(f"kd{layers}" + ("" if self.distill.teacher == self.model.name else f"-{self.distill.teacher}"))
+        parts = [self.dataset.name, self._model_tag(), *self._compression_tags()]
         if self.weights != "auto":
             parts.append(self.weights)
-        parts += ["int8" if self.quant else "fp32", f"s{self.seq_len}"]
-        if self.exit.threshold is not None:
-            parts.append(f"exit{self.exit.threshold:g}")
+        parts += [self.precision, f"s{self.seq_len}", *self._exit_tags()]
         if self.truncation != "head":
             parts.append("ht" if self.truncation == "head+tail" else self.truncation)
         parts.append(f"t{self.runtime.threads}")
         return "-".join(parts)
+
+    def label(self, weights_source: str | None = None) -> str:
+        """Short plot label, e.g. ``minilm-l6[pip] top3 int8 s64 t2``: the model with where its
+        weights came from (the resolved source; ``weights`` when unknown), compression,
+        precision, seq_len, early exit, and threads when more than one."""
+        src = str(weights_source or self.weights).split(":")[0]
+        src = {"hf-cache": "hub", "path": "local"}.get(src, src)
+        parts = [f"{self._model_tag()}[{src}]", *self._compression_tags(), self.precision, f"s{self.seq_len}",
+                 *self._exit_tags()]
+        if self.runtime.threads > 1:
+            parts.append(f"t{self.runtime.threads}")
+        return " ".join(parts)
 
     @property
     def hash(self) -> str:
@@ -170,3 +253,23 @@ class Variant:
         return content_hash(
             {"export": export_key, "quantize": self.quantize, "v": library_versions()}
         )
+
+    def exit_key(self, *, train_key: str) -> str:
+        """Key of the early-exit segments (off-ramps trained on the fine-tuned checkpoint)."""
+        return content_hash({"train": train_key, "exit": {"epochs": self.exit.epochs, "lr": self.exit.lr},
+                             "length": self.train_length, "truncation": self.truncation,
+                             "opset": self.export.opset, "quant": self.quantize if self.quant else None,
+                             "v": library_versions()})
+
+    def eval_key(self, *, model_key: str, data_fingerprint: str) -> str:
+        """Key of the accuracy evaluation of one model artifact (``model_key``): it does not
+        depend on threads or the timing protocol, so those variants share it."""
+        return content_hash({"model": model_key, "data": data_fingerprint, "seq_len": self.seq_len,
+                             "truncation": self.truncation, "exit": self.exit.threshold,
+                             "batch": self.eval.batch_size if self.exit.threshold is None else 1})
+
+    def twin_key(self) -> str:
+        """What an int8 variant shares with its fp32 twin: everything but the precision and
+        the timing settings."""
+        return content_hash({k: x for k, x in self.to_dict().items()
+                             if k not in ("quant", "quantize", "runtime", "bench")})

@@ -7,7 +7,7 @@ model's own.
 
 Inference: the model is exported as one ONNX graph per layer segment: segment 0 is the
 embeddings + layer 0 + off-ramp 0, segment i is layer i + off-ramp i, the last segment is
-the last layer + pooler + classifier. :class:`EarlyExitRunner` runs them in sequence and
+the last layer + pooler + classifier. :class:`~paretobert.runtimes.segmented.EarlyExitRunner` runs them in sequence and
 returns as soon as an off-ramp's prediction entropy is below the threshold S, so an input
 that exits at layer k never runs layers k+1.. . BERT-architecture models only (MPNet's
 relative position bias is computed once for the whole encoder).
@@ -16,6 +16,7 @@ relative position bias is computed once for the whole encoder).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from paretobert.encoding import encode_batch, encode_ids
+from paretobert.export import input_names
+from paretobert.runtimes.segmented import EarlyExitRunner, entropy
+from paretobert.train import n_steps, shuffled_batches
+
 __all__ = [
     "EarlyExitRunner",
     "OffRamps",
@@ -33,14 +39,6 @@ __all__ = [
     "layer_logits",
     "train_ramps",
 ]
-
-
-def entropy(logits: np.ndarray) -> np.ndarray:
-    """Entropy (nats) of the softmax of each row of ``logits``."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=-1)
 
 
 class OffRamps(nn.Module):
@@ -87,10 +85,6 @@ def train_ramps(model: Any, tokenizer: Any, *, texts: Sequence[str], labels: Seq
                 truncation: str = "head", epochs: float = 1.0, lr: float = 1e-3, batch_size: int = 16,
                 seed: int = 0, progress: bool = True) -> tuple[OffRamps, dict[str, Any]]:
     """Off-ramps trained on the frozen fine-tuned ``model`` (cross-entropy summed over layers)."""
-    from paretobert.encoding import encode_batch, encode_ids
-    from paretobert.export import input_names
-    from paretobert.train import n_steps, shuffled_batches
-
     base = _check_bert(model)
     model.eval()
     torch.manual_seed(seed)
@@ -150,10 +144,6 @@ class _Middle(nn.Module):
 
 def export_segments(model: Any, ramps: OffRamps, tokenizer: Any, out_dir: Path, *, opset: int = 17) -> list[str]:
     """One ONNX file per layer (``segment_00.onnx`` ...); returns their file names."""
-    import warnings
-
-    from paretobert.export import input_names
-
     names = input_names(tokenizer)
     n = model.config.num_hidden_layers
     enc = tokenizer(["paretobert export sample", "a second, somewhat longer sample text"], padding=True,
@@ -187,38 +177,3 @@ def export_segments(model: Any, ramps: OffRamps, tokenizer: Any, out_dir: Path, 
             hidden, _ = seg(hidden, enc["attention_mask"])
             files.append(f.name)
     return files
-
-
-class EarlyExitRunner:
-    """Runs the segments in order and stops at the first layer whose entropy is below ``threshold``.
-
-    ``threshold=0`` never exits early (entropy is never negative): the full model, segmented.
-    """
-
-    def __init__(self, paths: Sequence[Path], *, threshold: float, threads: int | None = None) -> None:
-        from paretobert.bench import make_session
-
-        # one session per segment, called in turn: with several threads each, spinning idle
-        # pools slow every call down (measured 3-4x at 2 threads on 2 cores)
-        self.sessions = [make_session(p, threads=threads, spin=False)[0] for p in paths]
-        self.threshold = threshold
-        self.input_names = [i.name for i in self.sessions[0].get_inputs()]
-
-    def __call__(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
-        """(logits, 1-based exit layer) for a batch-1 feed."""
-        hidden, logits = self.sessions[0].run(None, feed)
-        mask = feed["attention_mask"]
-        for i, sess in enumerate(self.sessions[1:], start=1):
-            if float(entropy(logits)[0]) < self.threshold:
-                return logits, i
-            hidden, logits = sess.run(None, {"hidden_in": hidden, "attention_mask": mask})
-        return logits, len(self.sessions)
-
-    def all_logits(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Every layer's logits (no exit): for checks against torch."""
-        hidden, logits = self.sessions[0].run(None, feed)
-        out = [logits]
-        for sess in self.sessions[1:]:
-            hidden, logits = sess.run(None, {"hidden_in": hidden, "attention_mask": feed["attention_mask"]})
-            out.append(logits)
-        return out

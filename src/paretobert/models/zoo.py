@@ -13,9 +13,10 @@ import socket
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from paretobert.config import ModelConfig
+if TYPE_CHECKING:
+    from paretobert.config import ModelConfig
 
 __all__ = [
     "ModelError",
@@ -142,11 +143,12 @@ def resolve_source(
     if weights == "scratch":
         return Source("scratch")
     tried = []
-    if model.path:
+    if model.path:  # named by the user: used, or an error; never silently replaced
         p = Path(model.path).expanduser()
         if (p / "config.json").exists():
             return Source("path", str(p))
-        tried.append(f"model.path={p} (no config.json)")
+        raise ModelError(f"model.path={model.path}: no config.json in {p}; pass a saved model directory "
+                         "(save_pretrained) or unset model.path")
     if model.package:
         d = pip_model_dir(model.package, cache_dir=cache_dir)
         if d is not None:

@@ -1,0 +1,91 @@
+"""Checks of a valid config against this machine and its disk, run once at the entry point
+before any work: the cores ``runtime.threads`` asks for, the paths a config names, the preset
+files it refers to, and whether local weights fit the preset's shape. (Validation of values
+is pure and lives in :mod:`paretobert.config`, so records load on any machine.)"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from paretobert.config import Config, ConfigError, load_model_preset, model_presets
+
+__all__ = ["check", "check_model_path"]
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+# config.json key -> ModelConfig field
+SHAPE = (("num_hidden_layers", "layers"), ("hidden_size", "hidden"), ("num_attention_heads", "heads"),
+         ("intermediate_size", "intermediate"))
+ARCH_OF_TYPE = {"bert": "bert", "mpnet": "mpnet"}
+
+
+def _fail(key: str, value: Any, expected: str) -> None:
+    raise ConfigError(f"invalid config: {key}={value!r}; accepted: {expected}")
+
+
+def _readable(key: str, value: str, *, kind: str) -> Path:
+    p = Path(value).expanduser()
+    if not p.exists():
+        _fail(key, value, f"an existing {kind} (nothing at {p})")
+    if kind == "file" and not p.is_file():
+        _fail(key, value, f"a file ({p} is a directory)")
+    if kind == "directory" and not p.is_dir():
+        _fail(key, value, f"a directory ({p} is a file)")
+    if not os.access(p, os.R_OK) or (p.is_dir() and not os.access(p, os.X_OK)):
+        _fail(key, value, f"a readable {kind} (no read permission on {p})")
+    return p
+
+
+def check_model_path(conf: Config) -> None:
+    """``model.path``: a readable directory with a usable ``config.json``, weights, and the
+    preset's architecture and shape (a mismatch would mislabel every result)."""
+    m = conf.model
+    if not m.path:
+        return
+    d = _readable("model.path", m.path, kind="directory")
+    cfg_file = d / "config.json"
+    if not cfg_file.is_file():
+        _fail("model.path", m.path, f"a model directory with config.json (none in {d})")
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        _fail("model.path", m.path, f"a model directory with a readable config.json ({cfg_file}: {e})")
+    if not isinstance(cfg, dict) or "model_type" not in cfg:
+        _fail("model.path", m.path, f"a config.json naming its model_type ({cfg_file})")
+    if not any((d / f).is_file() for f in WEIGHT_FILES):
+        _fail("model.path", m.path, f"a model directory with weights ({' or '.join(WEIGHT_FILES[:2])} in {d})")
+    arch = ARCH_OF_TYPE.get(str(cfg["model_type"]))
+    if arch is None or arch != m.arch:
+        _fail("model.path", m.path, f"a {m.arch} model for model.arch={m.arch} (config.json says model_type="
+                                    f"{cfg['model_type']!r}; set model.arch to match, bert | mpnet)")
+    wrong = [(k, f, cfg[k], getattr(m, f)) for k, f in SHAPE if k in cfg and cfg[k] != getattr(m, f)]
+    if wrong:
+        have = ", ".join(f"{k}={v}" for k, _, v, _ in wrong)
+        fix = " ".join(f"model.{f}={v}" for _, f, v, _ in wrong)
+        _fail("model.path", m.path, f"weights of the preset's shape (model={m.name}: "
+              + ", ".join(f"{f}={want}" for _, f, _, want in wrong) + f"); these have {have}: set {fix}")
+
+
+def check(conf: Config) -> None:
+    """Raise :class:`ConfigError` (one line: key, value, what is expected) when ``conf``
+    cannot run on this machine as it is."""
+    cores = os.cpu_count() or 1
+    if conf.runtime.threads > cores:
+        _fail("runtime.threads", conf.runtime.threads, f"an integer in 1..{cores} (this machine's cores)")
+    ds = conf.dataset
+    if ds.path:
+        _readable("dataset.path", ds.path, kind="file or directory")
+    if ds.test_path:
+        _readable("dataset.test_path", ds.test_path, kind="file")
+    if conf.distill.teacher is not None:
+        if conf.distill.teacher not in model_presets():
+            _fail("distill.teacher", conf.distill.teacher, " | ".join(model_presets()))
+        teacher = load_model_preset(conf.distill.teacher)
+        if teacher.arch == "tfidf":
+            _fail("distill.teacher", conf.distill.teacher, "a transformer preset")
+        if conf.distill.layers and max(conf.distill.layers) >= teacher.layers:
+            _fail("distill.layers", conf.distill.layers, f"indices below the teacher's {teacher.layers} layers")
+    check_model_path(conf)

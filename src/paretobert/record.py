@@ -1,0 +1,225 @@
+"""The result record, declared once.
+
+A variant's ``result.json`` is a flat dict of the fields below (plus the nested sections in
+:data:`NESTED`); ``results.csv``, its numeric columns, the HTML hover and table columns are all
+derived from :data:`FIELDS`. :func:`row_from_record` turns any record, also one written by an
+older version, into one table row: every swept axis comes from the stored variant
+(``Variant.from_dict``), intervals missing from old records are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from paretobert.config import ConfigError
+from paretobert.stats import bootstrap_interval, wilson_interval
+from paretobert.variant import Variant, VariantError
+
+__all__ = [
+    "COLLAPSE_DROP", "COLUMNS", "FIELDS", "HOVER_FIELDS", "NESTED", "NUMERIC_COLUMNS", "TABLE_COLUMNS", "Field",
+    "results_table", "row_from_record", "variant_of",
+]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of ``results.csv``: its name, type, unit, and where the HTML report shows it."""
+
+    name: str
+    dtype: str  # str | float | int | bool
+    unit: str = ""
+    hover: bool = False  # in the HTML tooltip
+    table: bool = False  # in the HTML table
+    help: str = ""
+
+
+_F = Field
+FIELDS: tuple[Field, ...] = (
+    _F("variant_id", "str", hover=True, help="job directory name: readable name + 6 hash characters"),
+    _F("hash", "str", help="hash of the whole variant"),
+    _F("status", "str", table=True, help="ok | failed"),
+    _F("label", "str", table=True, help="short plot label (Variant.label)"),
+    # ---- axes: every swept setting, from the stored variant
+    _F("dataset", "str"),
+    _F("model", "str", hover=True),
+    _F("weights", "str", help="auto | pretrained | scratch (asked for)"),
+    _F("weights_source", "str", hover=True, help="where the weights came from (resolved)"),
+    _F("runtime", "str", hover=True),
+    _F("runtime_version", "str"),
+    _F("precision", "str", hover=True, help="fp32 | int8"),
+    _F("quant", "bool", hover=True),
+    _F("seq_len", "int", "tokens", hover=True),
+    _F("truncation", "str", hover=True),
+    _F("train_length", "int", "tokens"),
+    _F("threads", "int", hover=True, table=True),
+    _F("seed", "int"),
+    _F("retokenize", "bool"),
+    _F("compression", "str", hover=True, help="none | drop-S-K | kd-LAYERS | exit-S"),
+    _F("drop_strategy", "str"),
+    _F("drop_keep", "int", "layers"),
+    _F("distill_teacher", "str"),
+    _F("distill_layers", "str", help="comma-separated 0-based teacher layers"),
+    _F("exit_threshold", "float", "nats"),
+    # ---- accuracy
+    _F("accuracy", "float", "fraction", hover=True, table=True),
+    _F("macro_f1", "float", "fraction", hover=True, table=True),
+    _F("accuracy_ci_lo", "float", "fraction", hover=True, help="Wilson 95%"),
+    _F("accuracy_ci_hi", "float", "fraction", hover=True),
+    # ---- latency
+    _F("latency_p50_ms", "float", "ms", hover=True, table=True),
+    _F("latency_p90_ms", "float", "ms"),
+    _F("latency_p99_ms", "float", "ms", hover=True, table=True),
+    _F("latency_mean_ms", "float", "ms"),
+    _F("latency_std_ms", "float", "ms"),
+    _F("latency_n", "int", "calls"),
+    _F("tokenize_p50_ms", "float", "ms", hover=True, table=True),
+    _F("tokenize_mean_ms", "float", "ms"),
+    _F("total_p50_ms", "float", "ms", help="latency p50 + tokenize p50"),
+    _F("latency_p50_ms_ci_lo", "float", "ms", hover=True, help="bootstrap 95%"),
+    _F("latency_p50_ms_ci_hi", "float", "ms", hover=True),
+    _F("latency_rounds", "int", "rounds", hover=True),
+    _F("exit_layer_mean", "float", "layers", hover=True),
+    _F("session_create_ms", "float", "ms", hover=True),
+    _F("first_inference_ms", "float", "ms", hover=True),
+    # ---- size and memory
+    _F("peak_rss_mb", "float", "MB", hover=True, table=True),
+    _F("rss_growth_mb", "float", "MB"),
+    _F("model_mb", "float", "MB", hover=True, table=True),
+    _F("n_params", "int", "parameters"),
+    _F("n_test", "int", "texts"),
+    _F("mean_tokens", "float", "tokens"),
+    # ---- checks and provenance
+    _F("onnx_max_abs_diff", "float", "logits", help="ONNX vs torch"),
+    _F("int8_accuracy_drop", "float", "fraction", hover=True, help="fp32 twin accuracy - this accuracy"),
+    _F("int8_collapsed", "bool", hover=True, table=True),
+    _F("train_seconds", "float", "s"),
+    _F("train_cached", "bool"),
+    _F("machine_id", "str", hover=True),
+    _F("error", "str", table=True),
+    _F("job_dir", "str"),
+)
+
+COLUMNS = [f.name for f in FIELDS]
+NUMERIC_COLUMNS = [f.name for f in FIELDS if f.dtype == "float"]
+HOVER_FIELDS = [f.name for f in FIELDS if f.hover]
+TABLE_COLUMNS = ["label", *[f.name for f in FIELDS if f.table and f.name != "label"]]
+AXES = [f.name for f in FIELDS[4:24] if f.name not in ("weights_source", "runtime_version")]
+
+# kept in result.json, not in results.csv (nested or raw): what each holds
+NESTED: dict[str, str] = {
+    "variant": "the resolved Variant (Variant.from_dict rebuilds it)",
+    "environment": "CPU model, ISA flags, cores, library versions, machine_id",
+    "data": "split sizes and fingerprint", "train": "fine-tuning statistics (seconds, losses, lr, ...)",
+    "latency": "raw timings (ms) of the round(s)", "latency_p50_rounds_ms": "p50 of each timing round (ms)",
+    "latency_min_ms": "fastest call (ms)", "latency_max_ms": "slowest call (ms)",
+    "throughput": "texts/s per batch size", "stage_seconds": "wall time per stage (s)",
+    "fusion": "fused operator counts", "exit_train": "off-ramp training statistics",
+    "exit_max_abs_diff": "segments vs torch", "exit_layer_counts": "texts per exit layer",
+    "warnings": "what the run warned about", "traceback": "of a failure",
+    "train_key": "cache key", "export_key": "cache key", "quant_key": "cache key", "exit_key": "cache key",
+    "eval_key": "cache key", "eval_cached": "evaluation reused", "onnx_path": "the timed model",
+    "pretrained": "weights were pretrained", "name": "readable name", "started_at": "ISO time",
+    "finished_at": "ISO time", "pid": "process id", "peak_rss_scope": "timing | process",
+    "bench_isolated": "timed in a spawned process", "bench_tokens_mean": "tokens per timed text",
+    "reused_from": "shared result this record copies", "retime": "re-timing rounds and the figures before",
+    "overrides": "the job's overrides (invalid configs)", "record_sha256": "seal",
+}
+
+# an int8 variant this much less accurate than its fp32 twin is flagged (results, plot, log)
+COLLAPSE_DROP = 0.05
+
+
+def variant_of(rec: dict[str, Any]) -> Variant | None:
+    """The record's variant, also for older or partial records: a setting the stored variant
+    lacks is taken from the record's own column, else today's default. None when the record
+    has no usable variant (an invalid config)."""
+    stored = rec.get("variant")
+    if not isinstance(stored, dict) and "model" not in rec:
+        return None
+    d: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (stored or {}).items()}
+    for key, default in (("quant", False), ("seq_len", 128), ("truncation", "head"), ("weights", "auto"),
+                         ("seed", 0)):
+        d.setdefault(key, rec.get(key, default))
+    d.setdefault("model", {}).setdefault("name", rec.get("model") or "?")
+    d.setdefault("dataset", {}).setdefault("name", rec.get("dataset") or "bbc")
+    if rec.get("threads") is not None:
+        d.setdefault("runtime", {}).setdefault("threads", rec["threads"])
+    try:
+        return Variant.from_dict(d)
+    except (VariantError, ConfigError, TypeError):
+        return None
+
+
+def _intervals_of(rec: dict[str, Any]) -> dict[str, float]:
+    """The record's intervals, computed for records written before they were recorded:
+    Wilson from accuracy and n_test, bootstrap from the raw timings of a single round."""
+    out: dict[str, float] = {}
+    if rec.get("status") != "ok":
+        return out
+    if rec.get("accuracy_ci_lo") is None and rec.get("accuracy") is not None and rec.get("n_test"):
+        n = int(rec["n_test"])
+        out["accuracy_ci_lo"], out["accuracy_ci_hi"] = wilson_interval(int(round(rec["accuracy"] * n)), n)
+    raw = (rec.get("latency") or {}).get("raw")
+    if rec.get("latency_p50_ms_ci_lo") is None and raw:
+        out["latency_p50_ms_ci_lo"], out["latency_p50_ms_ci_hi"] = bootstrap_interval(raw)
+    return out
+
+
+def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict[str, Any]:
+    """One ``results.csv`` row (the :data:`COLUMNS`, then ``throughput_bN_per_s``) of a record."""
+    variant = variant if variant is not None else variant_of(rec)
+    row = {c: rec.get(c) for c in COLUMNS}
+    if variant is not None:
+        row.update(variant.axes())
+        row["label"] = variant.label(rec.get("weights_source"))
+    else:
+        row["label"] = rec.get("variant_id")
+    env = rec.get("environment") or {}
+    row["machine_id"] = env.get("machine_id")
+    if row.get("runtime_version") is None and row.get("runtime"):
+        row["runtime_version"] = (env.get("versions") or {}).get(row["runtime"])
+    row["train_seconds"] = (rec.get("train") or {}).get("seconds")
+    row.update(_intervals_of(rec))
+    if rec.get("latency_p50_ms") is not None and rec.get("tokenize_p50_ms") is not None:
+        row["total_p50_ms"] = rec["latency_p50_ms"] + rec["tokenize_p50_ms"]
+    for size, per_s in (rec.get("throughput") or {}).items():
+        row[f"throughput_b{size}_per_s"] = per_s
+    return row
+
+
+def _int8_drops(records: Sequence[dict[str, Any]], variants: Sequence[Variant | None]) -> dict[int, float]:
+    """Row index -> fp32 accuracy minus int8 accuracy, for int8 rows with an ok fp32 twin."""
+    def ok(i: int) -> bool:
+        return records[i].get("status") == "ok" and records[i].get("accuracy") is not None and variants[i] is not None
+
+    fp32: dict[str, float] = {}
+    for i, v in enumerate(variants):
+        if ok(i) and not v.quant:
+            fp32.setdefault(v.twin_key(), records[i]["accuracy"])
+    out = {}
+    for i, v in enumerate(variants):
+        if ok(i) and v.quant and v.twin_key() in fp32:
+            out[i] = float(fp32[v.twin_key()] - records[i]["accuracy"])
+    return out
+
+
+def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per variant: floats with units in column names, never formatted strings."""
+    variants = [variant_of(r) for r in records]
+    drops = _int8_drops(records, variants)
+    rows = []
+    for i, (rec, v) in enumerate(zip(records, variants, strict=True)):
+        row = row_from_record(rec, v)
+        if i in drops:
+            row["int8_accuracy_drop"] = drops[i]
+            row["int8_collapsed"] = drops[i] > COLLAPSE_DROP
+        rows.append(row)
+    extra = sorted({k for r in rows for k in r if k not in COLUMNS}, key=lambda k: int(k.split("_")[1][1:]))
+    df = pd.DataFrame(rows, columns=[*COLUMNS, *extra])
+    for c in (*NUMERIC_COLUMNS, *extra):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df.sort_values("variant_id", kind="mergesort").reset_index(drop=True)

@@ -1,0 +1,246 @@
+"""Artifact builders: fine-tune (transformer, TF-IDF), export (+ fusion), early-exit segments,
+evaluation. Each returns a :class:`~paretobert.store.Built` (key, dir, meta, reused); every
+key comes from the :class:`~paretobert.variant.Variant`. Building an artifact that exists is
+never repeated (content-addressed cache, see :mod:`paretobert.store`). Precision artifacts
+(int8) belong to the runtime that runs them (:mod:`paretobert.runtimes`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paretobert import classic, measure
+from paretobert import export as onnx_export
+from paretobert import train as training
+from paretobert.config import DistillConfig, DropConfig, load_model_preset
+from paretobert.data import Split
+from paretobert.encoding import encode_text
+from paretobert.models import build_model, load_tokenizer, resolve_source
+from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
+from paretobert.models.early_exit import export_segments, layer_logits, train_ramps
+from paretobert.models.zoo import Source, new_vocab_mlm, transplant_body
+from paretobert.quantize import quantize_onnx
+from paretobert.runtimes.segmented import EarlyExitRunner
+from paretobert.store import Built, ensure_free_space, stage
+from paretobert.variant import Variant
+
+__all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "teacher_variant"]
+
+log = logging.getLogger(__name__)
+
+
+def teacher_variant(variant: Variant) -> Variant:
+    """The distillation teacher: the preset ``distill.teacher`` fine-tuned like the variant."""
+    teacher = load_model_preset(variant.distill.teacher or "")
+    return dataclasses.replace(variant, model=teacher, weights="auto", drop=DropConfig(),
+                               distill=DistillConfig(), quant=False)
+
+
+def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *, progress: bool,
+              allow_network: bool = True) -> Built:
+    """The fine-tuned checkpoint (after layer dropping, distillation from a cached teacher, or a
+    new vocabulary's masked-LM warm-up, as the variant says)."""
+    retok = variant.model.retokenize and source.pretrained
+    teacher_key = teacher_ckpt = None
+    if variant.distill.teacher:
+        tv = teacher_variant(variant)
+        tsource = resolve_source(tv.model, weights="auto", cache_dir=cache_dir, allow_network=allow_network)
+        log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, tsource.label)
+        teacher = fine_tune(tv, split, tsource, cache_dir, progress=progress, allow_network=allow_network)
+        teacher_key, teacher_ckpt = teacher.key, teacher.dir
+
+    def build(tmp: Path) -> dict[str, Any]:
+        # retokenize: the tokenizer is trained on the train split as for scratch weights
+        tok = load_tokenizer(Source("scratch") if retok else source, variant.model,
+                             train_texts=split.train_texts, cache_dir=cache_dir)
+        # with distill.layers the student is cut from the teacher: nothing to build here
+        model = None if variant.distill.layers is not None else build_model(
+            source, variant.model, num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
+            label_names=split.label_names, seed=variant.seed)
+        distill, kd_stats = None, None
+        if teacher_ckpt is not None:
+            model, tok, distill, kd_stats = _distill_setup(variant, split, teacher_ckpt, model, tok, progress)
+        warm = None
+        if retok:
+            mlm = new_vocab_mlm(source, tok, cache_dir=cache_dir, seed=variant.seed)
+            warm = training.mlm_warmup(mlm, tok, texts=split.train_texts, max_length=variant.train_length,
+                                       epochs=variant.model.mlm_epochs, batch_size=variant.train.batch_size,
+                                       seed=variant.seed, truncation=variant.truncation,
+                                       device=variant.train.device, progress=progress)
+            transplant_body(mlm, model)
+            del mlm
+        dropped = None
+        if variant.drop.strategy != "none":
+            dropped = _drop(variant, model, tok, split)
+        n_params = int(sum(p.numel() for p in model.parameters()))
+        ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned checkpoint")
+        stats = training.fine_tune(model, tok, texts=split.train_texts, labels=split.train_labels,
+                                   cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
+                                   truncation=variant.truncation, distill=distill, progress=progress)
+        if warm is not None:
+            stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
+        if dropped is not None:
+            stats = {**stats, "drop": dropped}
+        if kd_stats is not None:
+            stats = {**stats, "distill": kd_stats}
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        return {"train": stats, "source": source.label, "model": variant.model.name,
+                "n_params": int(sum(p.numel() for p in model.parameters())),
+                "label_names": split.label_names, "data": split.fingerprint()}
+
+    lr = training.default_lr(variant.train, pretrained=source.pretrained or variant.distill.layers is not None,
+                             hidden=variant.model.hidden)
+    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
+                            teacher_key=teacher_key)
+    return stage(cache_dir, "checkpoints", key, build)
+
+
+def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: Any | None, tok: Any,
+                   progress: bool):
+    """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
+    fine-tuned teacher keeping those layers (and its tokenizer; ``model`` is None), else the
+    variant's own ``model``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    d = variant.distill
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_ckpt, attn_implementation="eager")
+    ttok = AutoTokenizer.from_pretrained(teacher_ckpt)
+    n_teacher = len(encoder_layers(teacher))
+    if d.layers is not None:
+        if max(d.layers) >= n_teacher:
+            raise ValueError(f"distill.layers={d.layers}: the teacher has {n_teacher} layers")
+        model, tok = copy.deepcopy(teacher), ttok
+        drop_layers(model, d.layers)
+    soft = training.teacher_logits(teacher, ttok, split.train_texts, max_length=variant.train_length,
+                                   truncation=variant.truncation, progress=progress)
+    teacher_acc = float((soft.argmax(-1) == torch.as_tensor(split.train_labels)).float().mean())
+    kd = training.Distillation(soft_targets=soft, temperature=d.temperature, alpha=d.alpha,
+                               hidden_mse=d.hidden_mse, teacher=teacher if d.hidden_mse else None,
+                               layer_map=d.layers)
+    stats = {"teacher_layers": n_teacher, "student_init": d.layers, "teacher_train_accuracy": teacher_acc}
+    return model, tok, kd, stats
+
+
+def _drop(variant: Variant, model: Any, tok: Any, split: Split) -> dict[str, Any]:
+    """Drop layers before fine-tuning; returns what was kept (and the ranking for contribution)."""
+    d = variant.drop
+    n = len(encoder_layers(model))
+    sim = None
+    if d.strategy == "contribution":  # deterministic: eval mode, evenly spaced texts
+        pick = measure.evenly_spaced(len(split.train_texts), d.sample)
+        sim = layer_similarity(model, tok, [split.train_texts[i] for i in pick],
+                               max_length=variant.train_length)
+    kept = kept_layers(d.strategy, n, d.keep or n, similarity=sim)
+    drop_layers(model, kept)
+    log.info("[%s] kept layers %s of %d (%s)", variant.variant_id, kept, n, d.strategy)
+    return {"strategy": d.strategy, "kept": kept, "of": n, "similarity": sim}
+
+
+def fine_tune_tfidf(variant: Variant, split: Split, cache_dir: Path) -> Built:
+    """The fitted TF-IDF + linear SVM pipeline (the classical baseline)."""
+
+    def build(tmp: Path) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        texts = [classic.prepare_text(t, max_chars=variant.train_length, truncation=variant.truncation)
+                 for t in split.train_texts]
+        pipe = classic.fit_tfidf(texts, split.train_labels, ngrams=variant.model.ngrams, seed=variant.seed)
+        classic.save_tfidf(pipe, tmp / "model.pkl")
+        svm = pipe.named_steps["svm"]
+        return {"train": {"seconds": time.perf_counter() - t0, "max_length": variant.train_length,
+                          "truncation": variant.truncation,
+                          "n_features": len(pipe.named_steps["tfidf"].vocabulary_)},
+                "source": "tfidf", "model": variant.model.name,
+                "n_params": int(svm.coef_.size + svm.intercept_.size),
+                "label_names": split.label_names, "data": split.fingerprint()}
+
+    key = variant.train_key(data_fingerprint=split.fingerprint(), source="tfidf", lr=0.0)
+    return stage(cache_dir, "checkpoints", key, build)
+
+
+def export_tfidf(variant: Variant, ckpt: Built, split: Split, cache_dir: Path) -> Built:
+    """The TF-IDF pipeline as one ONNX graph, checked against scikit-learn."""
+
+    def build(tmp: Path) -> dict[str, Any]:
+        pipe = classic.load_tfidf(ckpt.dir / "model.pkl")
+        names = classic.export_tfidf(pipe, tmp / "model.onnx", opset=variant.export.opset)
+        sample = [classic.prepare_text(t, max_chars=variant.seq_len, truncation=variant.truncation)
+                  for t in split.test_texts[:16]]
+        return {"inputs": names, "file": "model.onnx", "fusion": {},
+                "max_abs_diff": classic.check_tfidf_onnx(tmp / "model.onnx", pipe, sample)}
+
+    return stage(cache_dir, "onnx", variant.export_key(train_key=ckpt.key), build)
+
+
+def export(variant: Variant, ckpt: Built, split: Split, cache_dir: Path) -> Built:
+    """The checkpoint as ONNX (fused with ``export.optimize``), its logits checked against torch."""
+
+    def build(tmp: Path) -> dict[str, Any]:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(ckpt.dir, attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(ckpt.dir)
+        ensure_free_space(tmp, 4 * sum(p.numel() for p in model.parameters()) * 2.5 + 50e6, "the ONNX export")
+        raw = tmp / "model.onnx"
+        names = onnx_export.export_onnx(model, tok, raw, opset=variant.export.opset)
+        meta: dict[str, Any] = {"inputs": names, "file": raw.name, "fusion": {}}
+        if variant.export.optimize:
+            cfg = model.config
+            meta["fusion"] = onnx_export.fuse_onnx(raw, tmp / "model.fused.onnx", num_heads=cfg.num_attention_heads,
+                                                   hidden_size=cfg.hidden_size)
+            raw.unlink()
+            meta["file"] = "model.fused.onnx"
+        sample = split.test_texts[:4]
+        meta["max_abs_diff"] = onnx_export.check_onnx(tmp / meta["file"], model, tok, sample,
+                                                      max_length=min(variant.train_length, 512))
+        return meta
+
+    return stage(cache_dir, "onnx", variant.export_key(train_key=ckpt.key), build)
+
+
+def early_exit(variant: Variant, ckpt: Built, split: Split, cache_dir: Path, *, progress: bool) -> Built:
+    """Off-ramps trained on the frozen checkpoint, one ONNX graph per layer (int8 with quant)."""
+    def build(tmp: Path) -> dict[str, Any]:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(ckpt.dir, attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(ckpt.dir)
+        ramps, stats = train_ramps(model, tok, texts=split.train_texts, labels=split.train_labels,
+                                   max_length=variant.train_length, truncation=variant.truncation,
+                                   epochs=variant.exit.epochs, lr=variant.exit.lr,
+                                   batch_size=variant.train.batch_size, seed=variant.seed, progress=progress)
+        files = export_segments(model, ramps, tok, tmp, opset=variant.export.opset)
+        runner = EarlyExitRunner([tmp / f for f in files], threshold=0.0)
+        diff = 0.0
+        for text in split.test_texts[:4]:
+            feed = encode_text(tok, text, max_length=variant.seq_len, names=runner.input_names,
+                               truncation=variant.truncation)
+            want = layer_logits(model, ramps, {k: torch.from_numpy(v) for k, v in feed.items()})
+            diff = max(diff, *(float(np.abs(g - w.numpy()).max()) for g, w in
+                               zip(runner.all_logits(feed), want, strict=True)))
+        del runner
+        if variant.quant:
+            for f in files:
+                quantize_onnx(tmp / f, tmp / f.replace(".onnx", ".int8.onnx"), cfg=variant.quantize)
+                (tmp / f).unlink()
+            files = [f.replace(".onnx", ".int8.onnx") for f in files]
+        return {"files": files, "train": stats, "max_abs_diff": diff}
+
+    return stage(cache_dir, "exit", variant.exit_key(train_key=ckpt.key), build)
+
+
+def evaluation(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,
+               cache_dir: Path, *, progress: bool) -> Built:
+    """The cached evaluation of one model artifact at one seq_len / truncation / exit threshold
+    (with the predictions): thread counts and timing settings share it."""
+    key = variant.eval_key(model_key=model_key, data_fingerprint=split.fingerprint())
+    return stage(cache_dir, "eval", key, lambda tmp: measure.evaluate(variant, split, paths, ckpt, progress))
