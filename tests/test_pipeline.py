@@ -27,7 +27,7 @@ def test_variant_runs_and_records_everything(tmp_path, variant_of):
     assert rec["mean_tokens"] <= 32
     env = rec["environment"]
     assert env["threads"] == 1 and "onnxruntime" in env["versions"] and env["machine_id"]
-    assert set(rec["stage_seconds"]) >= {"data", "weights", "fine-tune", "export", "quantize", "evaluate", "bench"}
+    assert set(rec["stage_seconds"]) >= {"data", "weights", "fine-tune", "export", "prepare int8-dynamic", "evaluate", "bench"}
 
 
 def test_rerun_skips_and_other_variants_share_the_checkpoint(tmp_path, variant_of, monkeypatch):

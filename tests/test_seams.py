@@ -48,7 +48,7 @@ def test_every_result_key_is_declared_and_every_axis_is_a_column(tmp_path, varia
                 "exit_threshold", "compression", "seq_len", "threads", "quant"):
         assert col in row.index
     assert (row["runtime"], row["precision"], row["drop_strategy"], row["compression"]) == (
-        "onnxruntime", "int8", "none", "none")
+        "onnxruntime", "int8-dynamic", "none", "none")
     assert row["runtime_version"] and row["label"] == "micro[scratch] int8 s32"
     units = {f.name: f.unit for f in FIELDS}
     assert all(units[c] == "ms" for c in COLUMNS if c.endswith("_ms"))
@@ -71,12 +71,14 @@ def test_a_record_from_a_bigger_machine_rebuilds_here(tmp_path, variant_of):
 
 
 def test_axis_columns_for_compression_arms(variant_of):
-    from paretobert.config import DistillConfig, DropConfig, ExitConfig
+    from paretobert.config import DistillConfig, DropConfig, ExitConfig, ModelConfig
 
+    two = ModelConfig(name="micro", layers=2, hidden=32, heads=2, intermediate=64, max_position=128,
+                      tokenizer="wordpiece", vocab_size=150)
     rows = pd.DataFrame([v.axes() for v in (
-        variant_of(drop=DropConfig(strategy="top", keep=1)),
-        variant_of(distill=DistillConfig(teacher="micro", layers=[0])),
-        variant_of(exit=ExitConfig(threshold=0.2)),
+        variant_of(model=two, drop=DropConfig(strategy="top", keep=1)),
+        variant_of(model=two, distill=DistillConfig(teacher="micro", layers=[0])),
+        variant_of(model=two, exit=ExitConfig(threshold=0.2)),
     )])
     assert rows["compression"].tolist() == ["drop-top-1", "kd-0", "exit-0.2"]
     assert rows["drop_keep"].tolist()[0] == 1 and rows["distill_layers"].tolist()[1] == "0"

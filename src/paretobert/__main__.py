@@ -32,6 +32,7 @@ from paretobert.config import (
     RuntimeConfig,
     TrainConfig,
 )
+from paretobert.env import resolve_variant
 from paretobert.pipeline import format_result_line, run_variant
 from paretobert.store import atomic_write_json
 from paretobert.variant import Variant, content_hash
@@ -71,7 +72,8 @@ def _variant_id(*, _root_: DictConfig) -> str:
             k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
             for k, v in ((k, _root_[k]) for k in _root_ if k != "hydra")
         })
-        return Variant.from_config(to_config(OmegaConf.merge(OmegaConf.structured(Config), body))).variant_id
+        conf = to_config(OmegaConf.merge(OmegaConf.structured(Config), body))
+        return resolve_variant(Variant.from_config(conf)).variant_id  # as run_variant will name it
     except Exception:  # noqa: BLE001 - an invalid config is reported by the job itself
         # one directory per invalid job, so no failure overwrites another
         try:
@@ -104,7 +106,7 @@ def main(cfg: DictConfig) -> None:
             "overrides": list(hc.overrides.task),
         })
         return
-    variant = Variant.from_config(conf)
+    variant = resolve_variant(Variant.from_config(conf))
     rec = run_variant(variant, out_dir=out_dir, cache_dir=Path(conf.cache_dir).expanduser(),
                       force=conf.force, allow_network=conf.allow_network)
     print(format_result_line(rec), flush=True)

@@ -12,7 +12,7 @@ the paths a config names, preset files) is checked once at the entry point by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ __all__ = [
     "RuntimeConfig",
     "TrainConfig",
     "WEIGHTS",
+    "DEFAULT_INT8",
+    "PRECISIONS",
+    "RUNTIME_NAMES",
+    "precision_of",
     "train_length",
 ]
 
@@ -48,6 +52,11 @@ ARCHES = ("bert", "mpnet", "tfidf")
 SCRATCH_TOKENIZERS = ("bert-uncased", "wordpiece", "bpe")
 TRUNCATIONS = ("head", "head+tail")
 QUANT_WEIGHT_TYPES = ("qint8", "quint8")
+RUNTIME_NAMES = ("onnxruntime", "openvino")
+# precision=: int8 is the runtime's default int8 (what quant=true means)
+PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static")
+DEFAULT_INT8 = {"onnxruntime": "int8-dynamic", "openvino": "int8-static"}
+CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 
 
 class ConfigError(ValueError):
@@ -56,6 +65,15 @@ class ConfigError(ValueError):
 
 def _fail(key: str, value: Any, accepted: str) -> None:
     raise ConfigError(f"invalid config: {key}={value!r}; accepted: {accepted}")
+
+
+def _floats(obj: Any) -> None:
+    """Integers given for float fields become floats (``epochs=2`` and Hydra's ``2.0`` are one
+    setting and must hash alike)."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if f.type in ("float", "float | None") and isinstance(v, int) and not isinstance(v, bool):
+            setattr(obj, f.name, float(v))
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -104,6 +122,7 @@ class ModelConfig:
     mlm_epochs: float = field(default=1.0, metadata={"help": "retokenize: masked-LM warm-up epochs"})
 
     def __post_init__(self) -> None:
+        _floats(self)
         if not self.name:
             _fail("model.name", self.name, "a non-empty preset name")
         _check_choice("model.arch", self.arch, ARCHES)
@@ -134,6 +153,7 @@ class DatasetConfig:
     max_test: int | None = None
 
     def __post_init__(self) -> None:
+        _floats(self)
         _check_choice("dataset.name", self.name, DATASETS)
         if not 0.0 < self.test_size < 1.0:
             _fail("dataset.test_size", self.test_size, "a fraction in (0, 1)")
@@ -166,6 +186,7 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
 
     def __post_init__(self) -> None:
+        _floats(self)
         _check_positive("train.epochs", self.epochs)
         if self.lr is not None:
             _check_positive("train.lr", self.lr)
@@ -184,20 +205,30 @@ class ExportConfig:
     optimize: bool = field(default=True, metadata={"help": "fuse with onnxruntime.transformers"})
 
     def __post_init__(self) -> None:
+        _floats(self)
         if not 14 <= self.opset <= 20:
             _fail("export.opset", self.opset, "an integer in 14..20")
 
 
 @dataclass
 class QuantizeConfig:
-    """int8 dynamic quantization settings (used when ``quant=true``)."""
+    """int8 settings (used by the int8 precisions)."""
 
     weight_type: str = "qint8"
     per_channel: bool = field(default=True, metadata={"help": "per-output-channel weight scales"})
-    reduce_range: bool = True
+    reduce_range: bool | None = field(
+        default=None, metadata={"help": "7-bit weights; null: true only on CPUs without VNNI (resolved at the start)"})
+    calibration_size: int = field(default=300, metadata={"help": "int8-static: train texts used to calibrate"})
+    calibrate_method: str = field(
+        default="minmax", metadata={"help": "int8-static on onnxruntime: minmax | entropy | percentile"})
 
     def __post_init__(self) -> None:
+        _floats(self)
         _check_choice("quantize.weight_type", self.weight_type, QUANT_WEIGHT_TYPES)
+        _check_choice("quantize.calibrate_method", self.calibrate_method, CALIBRATE_METHODS)
+        if not isinstance(self.calibration_size, int) or isinstance(self.calibration_size, bool) or \
+                self.calibration_size < 1:
+            _fail("quantize.calibration_size", self.calibration_size, "an integer >= 1")
 
 
 @dataclass
@@ -205,9 +236,12 @@ class RuntimeConfig:
     """How the timed model runs. (That ``threads`` fits this machine's cores is checked at the
     entry point, not here: a record made on a bigger machine must still load.)"""
 
+    name: str = field(default="onnxruntime", metadata={"help": "onnxruntime | openvino"})
     threads: int = field(default=1, metadata={"help": "intra-op threads"})
 
     def __post_init__(self) -> None:
+        _floats(self)
+        _check_choice("runtime", self.name, RUNTIME_NAMES)
         if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
             _fail("runtime.threads", self.threads, "an integer >= 1")
 
@@ -232,6 +266,7 @@ class BenchConfig:
     )
 
     def __post_init__(self) -> None:
+        _floats(self)
         if not isinstance(self.repeats, int) or self.repeats < 1:
             _fail("bench.repeats", self.repeats, "an integer >= 1")
         if any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in self.batch_sizes):
@@ -252,6 +287,7 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
+        _floats(self)
         _check_positive("eval.batch_size", self.batch_size)
 
 
@@ -267,6 +303,7 @@ class DropConfig:
     sample: int = field(default=64, metadata={"help": "contribution: train texts used to rank layers"})
 
     def __post_init__(self) -> None:
+        _floats(self)
         _check_choice("drop.strategy", self.strategy, DROP_STRATEGIES)
         if self.keep is not None:
             _check_positive("drop.keep", self.keep)
@@ -284,6 +321,7 @@ class ExitConfig:
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        _floats(self)
         if self.threshold is not None:
             _check_positive("exit.threshold", self.threshold, allow_zero=True)
         _check_positive("exit.epochs", self.epochs)
@@ -308,6 +346,7 @@ class DistillConfig:
     )
 
     def __post_init__(self) -> None:
+        _floats(self)
         _check_positive("distill.temperature", self.temperature)
         if not 0.0 <= self.alpha <= 1.0:
             _fail("distill.alpha", self.alpha, "a weight in [0, 1]")
@@ -363,7 +402,9 @@ class Config:
     drop: DropConfig = field(default_factory=DropConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     exit: ExitConfig = field(default_factory=ExitConfig)
-    quant: bool = field(default=False, metadata={"help": "true: int8 dynamic quantization"})
+    quant: bool = field(default=False, metadata={"help": "true: the runtime's default int8 (precision=int8)"})
+    precision: str | None = field(
+        default=None, metadata={"help": "fp32 | bf16 | int8 | int8-dynamic | int8-static; null: by quant"})
     seq_len: int = field(default=128, metadata={"help": "max tokens at inference"})
     truncation: str = field(
         default="head", metadata={"help": "head | head+tail: which tokens of a long text are kept"}
@@ -379,8 +420,10 @@ class Config:
     )
 
     def __post_init__(self) -> None:
+        _floats(self)
         _check_choice("weights", self.weights, WEIGHTS)
         _check_choice("truncation", self.truncation, TRUNCATIONS)
+        self._resolve_precision()
         self._check_drop()
         if self.exit.threshold is not None:
             if self.model.arch != "bert":
@@ -422,6 +465,35 @@ class Config:
                 f"<= model.max_position={self.model.max_position}",
             )
 
+    def _resolve_precision(self) -> None:
+        """One spelling per variant: ``precision`` is kept only where it says more than
+        ``quant`` (fp32 / the runtime's default int8 become precision=null with quant false / true)."""
+        p, rt = self.precision, self.runtime.name
+        if p is None:
+            pass
+        else:
+            _check_choice("precision", p, PRECISIONS)
+            if self.quant and not p.startswith("int8"):
+                _fail("quant", self.quant, f"false with precision={p} (quant=true is the runtime's default int8)")
+            self.quant = p.startswith("int8")
+            if p in ("fp32", "int8", DEFAULT_INT8[rt]):
+                self.precision = None
+        resolved = precision_of(rt, self.quant, self.precision)
+        arch = self.model.arch
+        if rt == "onnxruntime" and resolved == "bf16":
+            _fail("precision", "bf16", "fp32 | int8-dynamic | int8-static with runtime=onnxruntime (its CPU "
+                  "execution provider has no bf16 kernels on x86; runtime=openvino runs bf16 on AMX/AVX512-BF16)")
+        if arch == "tfidf" and (rt != "onnxruntime" or resolved not in ("fp32", "int8-dynamic")):
+            _fail("runtime" if rt != "onnxruntime" else "precision", rt if rt != "onnxruntime" else resolved,
+                  "onnxruntime with fp32 | int8-dynamic for model.arch=tfidf (its graph uses ONNX-ML string "
+                  "operators and has no calibrated int8 path)")
+        if self.exit.threshold is not None and resolved == "int8-static":
+            _fail("precision", resolved, "fp32 | int8-dynamic | bf16 with early exit (static calibration is not "
+                  "built for per-layer segments)")
+        if self.exit.threshold is not None and rt == "openvino" and resolved.startswith("int8"):
+            _fail("precision", resolved, "fp32 | bf16 with early exit on runtime=openvino (the int8 segments are "
+                  "ONNX Runtime's dynamic quantization)")
+
     def _check_drop(self) -> None:
         d, layers = self.drop, self.model.layers
         if d.strategy == "none":
@@ -436,6 +508,14 @@ class Config:
             kept_layers(d.strategy, layers, d.keep, similarity=[0.0] * layers)
         except ValueError as e:
             _fail("drop.keep", d.keep, str(e))
+
+
+def precision_of(runtime: str, quant: bool, precision: str | None) -> str:
+    """The precision a variant runs at: ``precision`` when set, else the runtime's default
+    int8 with ``quant``, else fp32."""
+    if precision is not None:
+        return DEFAULT_INT8[runtime] if precision == "int8" else precision
+    return DEFAULT_INT8[runtime] if quant else "fp32"
 
 
 def train_length(train: TrainConfig, seq_len: int) -> int:

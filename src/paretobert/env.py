@@ -1,17 +1,24 @@
-"""The environment a result was measured in: CPU, ISA flags, threads, library versions."""
+"""The environment a result was measured in: CPU, ISA flags, threads, library versions; and the
+defaults that depend on this CPU (resolved once, before a variant is hashed).
+
+The CPU's flags come from ``/proc/cpuinfo``; ``PARETOBERT_CPU_FLAGS=avx2,avx512_vnni,...``
+replaces them (to simulate another CPU in tests; a result then records the simulated flags).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from functools import lru_cache
 from typing import Any
 
-from paretobert.variant import content_hash, library_versions
+from paretobert.variant import Variant, content_hash, library_versions
 
-__all__ = ["environment", "machine_id"]
+__all__ = ["cpu_features", "environment", "machine_id", "resolve_variant"]
 
-_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
+_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+          "amx_int8")
 
 
 @lru_cache(maxsize=1)
@@ -29,14 +36,32 @@ def _cpuinfo() -> tuple[str, tuple[str, ...]]:
     return model, tuple(f for f in _FLAGS if f in flags)
 
 
+def _flags() -> tuple[str, ...]:
+    simulated = os.environ.get("PARETOBERT_CPU_FLAGS")
+    if simulated is not None:
+        return tuple(f for f in _FLAGS if f in {x.strip() for x in simulated.split(",")})
+    return _cpuinfo()[1]
+
+
+def cpu_features() -> dict[str, bool]:
+    """What the precisions need from this CPU: VNNI (fast int8 dot products), BF16 (AVX512-BF16
+    or AMX-BF16 for bf16 matrix work), AMX-INT8."""
+    f = set(_flags())
+    return {"avx2": "avx2" in f, "avx512": "avx512f" in f, "vnni": bool(f & {"avx512_vnni", "avx_vnni"}),
+            "bf16": bool(f & {"avx512_bf16", "amx_bf16"}), "amx_bf16": "amx_bf16" in f, "amx_int8": "amx_int8" in f}
+
+
 def environment(*, threads: int | None = None) -> dict[str, Any]:
     """A fingerprint of this machine and software stack, stored in every result."""
-    model, flags = _cpuinfo()
+    model, _ = _cpuinfo()
+    feats = cpu_features()
     return {
         "cpu_model": model,
         "cpu_count": os.cpu_count(),
-        "isa_flags": list(flags),
-        "vnni": any(f in flags for f in ("avx512_vnni", "avx_vnni")),
+        "isa_flags": list(_flags()),
+        "simulated_flags": os.environ.get("PARETOBERT_CPU_FLAGS") is not None,
+        "vnni": feats["vnni"],
+        "bf16": feats["bf16"],
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": library_versions(),
@@ -47,5 +72,15 @@ def environment(*, threads: int | None = None) -> dict[str, Any]:
 
 def machine_id() -> str:
     """Hash of what decides latency: CPU model, core count, ISA flags, ONNX Runtime version."""
-    model, flags = _cpuinfo()
-    return content_hash([model, os.cpu_count(), flags, library_versions()["onnxruntime"]], length=12)
+    model, _ = _cpuinfo()
+    return content_hash([model, os.cpu_count(), _flags(), library_versions()["onnxruntime"]], length=12)
+
+
+def resolve_variant(variant: Variant) -> Variant:
+    """The variant with this CPU's defaults filled in (before it is hashed): ``quantize.reduce_range``
+    null becomes true only where there is no VNNI (7-bit weights keep the AVX2 int8 kernels from
+    saturating; on VNNI they cost accuracy for nothing)."""
+    if variant.quantize.reduce_range is not None:
+        return variant
+    q = dataclasses.replace(variant.quantize, reduce_range=not cpu_features()["vnni"])
+    return dataclasses.replace(variant, quantize=q)

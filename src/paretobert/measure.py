@@ -25,10 +25,12 @@ from paretobert.config import BenchConfig
 from paretobert.data import Split, load_split
 from paretobert.encoding import encode_text
 from paretobert.evaluate import batch_feeds, classification_metrics, predict
+from paretobert.flops import encoder_flops, precision_class
+from paretobert.peaks import gemm_peak
 from paretobert.runtimes import get_runtime
 from paretobert.runtimes.segmented import EarlyExitRunner
 from paretobert.stats import bootstrap_interval, wilson_interval
-from paretobert.store import model_bytes
+from paretobert.store import model_bytes, read_json
 from paretobert.variant import Variant
 
 __all__ = [
@@ -36,9 +38,11 @@ __all__ = [
     "accuracy_interval",
     "bench_texts",
     "bench_variant",
+    "calibration_feeds",
     "clear_split_cache",
     "evaluate",
     "evenly_spaced",
+    "hardware_fields",
     "isolated",
     "latency_fields",
     "model_mb",
@@ -78,6 +82,15 @@ def bench_texts(variant: Variant, split: Split) -> list[str]:
     return [split.test_texts[i] for i in evenly_spaced(len(split.test_texts), variant.bench.n_texts)]
 
 
+def calibration_feeds(variant: Variant, split: Split, ckpt: Path, names: list[str]) -> list[Feed]:
+    """``quantize.calibration_size`` train texts (evenly spread, so every class is seen),
+    encoded as at inference (``seq_len``, truncation): what static int8 calibrates on. Never
+    test texts."""
+    pick = evenly_spaced(len(split.train_texts), variant.quantize.calibration_size)
+    prepare, _ = preparer(variant, ckpt, names)
+    return [prepare(split.train_texts[i]) for i in pick]
+
+
 def model_mb(paths: Sequence[Path]) -> float:
     """Megabytes on disk of the model file(s) (external data included)."""
     return sum(model_bytes(p) for p in paths) / 1e6
@@ -110,24 +123,28 @@ class OpenModel:
     run: Callable[[Feed], tuple[np.ndarray, int | None]]
     input_names: list[str]
     create_ms: float
+    executed: dict[str, Any]
 
 
 def open_model(variant: Variant, paths: list[Path], threads: int | None) -> OpenModel:
     """A fresh session of the variant's runtime on its model (the early-exit segments when
     ``exit.threshold`` is set) with ``threads`` intra-op threads (None: all cores)."""
+    runtime = get_runtime(variant.runtime_name)
+    precision = variant.resolved_precision
     if variant.exit.threshold is None:
-        sess, ms = get_runtime(variant.runtime_name).open(paths[0], threads=threads)
-        return OpenModel(lambda feed: (sess.run(feed), None), sess.input_names, ms)
+        sess, ms = runtime.open(paths[0], threads=threads, precision=precision)
+        return OpenModel(lambda feed: (sess.run(feed), None), sess.input_names, ms, sess.executed)
     t0 = time.perf_counter()
-    runner = EarlyExitRunner(paths, threshold=variant.exit.threshold, threads=threads)
-    return OpenModel(runner, runner.input_names, (time.perf_counter() - t0) * 1000.0)
+    runner = EarlyExitRunner(paths, threshold=variant.exit.threshold, threads=threads, runtime=runtime,
+                             precision=precision)
+    return OpenModel(runner, runner.input_names, (time.perf_counter() - t0) * 1000.0, runner.executed)
 
 
 def evaluate(variant: Variant, split: Split, paths: list[Path], ckpt: Path, progress: bool) -> dict[str, Any]:
     """Accuracy on the whole test split, with the predictions (they do not depend on threads)."""
     out: dict[str, Any] = {}
     if variant.exit.threshold is None:
-        sess, _ = get_runtime(variant.runtime_name).open(paths[0])  # all cores: not timed
+        sess, _ = get_runtime(variant.runtime_name).open(paths[0], precision=variant.resolved_precision)  # untimed
         prepare, length = preparer(variant, ckpt, sess.input_names)
         feeds = [prepare(t) for t in split.test_texts]
         preds = predict(sess, feeds, batch_size=variant.eval.batch_size, progress=progress)
@@ -181,7 +198,7 @@ def bench_variant(variant: Variant, paths: list[Path], ckpt: Path, texts: list[s
         rounds.append(time_round(model, feeds, b, desc=f"time {r + 1}/{b.repeats}", progress=progress))
         if r < b.repeats - 1:
             del model  # before the next round's session: never two in memory
-    out: dict[str, Any] = {"rounds": rounds}
+    out: dict[str, Any] = {"rounds": rounds, "executed": model.executed}
     if b.batch_sizes:  # in the last round's session
         out["throughput"] = throughput(variant, model, feeds, progress)
     del model
@@ -247,3 +264,22 @@ def accuracy_interval(accuracy: float, n: int) -> dict[str, float]:
     """Wilson 95% interval of an accuracy measured on ``n`` test items."""
     lo, hi = wilson_interval(int(round(accuracy * n)), n)
     return {"accuracy_ci_lo": lo, "accuracy_ci_hi": hi}
+
+
+def hardware_fields(variant: Variant, ckpt: Path, out: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
+    """FLOPs at the timed texts' mean token count, the GFLOP/s the p50 achieves, and this
+    machine's GEMM peak for the precision (how far the point is from the hardware). ``out``
+    holds the measured fields (``latency_p50_ms``, ``bench_tokens_mean``, ``exit_layer_mean``);
+    empty for models without an encoder (TF-IDF)."""
+    cfg = read_json(ckpt / "config.json")
+    if variant.model.arch == "tfidf" or not isinstance(cfg, dict) or "hidden_size" not in cfg or \
+            not out.get("bench_tokens_mean"):
+        return {}
+    layers = out.get("exit_layer_mean") or cfg["num_hidden_layers"]
+    gflop = encoder_flops(layers=layers, hidden=cfg["hidden_size"], intermediate=cfg["intermediate_size"],
+                          tokens=out["bench_tokens_mean"], labels=len(cfg.get("id2label") or {0: 0, 1: 1})) / 1e9
+    achieved = gflop / (out["latency_p50_ms"] / 1000.0)
+    peaks = gemm_peak(threads=variant.runtime.threads, cache_dir=cache_dir)
+    peak = peaks.get(precision_class(variant.resolved_precision))
+    return {"gflop": gflop, "achieved_gflops_per_s": achieved, "peak_gflops_per_s": peak,
+            "peak_fraction": None if not peak else achieved / peak, "peak_by_runtime": peaks.get("by_runtime")}

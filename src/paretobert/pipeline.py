@@ -22,9 +22,9 @@ from typing import Any
 
 from paretobert import measure, stages
 from paretobert.data import Split
-from paretobert.env import environment, machine_id
+from paretobert.env import environment, machine_id, resolve_variant
 from paretobert.models import resolve_source
-from paretobert.runtimes import get_runtime
+from paretobert.runtimes import BuildInputs, get_runtime
 from paretobert.store import RESULT_FILE, Built, atomic_write_json, read_json, seal, seal_ok
 from paretobert.variant import Variant
 
@@ -79,8 +79,9 @@ def _new_record(variant: Variant) -> dict[str, Any]:
         "environment": env, "warnings": [],
     }
     if variant.quant and not env["vnni"]:
-        msg = ("int8 on a CPU without VNNI (AVX-512 VNNI / AVX-VNNI): ONNX Runtime's int8 kernels run "
-               "the slower AVX2 path here; int8 speed-ups on VNNI machines will be larger")
+        msg = (f"int8 on a CPU without VNNI (AVX-512 VNNI / AVX-VNNI): {variant.runtime_name}'s int8 kernels run "
+               "the slower AVX2 path here (7-bit weights: quantize.reduce_range); int8 speed-ups on VNNI machines "
+               "will be larger")
         log.warning("[%s] %s", variant.variant_id, msg)
         record["warnings"].append(msg)
     return record
@@ -90,6 +91,8 @@ def _build(variant: Variant, split: Split, record: dict[str, Any], stage: _Stage
            progress: bool, allow_network: bool) -> tuple[list[Path], str, Built]:
     """Every artifact the variant needs, built or reused; returns (model paths, the key of the
     model artifact, the checkpoint)."""
+    runtime = get_runtime(variant.runtime_name)
+    runtime.check(variant)  # before any work: a runtime x precision this machine cannot run
     classic = variant.model.arch == "tfidf"
     if classic:
         record.update(weights_source="tfidf", pretrained=False)
@@ -111,11 +114,18 @@ def _build(variant: Variant, split: Split, record: dict[str, Any], stage: _Stage
             segs = stages.early_exit(variant, ckpt, split, cache_dir, progress=progress)
         record.update(exit_key=segs.key, exit_train=segs.meta["train"], exit_max_abs_diff=segs.meta["max_abs_diff"])
         return [segs.dir / f for f in segs.meta["files"]], segs.key, ckpt
-    with stage("quantize") if variant.quant else nullcontext():
-        prepared = get_runtime(variant.runtime_name).prepare(variant, exported=onnx.dir / onnx.meta["file"],
-                                                             export_key=onnx.key, cache_dir=cache_dir)
-    if prepared.stage is not None:
+    inputs = BuildInputs(
+        exported=onnx, raw_onnx=lambda: stages.export(stages.unfused(variant), ckpt, split, cache_dir),
+        calibration=lambda names: measure.calibration_feeds(variant, split, ckpt.dir, names),
+        data_fingerprint=split.fingerprint(), cache_dir=cache_dir)
+    with stage("prepare " + variant.resolved_precision) if variant.resolved_precision != "fp32" or \
+            runtime.name != "onnxruntime" else nullcontext():
+        prepared = runtime.prepare(variant, inputs)
+    record["model_key"] = prepared.key
+    if variant.quant:
         record["quant_key"] = prepared.key
+    if prepared.stage is not None and "calibration" in prepared.stage.meta:
+        record["calibration"] = prepared.stage.meta["calibration"]
     return prepared.paths, prepared.key, ckpt
 
 
@@ -137,6 +147,7 @@ def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, mode
     out.update(bench)
     out["bench_isolated"] = variant.bench.isolate
     out.update(measure.accuracy_interval(out["accuracy"], out["n_test"]))
+    out.update(measure.hardware_fields(variant, ckpt, out, cache_dir))
     return out
 
 
@@ -155,6 +166,7 @@ def run_variant(
     machine: first from ``out_dir``, then from the shared results cache; ``force`` redoes it.
     """
     out_dir, cache_dir = Path(out_dir), Path(cache_dir).expanduser()
+    variant = resolve_variant(variant)  # this CPU's defaults, before the hash
     result_path = out_dir / RESULT_FILE
     shared = cache_dir / "results" / f"{variant.hash}-{machine_id()}.json"
     if not force and (rec := _reuse(variant, result_path, shared)) is not None:

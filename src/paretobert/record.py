@@ -83,6 +83,11 @@ FIELDS: tuple[Field, ...] = (
     _F("latency_p50_ms_ci_hi", "float", "ms", hover=True),
     _F("latency_rounds", "int", "rounds", hover=True),
     _F("exit_layer_mean", "float", "layers", hover=True),
+    _F("executed_precision", "str", hover=True, help="what the runtime says it ran (OpenVINO's inference precision)"),
+    _F("gflop", "float", "GFLOP", help="FLOPs of one inference at the timed texts' mean token count"),
+    _F("achieved_gflops_per_s", "float", "GFLOP/s", hover=True, help="gflop / p50"),
+    _F("peak_gflops_per_s", "float", "GFLOP/s", help="this machine's GEMM peak for the precision"),
+    _F("peak_fraction", "float", "fraction", hover=True, table=True, help="achieved / peak"),
     _F("session_create_ms", "float", "ms", hover=True),
     _F("first_inference_ms", "float", "ms", hover=True),
     # ---- size and memory
@@ -127,6 +132,9 @@ NESTED: dict[str, str] = {
     "bench_isolated": "timed in a spawned process", "bench_tokens_mean": "tokens per timed text",
     "reused_from": "shared result this record copies", "retime": "re-timing rounds and the figures before",
     "overrides": "the job's overrides (invalid configs)", "record_sha256": "seal",
+    "executed": "what the runtime reports it ran (providers; OpenVINO precision, devices, threads, streams)",
+    "peak_by_runtime": "GEMM GFLOP/s per runtime/precision on this machine", "model_key": "cache key",
+    "calibration": "static int8: texts and method",
 }
 
 # an int8 variant this much less accurate than its fp32 twin is flagged (results, plot, log)
@@ -183,6 +191,7 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
     if row.get("runtime_version") is None and row.get("runtime"):
         row["runtime_version"] = (env.get("versions") or {}).get(row["runtime"])
     row["train_seconds"] = (rec.get("train") or {}).get("seconds")
+    row["executed_precision"] = (rec.get("executed") or {}).get("inference_precision")
     row.update(_intervals_of(rec))
     if rec.get("latency_p50_ms") is not None and rec.get("tokenize_p50_ms") is not None:
         row["total_p50_ms"] = rec["latency_p50_ms"] + rec["tokenize_p50_ms"]

@@ -71,7 +71,7 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
         model = measure.open_model(variant, paths, variant.runtime.threads)
         prepare, _ = measure.preparer(variant, ckpt, model.input_names)
         del model
-        jobs.append({"rec": rec, "variant": variant, "paths": paths,
+        jobs.append({"rec": rec, "variant": variant, "paths": paths, "ckpt": ckpt, "cache_dir": Path(cache_dir).expanduser(),
                      "feeds": [prepare(t) for t in measure.bench_texts(variant, split)], "rounds": []})
     rng = np.random.default_rng(seed)
     for r in range(rounds):
@@ -90,6 +90,7 @@ def _write(job: dict[str, Any]) -> dict[str, Any]:
     before = {k: rec.get(k) for k in ("latency_p50_ms", "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi",
                                        "latency_rounds")}
     rec.update(measure.latency_fields(job["rounds"]))
+    rec.update(measure.hardware_fields(job["variant"], job["ckpt"], rec, job["cache_dir"]))
     rec["retime"] = {"rounds": len(job["rounds"]), "p50_ms": [r["stats"].p50 for r in job["rounds"]],
                      "before": before, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     rec["environment"] = environment(threads=job["variant"].runtime.threads)

@@ -31,7 +31,8 @@ from paretobert.runtimes.segmented import EarlyExitRunner
 from paretobert.store import Built, ensure_free_space, stage
 from paretobert.variant import Variant
 
-__all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "teacher_variant"]
+__all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "teacher_variant",
+           "unfused"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ def teacher_variant(variant: Variant) -> Variant:
     teacher = load_model_preset(variant.distill.teacher or "")
     return dataclasses.replace(variant, model=teacher, weights="auto", drop=DropConfig(),
                                distill=DistillConfig(), quant=False)
+
+
+def unfused(variant: Variant) -> Variant:
+    """The variant whose export is the plain (unfused) ONNX graph: what OpenVINO converts and
+    ONNX Runtime's static quantizer calibrates (neither takes ORT's fused contrib operators)."""
+    return dataclasses.replace(variant, export=dataclasses.replace(variant.export, optimize=False))
 
 
 def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *, progress: bool,

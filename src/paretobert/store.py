@@ -234,8 +234,11 @@ def load_results(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def model_bytes(path: Path) -> int:
-    """Bytes on disk of a model file and any external-data files beside it (``NAME.data*``)."""
+    """Bytes on disk of a model file and the files that belong to it: ONNX external data
+    (``NAME.data*``), an OpenVINO IR's weights (``NAME.bin`` beside ``NAME.xml``)."""
     total = path.stat().st_size
     for f in path.parent.glob(f"{path.name}.data*"):
         total += f.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
+        total += path.with_suffix(".bin").stat().st_size
     return total

@@ -29,6 +29,7 @@ from paretobert.config import (
     QuantizeConfig,
     RuntimeConfig,
     TrainConfig,
+    precision_of,
     train_length,
 )
 
@@ -39,7 +40,27 @@ __all__ = ["RECIPE", "RUNTIME", "Variant", "VariantError", "content_hash", "libr
 RECIPE = 4
 
 # settings added since RECIPE was last bumped: at these defaults they are not hashed
-_NEW_AT_DEFAULT: dict[tuple[str, str], Any] = {("bench", "batch_sizes"): [], ("bench", "isolate"): False}
+# ((section, key), or (None, key) at the top level)
+_NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
+    ("bench", "batch_sizes"): [], ("bench", "isolate"): False, ("runtime", "name"): "onnxruntime",
+    ("quantize", "calibration_size"): 300, ("quantize", "calibrate_method"): "minmax", (None, "precision"): None,
+}
+
+
+def _without_new_defaults(d: dict[str, Any], section: str | None = None) -> dict[str, Any]:
+    """``d`` (the variant's dict, or one section of it) without the settings of
+    :data:`_NEW_AT_DEFAULT` that keep their default, so old hashes and keys stay valid."""
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    for (sec, key), default in _NEW_AT_DEFAULT.items():
+        if section is not None:
+            if sec == section and d.get(key) == default:
+                del d[key]
+        elif sec is None:
+            if key in d and d[key] == default:
+                del d[key]
+        elif sec in d and d[sec].get(key) == default:
+            del d[sec][key]
+    return d
 
 
 def content_hash(obj: Any, *, length: int = 16) -> str:
@@ -93,6 +114,7 @@ class Variant:
     truncation: str
     weights: str
     seed: int
+    precision: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Config) -> Variant:
@@ -113,6 +135,8 @@ class Variant:
                 kw[f.name] = tp(**{k: v for k, v in (d.get(f.name) or {}).items() if k in known})
             elif f.name in d:
                 kw[f.name] = d[f.name]
+            elif f.default is not dataclasses.MISSING:  # a setting added since the record was written
+                kw[f.name] = f.default
             else:
                 raise VariantError(f"result record without the variant's {f.name!r}: re-run the sweep")
         return cls(**kw)
@@ -123,11 +147,22 @@ class Variant:
     # ---- axes and names ----------------------------------------------------------------
     @property
     def runtime_name(self) -> str:
-        return RUNTIME
+        return self.runtime.name
 
     @property
-    def precision(self) -> str:
-        return "int8" if self.quant else "fp32"
+    def resolved_precision(self) -> str:
+        """fp32 | bf16 | int8-dynamic | int8-static (``quant`` = the runtime's default int8)."""
+        return precision_of(self.runtime.name, self.quant, self.precision)
+
+    def _precision_tag(self) -> str:
+        """How names and labels spell the precision: ``int8`` / ``fp32`` for ONNX Runtime's
+        defaults (as before the runtime axis), the full precision otherwise."""
+        if self.runtime.name == RUNTIME and self.precision is None:
+            return "int8" if self.quant else "fp32"
+        return self.resolved_precision
+
+    def _runtime_tags(self) -> list[str]:
+        return [] if self.runtime.name == RUNTIME else [{"openvino": "ov"}.get(self.runtime.name, self.runtime.name)]
 
     @property
     def compression_arm(self) -> str:
@@ -144,7 +179,7 @@ class Variant:
         """Every swept axis as its own flat value: the columns of ``results.csv``."""
         return {
             "dataset": self.dataset.name, "model": self.model.name, "weights": self.weights,
-            "runtime": self.runtime_name, "precision": self.precision, "quant": self.quant,
+            "runtime": self.runtime_name, "precision": self.resolved_precision, "quant": self.quant,
             "seq_len": self.seq_len, "truncation": self.truncation, "train_length": self.train_length,
             "threads": self.runtime.threads, "seed": self.seed, "retokenize": self.model.retokenize,
             "compression": self.compression_arm, "drop_strategy": self.drop.strategy, "drop_keep": self.drop.keep,
@@ -178,7 +213,7 @@ class Variant:
         parts = [self.dataset.name, self._model_tag(), *self._compression_tags()]
         if self.weights != "auto":
             parts.append(self.weights)
-        parts += [self.precision, f"s{self.seq_len}", *self._exit_tags()]
+        parts += [*self._runtime_tags(), self._precision_tag(), f"s{self.seq_len}", *self._exit_tags()]
         if self.truncation != "head":
             parts.append("ht" if self.truncation == "head+tail" else self.truncation)
         parts.append(f"t{self.runtime.threads}")
@@ -190,8 +225,8 @@ class Variant:
         precision, seq_len, early exit, and threads when more than one."""
         src = str(weights_source or self.weights).split(":")[0]
         src = {"hf-cache": "hub", "path": "local"}.get(src, src)
-        parts = [f"{self._model_tag()}[{src}]", *self._compression_tags(), self.precision, f"s{self.seq_len}",
-                 *self._exit_tags()]
+        parts = [f"{self._model_tag()}[{src}]", *self._compression_tags(), *self._runtime_tags(),
+                 self._precision_tag(), f"s{self.seq_len}", *self._exit_tags()]
         if self.runtime.threads > 1:
             parts.append(f"t{self.runtime.threads}")
         return " ".join(parts)
@@ -200,11 +235,7 @@ class Variant:
     def hash(self) -> str:
         """Hash of the whole variant: a result with another hash is stale. Settings added after
         results were recorded leave the hash alone while they keep their default."""
-        d = self.to_dict()
-        for (section, key), default in _NEW_AT_DEFAULT.items():
-            if d[section].get(key) == default:
-                del d[section][key]
-        return content_hash({"variant": d, "recipe": RECIPE})
+        return content_hash({"variant": _without_new_defaults(self.to_dict()), "recipe": RECIPE})
 
     @property
     def variant_id(self) -> str:
@@ -250,26 +281,47 @@ class Variant:
         return content_hash({"train": train_key, "export": self.export, "v": library_versions()})
 
     def quant_key(self, *, export_key: str) -> str:
-        return content_hash(
-            {"export": export_key, "quantize": self.quantize, "v": library_versions()}
-        )
+        return content_hash({"export": export_key, "quantize": self._quantize_dict(), "v": library_versions()})
+
+    def _quantize_dict(self) -> dict[str, Any]:
+        return _without_new_defaults(dataclasses.asdict(self.quantize), "quantize")
+
+    def runtime_key(self, *, base_key: str, tool: str) -> str:
+        """Key of a runtime's own form of a model (e.g. OpenVINO's IR of the ONNX export ``base_key``)."""
+        return content_hash({"base": base_key, "runtime": self.runtime.name, "tool": tool})
+
+    def precision_key(self, *, base_key: str, data_fingerprint: str | None = None, tool: str = "") -> str:
+        """Key of a runtime's precision artifact built from the artifact ``base_key`` (an IR,
+        a static int8 model calibrated on ``data_fingerprint``'s train texts)."""
+        inputs: dict[str, Any] = {"base": base_key, "runtime": self.runtime.name, "precision": self.resolved_precision,
+                                  "tool": tool, "v": library_versions()}
+        if self.resolved_precision.startswith("int8"):
+            inputs["quantize"] = self._quantize_dict()
+        if data_fingerprint is not None:  # calibration: which texts, encoded how
+            inputs.update(data=data_fingerprint, seq_len=self.seq_len, truncation=self.truncation)
+        return content_hash(inputs)
 
     def exit_key(self, *, train_key: str) -> str:
         """Key of the early-exit segments (off-ramps trained on the fine-tuned checkpoint)."""
         return content_hash({"train": train_key, "exit": {"epochs": self.exit.epochs, "lr": self.exit.lr},
                              "length": self.train_length, "truncation": self.truncation,
-                             "opset": self.export.opset, "quant": self.quantize if self.quant else None,
+                             "opset": self.export.opset, "quant": self._quantize_dict() if self.quant else None,
                              "v": library_versions()})
 
     def eval_key(self, *, model_key: str, data_fingerprint: str) -> str:
         """Key of the accuracy evaluation of one model artifact (``model_key``): it does not
         depend on threads or the timing protocol, so those variants share it."""
-        return content_hash({"model": model_key, "data": data_fingerprint, "seq_len": self.seq_len,
-                             "truncation": self.truncation, "exit": self.exit.threshold,
-                             "batch": self.eval.batch_size if self.exit.threshold is None else 1})
+        inputs = {"model": model_key, "data": data_fingerprint, "seq_len": self.seq_len,
+                  "truncation": self.truncation, "exit": self.exit.threshold,
+                  "batch": self.eval.batch_size if self.exit.threshold is None else 1}
+        if (self.runtime.name, self.resolved_precision) != (RUNTIME, "int8-dynamic" if self.quant else "fp32"):
+            # the same model file runs differently elsewhere (OpenVINO, bf16): evaluated apart
+            inputs.update(runtime=self.runtime.name, precision=self.resolved_precision)
+        return content_hash(inputs)
 
     def twin_key(self) -> str:
         """What an int8 variant shares with its fp32 twin: everything but the precision and
         the timing settings."""
-        return content_hash({k: x for k, x in self.to_dict().items()
-                             if k not in ("quant", "quantize", "runtime", "bench")})
+        return content_hash({**{k: x for k, x in self.to_dict().items()
+                                if k not in ("quant", "precision", "quantize", "runtime", "bench")},
+                             "runtime_name": self.runtime.name})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from paretobert.runtimes.base import Prepared, Runtime, Session
+from paretobert.runtimes.base import BuildInputs, Prepared, Runtime, Session, Unsupported
 from paretobert.runtimes.onnxruntime import OnnxRuntime, make_session
+from paretobert.runtimes.openvino import OpenVino
 
-__all__ = ["RUNTIMES", "OnnxRuntime", "Prepared", "Runtime", "Session", "get_runtime", "make_session"]
+__all__ = ["RUNTIMES", "BuildInputs", "OnnxRuntime", "OpenVino", "Prepared", "Runtime", "Session", "Unsupported",
+           "get_runtime", "make_session"]
 
-RUNTIMES: dict[str, Runtime] = {r.name: r for r in (OnnxRuntime(),)}
+RUNTIMES: dict[str, Runtime] = {r.name: r for r in (OnnxRuntime(), OpenVino())}
 
 
 def get_runtime(name: str) -> Runtime:

@@ -1,4 +1,5 @@
-"""ONNX Runtime (CPU execution provider): fp32 as exported and fused, int8 dynamic quantization."""
+"""ONNX Runtime (CPU execution provider): fp32 as exported and fused, int8 dynamic quantization,
+int8 static quantization (QDQ, calibrated on train texts). No bf16: its x86 CPU kernels have none."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from paretobert.quantize import quantize_onnx
-from paretobert.runtimes.base import Prepared, Runtime, Session
+from paretobert.quantize import quantize_onnx, quantize_static_onnx
+from paretobert.runtimes.base import BuildInputs, Prepared, Runtime, Session, Unsupported
 from paretobert.store import stage
 
 if TYPE_CHECKING:
@@ -41,10 +42,11 @@ def make_session(path: Path, *, threads: int | None = None, spin: bool = True) -
 
 
 class OrtSession(Session):
-    def __init__(self, sess: Any) -> None:
+    def __init__(self, sess: Any, threads: int | None) -> None:
         self.sess = sess
         self.input_names = [i.name for i in sess.get_inputs()]
         self.output_names = [o.name for o in sess.get_outputs()]
+        self.executed = {"providers": sess.get_providers(), "threads": threads or (os.cpu_count() or 1)}
 
     def outputs(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.sess.run(None, feed), strict=True))
@@ -59,17 +61,39 @@ class OnnxRuntime(Runtime):
     def version(self) -> str:
         return version("onnxruntime")
 
-    def prepare(self, variant: Variant, *, exported: Path, export_key: str, cache_dir: Path) -> Prepared:
-        if not variant.quant:
-            return Prepared([exported], export_key)
+    def check(self, variant: Variant) -> None:
+        if variant.resolved_precision == "bf16":
+            raise Unsupported("bf16: ONNX Runtime's CPU execution provider has no bf16 kernels on x86 "
+                              "(use runtime=openvino)")
 
-        def build(tmp: Path) -> dict[str, Any]:
-            quantize_onnx(exported, tmp / "model.int8.onnx", cfg=variant.quantize)
-            return {"file": "model.int8.onnx"}
+    def prepare(self, variant: Variant, inputs: BuildInputs) -> Prepared:
+        exported = inputs.exported.dir / inputs.exported.meta["file"]
+        precision = variant.resolved_precision
+        if precision == "fp32":
+            return Prepared([exported], inputs.exported.key)
+        if precision == "int8-dynamic":
+            def build(tmp: Path) -> dict[str, Any]:
+                quantize_onnx(exported, tmp / "model.int8.onnx", cfg=variant.quantize)
+                return {"file": "model.int8.onnx"}
 
-        built = stage(cache_dir, "int8", variant.quant_key(export_key=export_key), build)
-        return Prepared([built.dir / built.meta["file"]], built.key, built)
+            built = stage(inputs.cache_dir, "int8", variant.quant_key(export_key=inputs.exported.key), build)
+            return Prepared([built.dir / built.meta["file"]], built.key, built)
+        if precision == "int8-static":
+            raw = inputs.raw_onnx()
+            raw_path = raw.dir / raw.meta["file"]
 
-    def open(self, path: Path, *, threads: int | None = None, spin: bool = True) -> tuple[Session, float]:
+            def build_static(tmp: Path) -> dict[str, Any]:
+                feeds = inputs.calibration(list(raw.meta["inputs"]))
+                info = quantize_static_onnx(raw_path, tmp / "model.int8-static.onnx", feeds, cfg=variant.quantize)
+                return {"file": "model.int8-static.onnx", "calibration": info}
+
+            key = variant.precision_key(base_key=raw.key, data_fingerprint=inputs.data_fingerprint,
+                                        tool=f"onnxruntime={self.version()}")
+            built = stage(inputs.cache_dir, "int8-static", key, build_static)
+            return Prepared([built.dir / built.meta["file"]], built.key, built)
+        raise Unsupported(f"{precision}: not offered by runtime=onnxruntime")
+
+    def open(self, path: Path, *, threads: int | None = None, spin: bool = True,
+             precision: str = "fp32") -> tuple[Session, float]:
         sess, ms = make_session(path, threads=threads, spin=spin)
-        return OrtSession(sess), ms
+        return OrtSession(sess, threads), ms

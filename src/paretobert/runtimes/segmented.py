@@ -31,11 +31,12 @@ class EarlyExitRunner:
     """
 
     def __init__(self, paths: Sequence[Path], *, threshold: float, threads: int | None = None,
-                 runtime: Runtime | None = None) -> None:
+                 runtime: Runtime | None = None, precision: str = "fp32") -> None:
         runtime = runtime or OnnxRuntime()
         # one session per segment, called in turn: with several threads each, spinning idle
         # pools slow every call down (measured 3-4x at 2 threads on 2 cores)
-        self.sessions = [runtime.open(p, threads=threads, spin=False)[0] for p in paths]
+        self.sessions = [runtime.open(p, threads=threads, spin=False, precision=precision)[0] for p in paths]
+        self.executed = self.sessions[0].executed
         self.threshold = threshold
         self.input_names = self.sessions[0].input_names
 
