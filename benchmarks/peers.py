@@ -138,6 +138,8 @@ def _paretobert_engines(sweep: Path | None, train_key: str, seq_len: int, thread
         paths = sorted(p.glob("segment_*.onnx")) if p.is_dir() else [p]
         model = measure.open_model(variant, paths, threads)
         name = f"paretobert {variant.label(rec.get('weights_source'))}"
+        if name in out:  # settings the label leaves out: keep both, told apart by their hash
+            name += f" ({rec['variant_id'][-6:]})"
         out[name] = lambda f, m=model: m.run(f)[0]
         recs[name] = {"variant_id": rec["variant_id"], "accuracy": rec["accuracy"], "sweep_p50_ms": rec["latency_p50_ms"]}
     return out, recs
@@ -180,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     engines: dict[str, Callable[[Feed], np.ndarray]] = {}
     engines.update(_torch_engines(ckpt, args.threads))
     work = Path(tempfile.mkdtemp(prefix="pb-peers-optimum-"))
-    engines.update(_optimum_engines(ckpt, args.threads, work))
+    here = Path.cwd()
+    os.chdir(work)  # the exporters drop scratch files (external-data blobs) into the working directory
+    try:
+        engines.update(_optimum_engines(ckpt, args.threads, work))
+    finally:
+        os.chdir(here)
     ov_engine, ov_info = _openvino_engine(ckpt, args.threads, feeds[0])
     engines.update(ov_engine)
     peers = list(engines)

@@ -266,7 +266,7 @@ def test_early_exit_variant(tmp_path, variant_of):
     assert never["exit_layer_mean"] == 2.0 and always["exit_layer_mean"] == 1.0
     assert always["exit_layer_counts"] == {"1": always["n_test"]}
     assert never["exit_max_abs_diff"] < 1e-3 and never["exit_key"] == always["exit_key"] != recs[5.0, True]["exit_key"]
-    assert never["variant_id"].startswith("csv-micro-scratch-fp32-s32-exit0-t1-")
+    assert never["variant_id"].startswith("csv-micro-scratch-fp32-s32-exit0e2-t1-")  # 2 off-ramp epochs
     assert "early-exit" in never["stage_seconds"] and recs[5.0, True]["model_mb"] < never["model_mb"]
 
 

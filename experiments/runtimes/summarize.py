@@ -23,7 +23,7 @@ def cells(sweep: Path) -> None:
     front = noise_aware_frontier(df)
     status = dict(zip(front["variant_id"], front["frontier_status"], strict=True))
     ok = df[df["status"] == "ok"].sort_values(["threads", "seq_len", "compression", "runtime", "precision"])
-    print("| runtime | precision | compression | seq | threads | accuracy [95% CI] | p50 ms | p99 ms | MB | "
+    print("| variant | runtime | precision | seq | threads | accuracy [95% CI] | p50 ms | p99 ms | MB | "
           "GFLOP | GFLOP/s | % of peak | executed | frontier |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for _, r in ok.iterrows():
@@ -31,7 +31,7 @@ def cells(sweep: Path) -> None:
         gf = "" if pd.isna(r["gflop"]) else f"{r['gflop']:.2f}"
         ach = "" if pd.isna(r["achieved_gflops_per_s"]) else f"{r['achieved_gflops_per_s']:.0f}"
         ex = r["executed_precision"] if isinstance(r["executed_precision"], str) else "-"
-        print(f"| {r['runtime']} | {r['precision']} | {r['compression']} | {r['seq_len']} | {r['threads']} | "
+        print(f"| {r['label']} | {r['runtime']} | {r['precision']} | {r['seq_len']:.0f} | {r['threads']:.0f} | "
               f"{r['accuracy']:.4f} [{r['accuracy_ci_lo']:.3f}, {r['accuracy_ci_hi']:.3f}] | "
               f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['model_mb']:.1f} | {gf} | {ach} | {pct} | "
               f"{ex} | {status.get(r['variant_id'], '')} |")

@@ -161,6 +161,13 @@ class Variant:
             return "int8" if self.quant else "fp32"
         return self.resolved_precision
 
+    def _quantize_tags(self) -> list[str]:
+        """int8 weight settings that differ from the defaults (per-tensor scales, unsigned weights)."""
+        if not self.quant:
+            return []
+        return (["pertensor"] if not self.quantize.per_channel else []) + (
+            ["u8w"] if self.quantize.weight_type == "quint8" else [])
+
     def _runtime_tags(self) -> list[str]:
         return [] if self.runtime.name == RUNTIME else [{"openvino": "ov"}.get(self.runtime.name, self.runtime.name)]
 
@@ -205,7 +212,9 @@ class Variant:
         return tags
 
     def _exit_tags(self) -> list[str]:
-        return [] if self.exit.threshold is None else [f"exit{self.exit.threshold:g}"]
+        if self.exit.threshold is None:
+            return []
+        return [f"exit{self.exit.threshold:g}" + ("" if self.exit.epochs == 1 else f"e{self.exit.epochs:g}")]
 
     @property
     def name(self) -> str:
@@ -213,7 +222,8 @@ class Variant:
         parts = [self.dataset.name, self._model_tag(), *self._compression_tags()]
         if self.weights != "auto":
             parts.append(self.weights)
-        parts += [*self._runtime_tags(), self._precision_tag(), f"s{self.seq_len}", *self._exit_tags()]
+        parts += [*self._runtime_tags(), self._precision_tag(), *self._quantize_tags(), f"s{self.seq_len}",
+                  *self._exit_tags()]
         if self.truncation != "head":
             parts.append("ht" if self.truncation == "head+tail" else self.truncation)
         parts.append(f"t{self.runtime.threads}")
@@ -226,7 +236,7 @@ class Variant:
         src = str(weights_source or self.weights).split(":")[0]
         src = {"hf-cache": "hub", "path": "local"}.get(src, src)
         parts = [f"{self._model_tag()}[{src}]", *self._compression_tags(), *self._runtime_tags(),
-                 self._precision_tag(), f"s{self.seq_len}", *self._exit_tags()]
+                 self._precision_tag(), *self._quantize_tags(), f"s{self.seq_len}", *self._exit_tags()]
         if self.runtime.threads > 1:
             parts.append(f"t{self.runtime.threads}")
         return " ".join(parts)
