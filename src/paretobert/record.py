@@ -112,7 +112,6 @@ COLUMNS = [f.name for f in FIELDS]
 NUMERIC_COLUMNS = [f.name for f in FIELDS if f.dtype == "float"]
 HOVER_FIELDS = [f.name for f in FIELDS if f.hover]
 TABLE_COLUMNS = ["label", *[f.name for f in FIELDS if f.table and f.name != "label"]]
-AXES = [f.name for f in FIELDS[4:24] if f.name not in ("weights_source", "runtime_version")]
 
 # kept in result.json, not in results.csv (nested or raw): what each holds
 NESTED: dict[str, str] = {

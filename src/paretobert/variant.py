@@ -75,7 +75,7 @@ def content_hash(obj: Any, *, length: int = 16) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
-# the one runtime today; the runtime axis (runtimes/) will make it a config leaf
+# the default runtime: names and labels spell only the others ("ov"), as before the runtime axis
 RUNTIME = "onnxruntime"
 
 
