@@ -32,10 +32,11 @@ from paretobert.config import DatasetConfig, ModelConfig, QuantizeConfig
 from paretobert.data import load_split
 from paretobert.env import cpu_features, environment
 from paretobert.evaluate import encode
-from paretobert.export import export_onnx, fuse_onnx, model_bytes
+from paretobert.export import export_onnx, fuse_onnx
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes import make_session
+from paretobert.store import model_bytes
 
 PRESETS = {
     "int8 qint8 per-channel reduce_range": QuantizeConfig("qint8", True, True),

@@ -134,9 +134,7 @@ def _paretobert_engines(sweep: Path | None, train_key: str, seq_len: int, thread
         variant = Variant.from_dict(v)
         if variant.seq_len != seq_len or variant.runtime.threads != threads:
             continue
-        p = Path(rec["onnx_path"])
-        paths = sorted(p.glob("segment_*.onnx")) if p.is_dir() else [p]
-        model = measure.open_model(variant, paths, threads)
+        model = measure.open_model(variant, measure.model_paths(rec), threads)
         name = f"paretobert {variant.label(rec.get('weights_source'))}"
         if name in out:  # settings the label leaves out: keep both, told apart by their hash
             name += f" ({rec['variant_id'][-6:]})"

@@ -4,9 +4,10 @@ import pytest
 
 from paretobert.config import QuantizeConfig
 from paretobert.evaluate import encode
-from paretobert.export import check_onnx, export_onnx, fuse_onnx, model_bytes
+from paretobert.export import check_onnx, export_onnx, fuse_onnx
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes import make_session
+from paretobert.store import model_bytes
 
 
 @pytest.fixture()

@@ -106,7 +106,7 @@ def main(cfg: DictConfig) -> None:
             "overrides": list(hc.overrides.task),
         })
         return
-    variant = resolve_variant(Variant.from_config(conf))
+    variant = Variant.from_config(conf)  # run_variant resolves this CPU's defaults
     rec = run_variant(variant, out_dir=out_dir, cache_dir=Path(conf.cache_dir).expanduser(),
                       force=conf.force, allow_network=conf.allow_network)
     print(format_result_line(rec), flush=True)

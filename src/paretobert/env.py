@@ -15,7 +15,7 @@ from typing import Any
 
 from paretobert.variant import Variant, content_hash, library_versions
 
-__all__ = ["cpu_features", "environment", "machine_id", "resolve_variant"]
+__all__ = ["cpu_features", "default_reduce_range", "environment", "machine_id", "resolve_variant"]
 
 _FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
           "amx_int8")
@@ -76,11 +76,16 @@ def machine_id() -> str:
     return content_hash([model, os.cpu_count(), _flags(), library_versions()["onnxruntime"]], length=12)
 
 
+def default_reduce_range() -> bool:
+    """``quantize.reduce_range`` on this CPU: true only where there is no VNNI (7-bit weights
+    keep the AVX2 int8 kernels from saturating; on VNNI they cost accuracy for nothing)."""
+    return not cpu_features()["vnni"]
+
+
 def resolve_variant(variant: Variant) -> Variant:
     """The variant with this CPU's defaults filled in (before it is hashed): ``quantize.reduce_range``
-    null becomes true only where there is no VNNI (7-bit weights keep the AVX2 int8 kernels from
-    saturating; on VNNI they cost accuracy for nothing)."""
+    null becomes :func:`default_reduce_range`."""
     if variant.quantize.reduce_range is not None:
         return variant
-    q = dataclasses.replace(variant.quantize, reduce_range=not cpu_features()["vnni"])
+    q = dataclasses.replace(variant.quantize, reduce_range=default_reduce_range())
     return dataclasses.replace(variant, quantize=q)

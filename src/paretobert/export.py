@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paretobert.store import model_bytes  # noqa: F401 - re-exported
-
-__all__ = ["check_onnx", "export_onnx", "fuse_onnx", "model_bytes"]
+__all__ = ["check_onnx", "export_onnx", "fuse_onnx", "input_names"]
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ __all__ = [
     "isolated",
     "latency_fields",
     "model_mb",
+    "model_paths",
     "open_model",
     "preparer",
     "split_of",
@@ -89,6 +90,13 @@ def calibration_feeds(variant: Variant, split: Split, ckpt: Path, names: list[st
     pick = evenly_spaced(len(split.train_texts), variant.quantize.calibration_size)
     prepare, _ = preparer(variant, ckpt, names)
     return [prepare(split.train_texts[i]) for i in pick]
+
+
+def model_paths(rec: dict[str, Any]) -> list[Path]:
+    """The model file(s) a result record was timed on (``onnx_path``: one file, or the
+    directory of early-exit segments)."""
+    p = Path(rec["onnx_path"])
+    return sorted(p.glob("segment_*.onnx")) if p.is_dir() else [p]
 
 
 def model_mb(paths: Sequence[Path]) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from paretobert.config import QuantizeConfig
-from paretobert.env import cpu_features
+from paretobert.env import default_reduce_range
 
 __all__ = ["quantize_onnx", "quantize_static_onnx"]
 
@@ -56,7 +56,7 @@ def quantize_onnx(src: Path, dst: Path, *, cfg: QuantizeConfig) -> None:
 def _reduce_range(cfg: QuantizeConfig) -> bool:
     """``reduce_range`` as set, or (null) by this CPU: 7-bit weights only without VNNI. Variants
     arrive resolved (``env.resolve_variant``, so their cache keys say which); this serves direct calls."""
-    return (not cpu_features()["vnni"]) if cfg.reduce_range is None else cfg.reduce_range
+    return default_reduce_range() if cfg.reduce_range is None else cfg.reduce_range
 
 
 def quantize_static_onnx(src: Path, dst: Path, feeds: Sequence[dict[str, np.ndarray]], *,

@@ -44,11 +44,6 @@ def variant_from_dict(d: dict[str, Any]) -> Variant:
         raise RetimeError(str(e)) from None
 
 
-def _paths(rec: dict[str, Any]) -> list[Path]:
-    p = Path(rec["onnx_path"])
-    return sorted(p.glob("segment_*.onnx")) if p.is_dir() else [p]
-
-
 def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int = 0,
                  progress: bool = True) -> list[dict[str, Any]]:
     """Re-time every ok variant of ``sweep_dir`` ``rounds`` times, interleaved; returns the
@@ -61,7 +56,7 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
     jobs = []
     for rec in recs:
         variant = variant_from_dict(rec["variant"])
-        paths = _paths(rec)
+        paths = measure.model_paths(rec)
         ckpt = Path(cache_dir).expanduser() / "checkpoints" / rec["train_key"]
         missing = [p for p in [*paths, ckpt] if not p.exists()]
         if missing:

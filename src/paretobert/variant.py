@@ -154,10 +154,16 @@ class Variant:
         """fp32 | bf16 | int8-dynamic | int8-static (``quant`` = the runtime's default int8)."""
         return precision_of(self.runtime.name, self.quant, self.precision)
 
+    @property
+    def _runs_as_before_the_runtime_axis(self) -> bool:
+        """ONNX Runtime at its default fp32 or int8 (dynamic): what every variant was before
+        ``runtime`` and ``precision`` existed; names and evaluation keys stay as they were."""
+        return self.runtime.name == RUNTIME and self.resolved_precision == ("int8-dynamic" if self.quant else "fp32")
+
     def _precision_tag(self) -> str:
         """How names and labels spell the precision: ``int8`` / ``fp32`` for ONNX Runtime's
         defaults (as before the runtime axis), the full precision otherwise."""
-        if self.runtime.name == RUNTIME and self.precision is None:
+        if self._runs_as_before_the_runtime_axis:
             return "int8" if self.quant else "fp32"
         return self.resolved_precision
 
@@ -324,7 +330,7 @@ class Variant:
         inputs = {"model": model_key, "data": data_fingerprint, "seq_len": self.seq_len,
                   "truncation": self.truncation, "exit": self.exit.threshold,
                   "batch": self.eval.batch_size if self.exit.threshold is None else 1}
-        if (self.runtime.name, self.resolved_precision) != (RUNTIME, "int8-dynamic" if self.quant else "fp32"):
+        if not self._runs_as_before_the_runtime_axis:
             # the same model file runs differently elsewhere (OpenVINO, bf16): evaluated apart
             inputs.update(runtime=self.runtime.name, precision=self.resolved_precision)
         return content_hash(inputs)
