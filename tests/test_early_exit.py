@@ -9,6 +9,7 @@ import torch
 from paretobert.encoding import encode_text
 from paretobert.models.early_exit import (
     EarlyExitRunner,
+    OffRamps,
     entropy,
     export_segments,
     layer_logits,
@@ -21,11 +22,25 @@ def test_entropy_known_values():
     assert entropy(np.array([[100.0, 0.0, 0.0]]))[0] == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.fixture()
-def trained(tiny_model, tokenizer, corpus):
+@pytest.fixture(params=["mean", "cls"])
+def trained(request, tiny_model, tokenizer, corpus):
     ramps, stats = train_ramps(tiny_model, tokenizer, texts=corpus[0], labels=corpus[1], max_length=32,
-                               epochs=4, lr=3e-3, batch_size=8, progress=False)
+                               epochs=4, lr=3e-3, batch_size=8, pooling=request.param, progress=False)
+    assert stats["pooling"] == ramps.pooling == request.param
     return ramps, stats
+
+
+def test_mean_pooled_ramps_ignore_padding():
+    ramps = OffRamps(3, 8, 4, "mean")
+    h = torch.randn(1, 5, 8)
+    padded = torch.cat([h, torch.randn(1, 3, 8) * 100], dim=1)
+    mask, mask_padded = torch.ones(1, 5), torch.tensor([[1] * 5 + [0] * 3])
+    torch.testing.assert_close(ramps(0, h, mask), ramps(0, padded, mask_padded))
+    torch.testing.assert_close(ramps.pool(h, mask), h.mean(1))
+    cls = OffRamps(3, 8, 4, "cls")
+    torch.testing.assert_close(cls.pool(padded, mask_padded), h[:, 0])
+    with pytest.raises(ValueError, match="accepted: cls | mean"):
+        OffRamps(3, 8, 4, "max")
 
 
 def test_ramps_train_on_a_frozen_body(tiny_model, tokenizer, corpus, trained):

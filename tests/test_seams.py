@@ -83,3 +83,23 @@ def test_axis_columns_for_compression_arms(variant_of):
     assert rows["compression"].tolist() == ["drop-top-1", "kd-0", "exit-0.2"]
     assert rows["drop_keep"].tolist()[0] == 1 and rows["distill_layers"].tolist()[1] == "0"
     assert rows["exit_threshold"].tolist()[2] == 0.2
+
+
+def test_a_record_from_before_a_new_setting_reads_as_it_ran(variant_of):
+    """exit.pooling is mean by default now; a record written before it existed had [CLS]
+    off-ramps: it reads back as cls, with the same hash and segments key as then."""
+    from paretobert.config import ExitConfig, ModelConfig
+
+    two = ModelConfig(name="micro", layers=2, hidden=32, heads=2, intermediate=64, max_position=128,
+                      tokenizer="wordpiece", vocab_size=150)
+    mean = variant_of(model=two, exit=ExitConfig(threshold=0.2))
+    cls = variant_of(model=two, exit=ExitConfig(threshold=0.2, pooling="cls"))
+    assert mean.exit.pooling == "mean" and mean.hash != cls.hash
+    assert mean.exit_key(train_key="k") != cls.exit_key(train_key="k")
+    old = json.loads(json.dumps(cls.to_dict()))
+    del old["exit"]["pooling"]
+    back = Variant.from_dict(old)
+    assert back == cls and back.hash == cls.hash and back.exit_key(train_key="k") == cls.exit_key(train_key="k")
+    assert back.label().endswith("exit0.2cls") and mean.label().endswith("exit0.2")
+    # without early exit the pooling is moot: the hash is the one it always had
+    assert variant_of(exit=ExitConfig(pooling="mean")).hash == variant_of(exit=ExitConfig(pooling="cls")).hash

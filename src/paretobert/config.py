@@ -319,6 +319,10 @@ class ExitConfig:
     )
     epochs: float = field(default=1.0, metadata={"help": "off-ramp training epochs (body frozen)"})
     lr: float = 1e-3
+    pooling: str = field(
+        default="mean", metadata={"help": "what each off-ramp reads: mean (masked token mean) | cls (the [CLS] "
+                                          "vector, DeeBERT's; records from before this setting are cls)"}
+    )
 
     def __post_init__(self) -> None:
         _floats(self)
@@ -326,6 +330,8 @@ class ExitConfig:
             _check_positive("exit.threshold", self.threshold, allow_zero=True)
         _check_positive("exit.epochs", self.epochs)
         _check_positive("exit.lr", self.lr)
+        if self.pooling not in ("cls", "mean"):
+            _fail("exit.pooling", self.pooling, "mean | cls")
 
 
 @dataclass

@@ -224,7 +224,8 @@ def early_exit(variant: Variant, ckpt: Built, split: Split, cache_dir: Path, *, 
         ramps, stats = train_ramps(model, tok, texts=split.train_texts, labels=split.train_labels,
                                    max_length=variant.train_length, truncation=variant.truncation,
                                    epochs=variant.exit.epochs, lr=variant.exit.lr,
-                                   batch_size=variant.train.batch_size, seed=variant.seed, progress=progress)
+                                   batch_size=variant.train.batch_size, pooling=variant.exit.pooling,
+                                   seed=variant.seed, progress=progress)
         files = export_segments(model, ramps, tok, tmp, opset=variant.export.opset)
         runner = EarlyExitRunner([tmp / f for f in files], threshold=0.0)
         diff = 0.0

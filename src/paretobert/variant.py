@@ -39,11 +39,14 @@ __all__ = ["RECIPE", "RUNTIME", "Variant", "VariantError", "content_hash", "libr
 # meaning, a fixed bug): it is part of every hash, so stale results and artifacts are redone.
 RECIPE = 4
 
-# settings added since RECIPE was last bumped: at these defaults they are not hashed
+# settings added since RECIPE was last bumped, with the value every record written before them
+# had (for most, today's default; ``exit.pooling`` was cls and is mean by default today): at
+# that value they are not hashed, and a record without them reads as that value
 # ((section, key), or (None, key) at the top level)
 _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("bench", "batch_sizes"): [], ("bench", "isolate"): False, ("runtime", "name"): "onnxruntime",
     ("quantize", "calibration_size"): 300, ("quantize", "calibrate_method"): "minmax", (None, "precision"): None,
+    ("exit", "pooling"): "cls",
 }
 
 
@@ -132,7 +135,9 @@ class Variant:
             tp = hints[f.name]
             if dataclasses.is_dataclass(tp):
                 known = {g.name for g in dataclasses.fields(tp)}
-                kw[f.name] = tp(**{k: v for k, v in (d.get(f.name) or {}).items() if k in known})
+                section = {k: v for (sec, k), v in _NEW_AT_DEFAULT.items() if sec == f.name}
+                section.update((k, v) for k, v in (d.get(f.name) or {}).items() if k in known)
+                kw[f.name] = tp(**section)
             elif f.name in d:
                 kw[f.name] = d[f.name]
             elif f.default is not dataclasses.MISSING:  # a setting added since the record was written
@@ -220,7 +225,8 @@ class Variant:
     def _exit_tags(self) -> list[str]:
         if self.exit.threshold is None:
             return []
-        return [f"exit{self.exit.threshold:g}" + ("" if self.exit.epochs == 1 else f"e{self.exit.epochs:g}")]
+        return [f"exit{self.exit.threshold:g}" + ("" if self.exit.epochs == 1 else f"e{self.exit.epochs:g}")
+                + ("cls" if self.exit.pooling == "cls" else "")]
 
     @property
     def name(self) -> str:
@@ -251,7 +257,10 @@ class Variant:
     def hash(self) -> str:
         """Hash of the whole variant: a result with another hash is stale. Settings added after
         results were recorded leave the hash alone while they keep their default."""
-        return content_hash({"variant": _without_new_defaults(self.to_dict()), "recipe": RECIPE})
+        d = self.to_dict()
+        if self.exit.threshold is None:  # no off-ramps: how they would pool changes nothing
+            d["exit"]["pooling"] = _NEW_AT_DEFAULT[("exit", "pooling")]
+        return content_hash({"variant": _without_new_defaults(d), "recipe": RECIPE})
 
     @property
     def variant_id(self) -> str:
@@ -319,7 +328,10 @@ class Variant:
 
     def exit_key(self, *, train_key: str) -> str:
         """Key of the early-exit segments (off-ramps trained on the fine-tuned checkpoint)."""
-        return content_hash({"train": train_key, "exit": {"epochs": self.exit.epochs, "lr": self.exit.lr},
+        ramps = {"epochs": self.exit.epochs, "lr": self.exit.lr}
+        if self.exit.pooling != "cls":  # cls: as before the setting existed
+            ramps["pooling"] = self.exit.pooling
+        return content_hash({"train": train_key, "exit": ramps,
                              "length": self.train_length, "truncation": self.truncation,
                              "opset": self.export.opset, "quant": self._quantize_dict() if self.quant else None,
                              "v": library_versions()})
