@@ -95,3 +95,162 @@ def test_distillation_steps_lower_the_kl(tiny_model, tokenizer, corpus):
                                alpha=1.0, hidden_mse=1.0, teacher=teacher, layer_map=[0, 1])
         assert self_kd.loss(teacher.eval(), dict(enc), y, list(range(8))).item() < 1e-5
         assert same.loss(student, dict(enc), y, list(range(8))).item() > 0
+
+
+# ---- the training policy: validation split, early stopping, budgets, warnings ------------------
+
+def _split(texts, labels, names, test=("held-out test text one", "held-out test text two")):
+    from paretobert.data import Split
+
+    return Split(train_texts=list(texts), train_labels=list(labels), test_texts=list(test),
+                 test_labels=[0] * len(test), label_names=list(names), source="test")
+
+
+def test_validation_split_is_stratified_seeded_and_keeps_duplicates_in_train(corpus):
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from paretobert.stages import carve_validation
+
+    texts, labels, names = corpus
+    texts = [*texts, texts[0], texts[1]]  # two duplicated texts
+    labels = [*labels, labels[0], labels[1]]
+    split = _split(texts, labels, names)
+    v = SimpleNamespace(train=TrainConfig(validation_size=0.25, batch_size=8), seed=3)
+    tr_texts, tr_labels, val = carve_validation(v, split)
+    assert sorted(tr_texts + list(val.texts)) == sorted(texts)  # a partition of train
+    assert not set(val.texts) & set(split.test_texts) and not set(val.texts) & set(tr_texts)
+    assert texts[0] in tr_texts and texts[0] not in val.texts and texts[1] not in val.texts
+    n = Counter(labels)
+    got = Counter(val.labels)
+    assert all(abs(got[c] - 0.25 * n[c]) <= 1 for c in n)  # stratified
+    assert len(val.texts) == -(-len(texts) // 4)
+    again = carve_validation(v, split)[2]
+    assert list(again.texts) == list(val.texts)  # fixed seed
+    other = carve_validation(SimpleNamespace(train=v.train, seed=4), split)[2]
+    assert list(other.texts) != list(val.texts)
+    assert carve_validation(SimpleNamespace(train=TrainConfig(validation_size=0.0), seed=0), split)[2] is None
+    assert val.every == -(-len(tr_texts) // 8) and val.patience == 2  # an epoch (< 500 steps)
+
+
+def test_early_stopping_restores_the_best_weights(monkeypatch, tiny_model, tokenizer, corpus):
+    """A fake metric sequence: best at the 2nd evaluation, then 2 worse ones: stop, restore it."""
+    import paretobert.train as tr
+
+    seq = iter([(0.5, 1.0), (0.8, 0.6), (0.7, 0.5), (0.75, 0.4), (0.99, 0.1)])
+    seen = []
+
+    def fake_score(model, *a, **kw):
+        seen.append(model.classifier.weight.detach().clone())
+        return next(seq)
+
+    monkeypatch.setattr(tr, "_score", fake_score)
+    texts, labels, _ = corpus
+    val = tr.Validation(texts=texts[:6], labels=labels[:6], every=2, patience=2)
+    stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=3e-3, validation=val,
+                      cfg=TrainConfig(epochs=8, batch_size=8, max_length=32), progress=False)
+    assert [p["step"] for p in stats["curve"]] == [2, 4, 6, 8] and len(seen) == 4
+    assert stats["stopped"] == "patience" and stats["steps"] == 8 < stats["max_steps"] == 40
+    assert stats["best_step"] == 4 and stats["val_accuracy"] == 0.8 and stats["best_epoch"] == 0.8
+    assert torch.equal(tiny_model.classifier.weight, seen[1])  # the best evaluation's weights
+    assert not torch.equal(seen[1], seen[3])
+    assert stats["warning"] is None and stats["epochs"] == 1.6
+
+
+def test_budget_end_while_improving_warns_underfit(monkeypatch, tiny_model, tokenizer, corpus, caplog):
+    import paretobert.train as tr
+
+    seq = iter([(0.3, 2.0), (0.4, 1.8), (0.5, 1.5)])
+    monkeypatch.setattr(tr, "_score", lambda *a, **kw: next(seq))
+    texts, labels, _ = corpus
+    val = tr.Validation(texts=texts[:6], labels=labels[:6], every=5, patience=2)
+    with caplog.at_level("WARNING"):
+        stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=1e-3, validation=val,
+                          cfg=TrainConfig(epochs=3, batch_size=8, max_length=32), progress=False)
+    assert stats["stopped"] == "budget" and stats["warning"].startswith("underfit: validation still improving")
+    assert "underfit" in caplog.text
+
+
+def test_diagnose_underfit_overfit_and_fine():
+    from paretobert.train import diagnose
+
+    def curve(*accs):
+        return [{"epoch": i + 1.0, "val_accuracy": a, "val_loss": 1.0 - a} for i, a in enumerate(accs)]
+
+    assert diagnose(curve(0.5, 0.6, 0.7), "budget").startswith("underfit")
+    assert diagnose(curve(0.5, 0.6, 0.7), "time").startswith("underfit")
+    assert diagnose(curve(0.9, 0.8, 0.7), "patience").startswith("overfit")
+    assert diagnose(curve(0.5, 0.9, 0.9, 0.85), "patience") is None
+    assert diagnose(curve(0.5, 0.9, 0.9), "budget") is None  # flat at the end: it fit
+    assert diagnose(curve(0.9), "budget") is None
+
+
+def test_wall_time_budget_stops_training(tiny_model, tokenizer, corpus):
+    texts, labels, _ = corpus
+    stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=1e-3,
+                      cfg=TrainConfig(epochs=1000, batch_size=8, max_length=32, max_minutes=0.02), progress=False)
+    assert stats["stopped"] == "time" and stats["steps"] < stats["max_steps"]
+
+
+def test_max_epochs_policy():
+    from paretobert.train import max_epochs
+
+    assert max_epochs(TrainConfig(epochs=2), n_train=10_000, n_classes=5) == 2
+    assert max_epochs(TrainConfig(), n_train=1_600, n_classes=5) == 12  # 1,200 steps over 100 per epoch
+    assert max_epochs(TrainConfig(), n_train=60_000, n_classes=2) == 3  # at least 3
+    assert max_epochs(TrainConfig(), n_train=160, n_classes=77) == 20  # at most 20
+
+
+def test_train_config_lr_auto_and_policy_values():
+    assert TrainConfig(lr="auto").lr == "auto" and TrainConfig(lr="1e-4").lr == 1e-4 and TrainConfig(lr=1).lr == 1.0
+    for bad, key in (({"lr": "fast"}, "train.lr"), ({"validation_size": 0.6}, "train.validation_size"),
+                     ({"lr": "auto", "validation_size": 0.0}, "train.lr"), ({"patience": 0}, "train.patience"),
+                     ({"max_minutes": -1.0}, "train.max_minutes"), ({"eval_every": 0}, "train.eval_every")):
+        with pytest.raises(ConfigError, match=rf"^invalid config: {key}="):
+            TrainConfig(**bad)
+
+
+def test_lr_auto_trains_each_candidate_once_and_keeps_the_best(tmp_path, variant_of):
+    import dataclasses
+
+    from paretobert import measure
+    from paretobert.models import resolve_source
+    from paretobert.stages import fine_tune as stage_fine_tune
+    from paretobert.train import lr_grid
+
+    v = variant_of(train=TrainConfig(lr="auto", epochs=2, batch_size=8, max_length=64, validation_size=0.2))
+    split = measure.split_of(v, tmp_path, False)
+    src = resolve_source(v.model, weights=v.weights, cache_dir=tmp_path, allow_network=False)
+    first = stage_fine_tune(v, split, src, tmp_path, progress=False)
+    search = first.meta["train"]["lr_search"]
+    grid = lr_grid(pretrained=False, hidden=v.model.hidden)
+    assert [s["lr"] for s in search] == grid and not first.reused
+    best = max(search, key=lambda s: (s["val_accuracy"], -s["val_loss"]))
+    assert first.meta["train"]["lr"] == best["lr"]
+    assert first.meta["train"]["seconds"] == pytest.approx(sum(s["seconds"] for s in search))
+    again = stage_fine_tune(v, split, src, tmp_path, progress=False)
+    assert again.reused and again.key == first.key
+    # a candidate is the checkpoint of that lr asked for by hand
+    by_hand = dataclasses.replace(v, train=dataclasses.replace(v.train, lr=grid[0]))
+    assert stage_fine_tune(by_hand, split, src, tmp_path, progress=False).reused
+
+
+def test_the_training_policy_is_in_the_keys_and_old_records_read_as_the_fixed_budget(variant_of):
+    import json
+
+    from paretobert.variant import Variant
+
+    new = variant_of(train=TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3))
+    fixed = variant_of(train=TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3, validation_size=0.0))
+    assert new.hash != fixed.hash
+    assert new.train_key(data_fingerprint="d", source="s", lr=1e-3) != fixed.train_key(data_fingerprint="d",
+                                                                                       source="s", lr=1e-3)
+    # without validation, patience and the evaluation interval change nothing
+    moot = variant_of(train=TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3, validation_size=0.0,
+                                        patience=5, eval_every=7))
+    assert moot.hash == fixed.hash
+    old = json.loads(json.dumps(fixed.to_dict()))
+    for k in ("validation_size", "patience", "eval_every", "max_minutes"):
+        del old["train"][k]
+    back = Variant.from_dict(old)
+    assert back.train.validation_size == 0.0 and back.hash == fixed.hash

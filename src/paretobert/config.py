@@ -170,12 +170,21 @@ class DatasetConfig:
 
 @dataclass
 class TrainConfig:
-    """Fine-tuning settings; the checkpoint is cached per (model, weights, data, these, seed)."""
+    """Fine-tuning settings; the checkpoint is cached per (model, weights, data, these, seed).
 
-    epochs: float = 2
-    lr: float | None = field(
+    The default policy: 10% of train held out (stratified, duplicates kept on one side),
+    scored every epoch (every 500 steps when an epoch is longer), early stopping after 2
+    evaluations without a better one, the best weights kept; at most ``epochs`` (null: enough
+    steps for the number of classes, 3..20 epochs). ``validation_size: 0`` is the old fixed
+    budget (no validation, no early stopping)."""
+
+    epochs: float | None = field(
+        default=None, metadata={"help": "maximum epochs; null: 1,000 + 40 x classes optimizer steps, 3..20 epochs"}
+    )
+    lr: Any = field(
         default=None,
-        metadata={"help": "null: 5e-5 for pretrained weights, 1e-3 x min(1, 256/hidden) for scratch"}
+        metadata={"help": "a number; null: 5e-5 for pretrained weights, 1e-3 x min(1, 256/hidden) for scratch; "
+                          "auto: the best of a small grid on the validation split"}
     )
     batch_size: int = 16
     max_length: int | None = field(
@@ -184,11 +193,29 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    validation_size: float = field(
+        default=0.1, metadata={"help": "fraction of train held out for early stopping (0: none, fixed budget)"}
+    )
+    patience: int = field(default=2, metadata={"help": "evaluations without a better one before stopping"})
+    eval_every: int | None = field(
+        default=None, metadata={"help": "optimizer steps between evaluations; null: an epoch, at most 500"}
+    )
+    max_minutes: float | None = field(default=None, metadata={"help": "wall-time budget of one fine-tune (min)"})
 
     def __post_init__(self) -> None:
         _floats(self)
-        _check_positive("train.epochs", self.epochs)
-        if self.lr is not None:
+        if self.epochs is not None:
+            _check_positive("train.epochs", self.epochs)
+        if isinstance(self.lr, str) and self.lr != "auto":
+            try:
+                self.lr = float(self.lr)
+            except ValueError:
+                _fail("train.lr", self.lr, "a positive number | null | auto")
+        if isinstance(self.lr, int) and not isinstance(self.lr, bool):
+            self.lr = float(self.lr)
+        if self.lr is not None and self.lr != "auto":
+            if not isinstance(self.lr, float):
+                _fail("train.lr", self.lr, "a positive number | null | auto")
             _check_positive("train.lr", self.lr)
         _check_positive("train.batch_size", self.batch_size)
         if self.max_length is not None:
@@ -197,6 +224,16 @@ class TrainConfig:
             _fail("train.warmup_ratio", self.warmup_ratio, "a fraction in [0, 1)")
         _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
         _check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        if not 0.0 <= self.validation_size < 0.5:
+            _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
+        if self.lr == "auto" and self.validation_size == 0:
+            _fail("train.lr", self.lr, "a number or null with train.validation_size=0 (auto picks on validation)")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            _fail("train.patience", self.patience, "an integer >= 1")
+        if self.eval_every is not None:
+            _check_positive("train.eval_every", self.eval_every)
+        if self.max_minutes is not None:
+            _check_positive("train.max_minutes", self.max_minutes)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from paretobert import export as onnx_export
 from paretobert import train as training
 from paretobert.config import DistillConfig, DropConfig, load_model_preset
 from paretobert.data import Split
+from paretobert.data.split import split_indices
 from paretobert.encoding import encode_text
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
@@ -50,11 +51,52 @@ def unfused(variant: Variant) -> Variant:
     return dataclasses.replace(variant, export=dataclasses.replace(variant.export, optimize=False))
 
 
+def carve_validation(variant: Variant, split: Split) -> tuple[list[str], list[int], training.Validation | None]:
+    """(train texts, train labels, validation) under the variant's training policy: with
+    ``train.validation_size`` > 0 that fraction of the train split, stratified with the
+    variant's seed, texts that occur more than once kept in train (never from test)."""
+    t = variant.train
+    if not t.validation_size:
+        return list(split.train_texts), list(split.train_labels), None
+    keep, held = split_indices(split.train_texts, split.train_labels, test_size=t.validation_size, seed=variant.seed)
+    if not held or not keep:
+        raise ValueError(f"train.validation_size={t.validation_size} leaves {len(held)} validation and {len(keep)} "
+                         f"train texts of {len(split.train_texts)}: raise it, or set train.validation_size=0")
+    per_epoch = -(-len(keep) // t.batch_size)
+    every = t.eval_every or min(per_epoch, 500)
+    val = training.Validation(texts=[split.train_texts[i] for i in held], labels=[split.train_labels[i] for i in held],
+                              every=every, patience=t.patience)
+    return [split.train_texts[i] for i in keep], [split.train_labels[i] for i in keep], val
+
+
+def _pretrained_body(variant: Variant, source: Source) -> bool:
+    return source.pretrained or variant.distill.layers is not None
+
+
 def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *, progress: bool,
               allow_network: bool = True) -> Built:
     """The fine-tuned checkpoint (after layer dropping, distillation from a cached teacher, or a
-    new vocabulary's masked-LM warm-up, as the variant says)."""
+    new vocabulary's masked-LM warm-up, as the variant says). ``train.lr=auto``: every lr of
+    :func:`~paretobert.train.lr_grid` is fine-tuned (each its own cached checkpoint, as if
+    asked for by hand) and the best on the validation split is returned, the search in its
+    ``meta["train"]["lr_search"]``."""
+    if variant.train.lr == "auto":
+        grid = training.lr_grid(pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden)
+        tried = []
+        for i, lr in enumerate(grid):
+            log.info("[%s] train.lr=auto: candidate %d/%d, lr=%g ...", variant.variant_id, i + 1, len(grid), lr)
+            one = dataclasses.replace(variant, train=dataclasses.replace(variant.train, lr=lr))
+            tried.append(fine_tune(one, split, source, cache_dir, progress=progress, allow_network=allow_network))
+        best = max(tried, key=lambda b: (b.meta["train"]["val_accuracy"], -b.meta["train"]["val_loss"]))
+        search = [{k: b.meta["train"].get(k) for k in ("lr", "val_accuracy", "val_loss", "epochs", "seconds")}
+                  for b in tried]
+        log.info("[%s] train.lr=auto chose lr=%g (validation accuracy %.4f)", variant.variant_id,
+                 best.meta["train"]["lr"], best.meta["train"]["val_accuracy"])
+        train = {**best.meta["train"], "lr_search": search, "winner_seconds": best.meta["train"]["seconds"],
+                 "seconds": sum(s["seconds"] for s in search)}
+        return best._replace(meta={**best.meta, "train": train}, reused=all(b.reused for b in tried))
     retok = variant.model.retokenize and source.pretrained
+    train_texts, train_labels, validation = carve_validation(variant, split)
     teacher_key = teacher_ckpt = None
     if variant.distill.teacher:
         tv = teacher_variant(variant)
@@ -66,18 +108,19 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     def build(tmp: Path) -> dict[str, Any]:
         # retokenize: the tokenizer is trained on the train split as for scratch weights
         tok = load_tokenizer(Source("scratch") if retok else source, variant.model,
-                             train_texts=split.train_texts, cache_dir=cache_dir)
+                             train_texts=train_texts, cache_dir=cache_dir)
         # with distill.layers the student is cut from the teacher: nothing to build here
         model = None if variant.distill.layers is not None else build_model(
             source, variant.model, num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
             label_names=split.label_names, seed=variant.seed)
         distill, kd_stats = None, None
         if teacher_ckpt is not None:
-            model, tok, distill, kd_stats = _distill_setup(variant, split, teacher_ckpt, model, tok, progress)
+            model, tok, distill, kd_stats = _distill_setup(variant, train_texts, train_labels, teacher_ckpt, model,
+                                                           tok, progress)
         warm = None
         if retok:
             mlm = new_vocab_mlm(source, tok, cache_dir=cache_dir, seed=variant.seed)
-            warm = training.mlm_warmup(mlm, tok, texts=split.train_texts, max_length=variant.train_length,
+            warm = training.mlm_warmup(mlm, tok, texts=train_texts, max_length=variant.train_length,
                                        epochs=variant.model.mlm_epochs, batch_size=variant.train.batch_size,
                                        seed=variant.seed, truncation=variant.truncation,
                                        device=variant.train.device, progress=progress)
@@ -85,12 +128,16 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             del mlm
         dropped = None
         if variant.drop.strategy != "none":
-            dropped = _drop(variant, model, tok, split)
+            dropped = _drop(variant, model, tok, train_texts)
         n_params = int(sum(p.numel() for p in model.parameters()))
         ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned checkpoint")
-        stats = training.fine_tune(model, tok, texts=split.train_texts, labels=split.train_labels,
+        epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names))
+        stats = training.fine_tune(model, tok, texts=train_texts, labels=train_labels,
                                    cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
-                                   truncation=variant.truncation, distill=distill, progress=progress)
+                                   truncation=variant.truncation, distill=distill, validation=validation,
+                                   epochs=epochs, progress=progress)
+        if stats.get("warning"):
+            log.warning("[%s] %s", variant.variant_id, stats["warning"])
         if warm is not None:
             stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
         if dropped is not None:
@@ -103,15 +150,14 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                 "n_params": int(sum(p.numel() for p in model.parameters())),
                 "label_names": split.label_names, "data": split.fingerprint()}
 
-    lr = training.default_lr(variant.train, pretrained=source.pretrained or variant.distill.layers is not None,
-                             hidden=variant.model.hidden)
+    lr = training.default_lr(variant.train, pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden)
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key)
     return stage(cache_dir, "checkpoints", key, build)
 
 
-def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: Any | None, tok: Any,
-                   progress: bool):
+def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teacher_ckpt: Path, model: Any | None,
+                   tok: Any, progress: bool):
     """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
     fine-tuned teacher keeping those layers (and its tokenizer; ``model`` is None), else the
     variant's own ``model``."""
@@ -127,9 +173,9 @@ def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: An
             raise ValueError(f"distill.layers={d.layers}: the teacher has {n_teacher} layers")
         model, tok = copy.deepcopy(teacher), ttok
         drop_layers(model, d.layers)
-    soft = training.teacher_logits(teacher, ttok, split.train_texts, max_length=variant.train_length,
+    soft = training.teacher_logits(teacher, ttok, texts, max_length=variant.train_length,
                                    truncation=variant.truncation, progress=progress)
-    teacher_acc = float((soft.argmax(-1) == torch.as_tensor(split.train_labels)).float().mean())
+    teacher_acc = float((soft.argmax(-1) == torch.as_tensor(labels)).float().mean())
     kd = training.Distillation(soft_targets=soft, temperature=d.temperature, alpha=d.alpha,
                                hidden_mse=d.hidden_mse, teacher=teacher if d.hidden_mse else None,
                                layer_map=d.layers)
@@ -137,14 +183,14 @@ def _distill_setup(variant: Variant, split: Split, teacher_ckpt: Path, model: An
     return model, tok, kd, stats
 
 
-def _drop(variant: Variant, model: Any, tok: Any, split: Split) -> dict[str, Any]:
+def _drop(variant: Variant, model: Any, tok: Any, texts: list[str]) -> dict[str, Any]:
     """Drop layers before fine-tuning; returns what was kept (and the ranking for contribution)."""
     d = variant.drop
     n = len(encoder_layers(model))
     sim = None
     if d.strategy == "contribution":  # deterministic: eval mode, evenly spaced texts
-        pick = measure.evenly_spaced(len(split.train_texts), d.sample)
-        sim = layer_similarity(model, tok, [split.train_texts[i] for i in pick],
+        pick = measure.evenly_spaced(len(texts), d.sample)
+        sim = layer_similarity(model, tok, [texts[i] for i in pick],
                                max_length=variant.train_length)
     kept = kept_layers(d.strategy, n, d.keep or n, similarity=sim)
     drop_layers(model, kept)

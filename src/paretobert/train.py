@@ -9,7 +9,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +24,12 @@ from paretobert.export import input_names
 __all__ = [
     "Distillation",
     "TrainingError",
+    "Validation",
     "default_lr",
+    "diagnose",
     "fine_tune",
+    "lr_grid",
+    "max_epochs",
     "mask_tokens",
     "mlm_warmup",
     "n_steps",
@@ -81,10 +85,88 @@ def _optimizer_step(loss: torch.Tensor, model: Any, opt: Any, sched: Any, losses
 def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int) -> float:
     """The configured lr, else 5e-5 for pretrained bodies and, for random init,
     1e-3 scaled down for widths above 256 (1e-3 x 256 / hidden): on BBC, 2 epochs, model=tiny
-    from scratch scored 0.43 at 3e-4 and 0.86 / 0.90 at 1e-3 (single runs, unseeded init)."""
-    if cfg.lr is not None:
+    from scratch scored 0.43 at 3e-4 and 0.86 / 0.90 at 1e-3 (single runs, unseeded init).
+    ``train.lr=auto`` is resolved by the caller over :func:`lr_grid`."""
+    if isinstance(cfg.lr, float):
         return cfg.lr
     return 5e-5 if pretrained else 1e-3 * min(1.0, 256 / hidden)
+
+
+def lr_grid(*, pretrained: bool, hidden: int) -> list[float]:
+    """The candidates of ``train.lr=auto``: around the default, one step below and two above
+    (small pretrained models often want more than BERT-base's 5e-5)."""
+    if pretrained:
+        return [2e-5, 5e-5, 1e-4, 2e-4]
+    scale = min(1.0, 256 / hidden)
+    return [3e-4 * scale, 1e-3 * scale, 3e-3 * scale]
+
+
+def max_epochs(cfg: TrainConfig, *, n_train: int, n_classes: int) -> float:
+    """``train.epochs``, else the budget cap of the default policy: enough optimizer steps for
+    the number of classes (1,000 + 40 per class), at least 3 and at most 20 epochs. With a
+    validation split, early stopping usually ends training well before the cap."""
+    if cfg.epochs is not None:
+        return cfg.epochs
+    per_epoch = math.ceil(n_train / cfg.batch_size)
+    return float(min(20, max(3, math.ceil((1000 + 40 * n_classes) / per_epoch))))
+
+
+@dataclass
+class Validation:
+    """Held-out train texts scored every ``every`` optimizer steps; training stops after
+    ``patience`` evaluations without a better one and the best weights are restored."""
+
+    texts: Sequence[str]
+    labels: Sequence[int]
+    every: int
+    patience: int
+    batch_size: int = 64
+
+
+def _score(model: Any, encoded: list[list[int]], labels: Sequence[int], *, pad_id: int, names: list[str],
+           device: Any, batch_size: int) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on pre-encoded texts, eval mode, no grad."""
+    was_training = model.training
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    with torch.no_grad():
+        # shortest first: little padding
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = encode_batch([encoded[i] for i in idx], pad_id=pad_id, names=names)
+            logits = model(**{k: torch.from_numpy(v).to(device) for k, v in enc.items()}).logits.float()
+            y = torch.tensor([labels[i] for i in idx], device=device)
+            loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(-1) == y).sum())
+    model.train(was_training)
+    return correct / len(encoded), loss_sum / len(encoded)
+
+
+def _better(point: dict[str, float], best: dict[str, float] | None) -> bool:
+    """Higher validation accuracy; at equal accuracy, lower validation loss."""
+    if best is None:
+        return True
+    return (point["val_accuracy"], -point["val_loss"]) > (best["val_accuracy"], -best["val_loss"])
+
+
+def diagnose(curve: Sequence[dict[str, Any]], stopped: str) -> str | None:
+    """A one-line warning when the curve says the budget did not fit, else None:
+    ``underfit`` when the last evaluation was the best and still clearly rising at the end of
+    the budget, ``overfit`` when the first of at least 3 evaluations stayed the best."""
+    if len(curve) < 2:
+        return None
+    best = max(range(len(curve)), key=lambda i: (curve[i]["val_accuracy"], -curve[i]["val_loss"]))
+    last, prev = curve[-1], curve[-2]
+    if stopped != "patience" and best == len(curve) - 1 and (
+            last["val_accuracy"] > prev["val_accuracy"] or last["val_loss"] < 0.97 * prev["val_loss"]):
+        return (f"underfit: validation still improving at the end of the budget ({stopped}; accuracy "
+                f"{prev['val_accuracy']:.4f} -> {last['val_accuracy']:.4f}, loss {prev['val_loss']:.3f} -> "
+                f"{last['val_loss']:.3f}): raise train.epochs or train.lr")
+    if best == 0 and len(curve) >= 3:
+        return (f"overfit: the first evaluation (epoch {curve[0]['epoch']:.2f}) stayed the best of "
+                f"{len(curve)}: lower train.lr or train.epochs")
+    return None
 
 
 def _device(name: str) -> torch.device:
@@ -153,12 +235,18 @@ def fine_tune(
     max_length: int | None = None,
     truncation: str = "head",
     distill: Distillation | None = None,
+    validation: Validation | None = None,
+    epochs: float | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place on (texts, labels) at learning rate ``lr`` (resolved by
     :func:`default_lr`) on inputs of at most ``max_length`` tokens cut by ``truncation``
-    (default ``cfg.max_length``; ``cfg.lr`` is not read here); returns training statistics.
-    With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels'."""
+    (default ``cfg.max_length``; ``cfg.lr`` is not read here) for at most ``epochs`` (default
+    ``cfg.epochs``) and ``cfg.max_minutes``; returns training statistics.
+    With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels'.
+    With ``validation`` the held-out texts are scored every ``validation.every`` steps (the
+    curve is returned), training stops after ``validation.patience`` evaluations without a
+    better one, and the best weights are restored."""
     max_length = max_length or cfg.max_length
     if not max_length:
         raise ValueError("fine_tune needs max_length (train.max_length: null resolves to seq_len upstream)")
@@ -175,8 +263,19 @@ def fine_tune(
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=lr)
-    total = n_steps(len(texts), cfg.batch_size, cfg.epochs)
+    epochs = epochs if epochs is not None else cfg.epochs
+    if epochs is None:
+        raise ValueError("fine_tune needs epochs (train.epochs: null resolves by max_epochs upstream)")
+    total = n_steps(len(texts), cfg.batch_size, epochs)
+    per_epoch = math.ceil(len(texts) / cfg.batch_size)
     warmup = int(cfg.warmup_ratio * total)
+    val_encoded = None if validation is None else [
+        encode_ids(tokenizer, t, max_length=max_length, truncation=truncation) for t in validation.texts]
+    curve: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best, since_eval, stopped = 0, 0, "budget"
+    deadline = None if cfg.max_minutes is None else time.perf_counter() + 60 * cfg.max_minutes
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -201,18 +300,57 @@ def fine_tune(
                 f"loss became {loss.item()} at step {step}/{total}: lower train.lr (now {lr})"
             )
         _optimizer_step(loss, model, opt, sched, losses, bar)
+        since_eval += 1
+        done = step + 1
+        out_of_time = deadline is not None and time.perf_counter() > deadline
+        if validation is not None and (done % validation.every == 0 or done == total or out_of_time):
+            acc, vloss = _score(model, val_encoded, validation.labels, pad_id=tokenizer.pad_token_id, names=names,
+                                device=device, batch_size=validation.batch_size)
+            point = {"step": done, "epoch": round(done / per_epoch, 4),
+                     "train_loss": float(np.mean(losses[-since_eval:])), "val_accuracy": acc, "val_loss": vloss,
+                     "seconds": round(time.perf_counter() - t0, 2)}
+            curve.append(point)
+            since_eval = 0
+            if _better(point, best):
+                best, since_best = point, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            else:
+                since_best += 1
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", val_acc=f"{acc:.4f}", best=f"{best['val_accuracy']:.4f}")
+            if since_best >= validation.patience and done < total:
+                stopped = "patience"
+                break
+        if out_of_time and done < total:
+            stopped = "time"
+            break
     bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.to("cpu").eval()
-    return {
-        "steps": total,
+    k = max(1, min(10, len(losses)))
+    stats: dict[str, Any] = {
+        "steps": len(losses),
+        "max_steps": total,
+        "epochs": round(len(losses) / per_epoch, 4),
+        "max_epochs": epochs,
+        "stopped": stopped,
         "lr": lr,
         "max_length": max_length,
         "truncation": truncation,
         "device": str(device),
         "seconds": time.perf_counter() - t0,
-        "loss_first": float(np.mean(losses[: max(1, min(10, len(losses)))])),
-        "loss_last": float(np.mean(losses[-max(1, min(10, len(losses))):])),
+        "loss_first": float(np.mean(losses[:k])),
+        "loss_last": float(np.mean(losses[-k:])),
     }
+    if validation is not None:
+        stats.update(curve=curve, best_step=best["step"] if best else None,
+                     best_epoch=best["epoch"] if best else None,
+                     val_accuracy=best["val_accuracy"] if best else None,
+                     val_loss=best["val_loss"] if best else None, n_validation=len(validation.texts),
+                     warning=diagnose(curve, stopped))
+        if stats["warning"]:
+            log.warning("fine-tune: %s", stats["warning"])
+    return stats
 
 
 def mask_tokens(ids: torch.Tensor, special: torch.Tensor, *, mask_id: int, vocab_size: int,

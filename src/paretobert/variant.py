@@ -47,7 +47,22 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("bench", "batch_sizes"): [], ("bench", "isolate"): False, ("runtime", "name"): "onnxruntime",
     ("quantize", "calibration_size"): 300, ("quantize", "calibrate_method"): "minmax", (None, "precision"): None,
     ("exit", "pooling"): "cls",
+    ("train", "validation_size"): 0.0, ("train", "patience"): 2, ("train", "eval_every"): None,
+    ("train", "max_minutes"): None,
 }
+
+
+def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
+    """The variant's dict with settings that change nothing in it set to the value records had
+    before they existed (off-ramp pooling without early exit; patience and evaluation interval
+    without a validation split), so they leave hashes and keys alone."""
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    if d["exit"].get("threshold") is None:
+        d["exit"]["pooling"] = _NEW_AT_DEFAULT[("exit", "pooling")]
+    if not d["train"].get("validation_size"):
+        for key in ("patience", "eval_every"):
+            d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
+    return d
 
 
 def _without_new_defaults(d: dict[str, Any], section: str | None = None) -> dict[str, Any]:
@@ -257,10 +272,7 @@ class Variant:
     def hash(self) -> str:
         """Hash of the whole variant: a result with another hash is stale. Settings added after
         results were recorded leave the hash alone while they keep their default."""
-        d = self.to_dict()
-        if self.exit.threshold is None:  # no off-ramps: how they would pool changes nothing
-            d["exit"]["pooling"] = _NEW_AT_DEFAULT[("exit", "pooling")]
-        return content_hash({"variant": _without_new_defaults(d), "recipe": RECIPE})
+        return content_hash({"variant": _without_new_defaults(_moot_as_before(self.to_dict())), "recipe": RECIPE})
 
     @property
     def variant_id(self) -> str:
@@ -288,8 +300,8 @@ class Variant:
             "model": self.model,
             "source": source,
             "data": data_fingerprint,
-            "train": {**{k: v for k, v in dataclasses.asdict(self.train).items() if k != "device"},
-                      "max_length": self.train_length},
+            "train": {**{k: v for k, v in _without_new_defaults(_moot_as_before(self.to_dict())["train"], "train")
+                         .items() if k != "device"}, "max_length": self.train_length},
             "truncation": self.truncation,
             "drop": self.drop,
             "distill": self.distill if self.distill.teacher else None,
