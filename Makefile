@@ -49,8 +49,10 @@ bench: ## side-by-side ratios (benchmarks/README.md): which int8 preset wins on 
 	$(BIN)/python benchmarks/int8_vs_fp32.py
 
 PEERS_SWEEP ?= multirun/runtimes
+# multirun/runtimes was built on the main job's checkpoint as trained before early stopping
+PEERS_ARGS ?= --fixed-budget --frontier-only
 bench-peers: ## the main job's checkpoint on every engine a user would pick instead, beside paretobert's points (PEERS_SWEEP)
-	$(BIN)/python benchmarks/peers.py --sweep $(PEERS_SWEEP)
+	$(BIN)/python benchmarks/peers.py --sweep $(PEERS_SWEEP) $(PEERS_ARGS)
 
 runtimes: ## experiments/runtimes/: runtime x precision x seq_len x threads on the main job's checkpoint, re-timed, reported
 	$(BIN)/python -m paretobert +experiment=runtimes

@@ -37,7 +37,7 @@ import numpy as np
 
 from paretobert import measure
 from paretobert.bench import summarize, time_loop
-from paretobert.config import Config, load_model_preset
+from paretobert.config import Config, TrainConfig, load_model_preset
 from paretobert.encoding import encode_text
 from paretobert.env import cpu_features, environment, resolve_variant
 from paretobert.pipeline import run_variant
@@ -123,17 +123,26 @@ def _openvino_engine(ckpt: Path, threads: int, feed: Feed) -> tuple[dict[str, Ca
     return {f"OpenVINO default ({info['inference_precision']})": run}, info
 
 
-def _paretobert_engines(sweep: Path | None, train_key: str, seq_len: int, threads: int
+def _paretobert_engines(sweep: Path | None, train_key: str, seq_len: int, threads: int, *, frontier_only: bool = False
                         ) -> tuple[dict[str, Callable[[Feed], np.ndarray]], dict[str, Any]]:
     out: dict[str, Callable[[Feed], np.ndarray]] = {}
     recs: dict[str, Any] = {}
+    mine = []
     for rec in load_results(sweep) if sweep else []:
         v = rec.get("variant")
         if rec.get("status") != "ok" or rec.get("train_key") != train_key or not v:
             continue
         variant = Variant.from_dict(v)
-        if variant.seq_len != seq_len or variant.runtime.threads != threads:
-            continue
+        if variant.seq_len == seq_len and variant.runtime.threads == threads:
+            mine.append((rec, variant))
+    if frontier_only and mine:  # the sweep's (accuracy, p50) frontier at these settings, and the plain int8 / fp32
+        pts = np.array([(r["accuracy"], r["latency_p50_ms"]) for r, _ in mine])
+        keep = [i for i, (a, t) in enumerate(pts) if not ((pts[:, 0] >= a) & (pts[:, 1] <= t)
+                                                           & ((pts[:, 0] > a) | (pts[:, 1] < t))).any()]
+        keep += [i for i, (_, v) in enumerate(mine) if v.exit.threshold is None and v.runtime.name == "onnxruntime"
+                 and v.quantize.per_channel and v.resolved_precision in ("fp32", "int8-dynamic")]
+        mine = [mine[i] for i in sorted(set(keep))]
+    for rec, variant in mine:
         model = measure.open_model(variant, measure.model_paths(rec), threads)
         name = f"paretobert {variant.label(rec.get('weights_source'))}"
         if name in out:  # settings the label leaves out: keep both, told apart by their hash
@@ -153,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per engine per round")
     ap.add_argument("--texts", type=int, default=200, help="timed texts (the sweep's bench texts)")
+    ap.add_argument("--frontier-only", action="store_true",
+                    help="of the sweep, only its accuracy-latency frontier at these settings (and plain fp32 / int8)")
+    ap.add_argument("--fixed-budget", action="store_true",
+                    help="the main job as trained before the validation / early-stopping policy (2 epochs, no "
+                         "validation split): the checkpoint experiments/runtimes was built on")
     ap.add_argument("--cache-dir", default=os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
@@ -160,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache_dir).expanduser()
 
     # the main job's checkpoint (fine-tuned once and cached; this reuses it)
+    train = TrainConfig(epochs=2, validation_size=0.0) if args.fixed_budget else TrainConfig()
     main_job = resolve_variant(Variant.from_config(Config(model=load_model_preset(args.model), seq_len=args.seq_len,
-                                                          allow_network=False)))
+                                                          train=train, allow_network=False)))
     rec = run_variant(main_job, out_dir=Path(tempfile.mkdtemp(prefix="pb-peers-")), cache_dir=cache,
                       allow_network=False, progress=False)
     if rec["status"] != "ok":
@@ -189,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ov_engine, ov_info = _openvino_engine(ckpt, args.threads, feeds[0])
     engines.update(ov_engine)
     peers = list(engines)
-    ours, ours_info = _paretobert_engines(args.sweep, rec["train_key"], args.seq_len, args.threads)
+    ours, ours_info = _paretobert_engines(args.sweep, rec["train_key"], args.seq_len, args.threads,
+                                           frontier_only=args.frontier_only)
     engines.update(ours)
 
     print(f"{len(engines)} engines; accuracy on {len(test_feeds)} test texts ...", file=sys.stderr)

@@ -147,3 +147,24 @@ def test_int8_collapse_against_its_fp32_twin_is_flagged(tmp_path, caplog):
     assert pd.isna(df.loc["q-orphan", "int8_accuracy_drop"]) and pd.isna(df.loc["fp", "int8_collapsed"])
     assert "q-bad: int8 accuracy collapsed" in caplog.text and "q-ok" not in caplog.text
     assert '"int8_collapsed": true' in out["html"].read_text()
+
+
+def test_training_curves_in_the_record_columns_the_png_and_the_html(tmp_path):
+    import json
+
+    curve = [{"step": 10, "epoch": 1.0, "train_loss": 1.2, "val_accuracy": 0.6, "val_loss": 1.0},
+             {"step": 20, "epoch": 2.0, "train_loss": 0.8, "val_accuracy": 0.7, "val_loss": 0.8}]
+    train = {"seconds": 9.0, "lr": 1e-4, "epochs": 2.0, "best_epoch": 2.0, "val_accuracy": 0.7,
+             "stopped": "budget", "curve": curve, "warning": "underfit: validation still improving"}
+    for r in (_rec("curved", train=train), _rec("old", acc=0.8, p50=5.0, variant={"train": {"epochs": 2.0}})):
+        atomic_write_json(tmp_path / "s" / r["variant_id"] / "result.json", r)
+    out = write_report(tmp_path / "s")
+    assert out["training"].name == "training.png" and out["training"].read_bytes()[:4] == b"\x89PNG"
+    res = pd.read_csv(out["results"]).set_index("variant_id")
+    assert res.loc["curved", "train_lr"] == 1e-4 and res.loc["curved", "train_warning"].startswith("underfit")
+    assert res.loc["curved", "train_stopped"] == "budget" and res.loc["curved", "train_val_accuracy"] == 0.7
+    assert res.loc["old", "train_epochs"] == 2.0 and pd.isna(res.loc["old", "train_best_epoch"])  # the whole budget
+    page = out["html"].read_text()
+    data = json.loads(page.split("const DATA = ", 1)[1].split(";\nconst NS", 1)[0])
+    assert [p["val_accuracy"] for p in data["curves"]["curved"]] == [0.6, 0.7] and "old" not in data["curves"]
+    assert "train_warning" in data["hover"]

@@ -130,7 +130,9 @@ def test_validation_split_is_stratified_seeded_and_keeps_duplicates_in_train(cor
     other = carve_validation(SimpleNamespace(train=v.train, seed=4), split)[2]
     assert list(other.texts) != list(val.texts)
     assert carve_validation(SimpleNamespace(train=TrainConfig(validation_size=0.0), seed=0), split)[2] is None
-    assert val.every == -(-len(tr_texts) // 8) and val.patience == 2  # an epoch (< 500 steps)
+    assert val.every == -(-len(tr_texts) // 8) and val.patience == 2  # an epoch (< 1000 steps)
+    capped = carve_validation(SimpleNamespace(train=TrainConfig(validation_size=0.25, validation_max=5), seed=3), split)
+    assert len(capped[2].texts) == 5
 
 
 def test_early_stopping_restores_the_best_weights(monkeypatch, tiny_model, tokenizer, corpus):
@@ -250,7 +252,7 @@ def test_the_training_policy_is_in_the_keys_and_old_records_read_as_the_fixed_bu
                                         patience=5, eval_every=7))
     assert moot.hash == fixed.hash
     old = json.loads(json.dumps(fixed.to_dict()))
-    for k in ("validation_size", "patience", "eval_every", "max_minutes"):
+    for k in ("validation_size", "patience", "eval_every", "max_minutes", "validation_max"):
         del old["train"][k]
     back = Variant.from_dict(old)
     assert back.train.validation_size == 0.0 and back.hash == fixed.hash

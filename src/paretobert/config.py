@@ -172,8 +172,8 @@ class DatasetConfig:
 class TrainConfig:
     """Fine-tuning settings; the checkpoint is cached per (model, weights, data, these, seed).
 
-    The default policy: 10% of train held out (stratified, duplicates kept on one side),
-    scored every epoch (every 500 steps when an epoch is longer), early stopping after 2
+    The default policy: 10% of train held out (at most 2,000 texts; stratified, duplicates kept
+    on one side), scored every epoch (every 1,000 steps when an epoch is longer), early stopping after 2
     evaluations without a better one, the best weights kept; at most ``epochs`` (null: enough
     steps for the number of classes, 3..20 epochs). ``validation_size: 0`` is the old fixed
     budget (no validation, no early stopping)."""
@@ -196,9 +196,10 @@ class TrainConfig:
     validation_size: float = field(
         default=0.1, metadata={"help": "fraction of train held out for early stopping (0: none, fixed budget)"}
     )
+    validation_max: int = field(default=2000, metadata={"help": "at most this many validation texts"})
     patience: int = field(default=2, metadata={"help": "evaluations without a better one before stopping"})
     eval_every: int | None = field(
-        default=None, metadata={"help": "optimizer steps between evaluations; null: an epoch, at most 500"}
+        default=None, metadata={"help": "optimizer steps between evaluations; null: an epoch, at most 1000"}
     )
     max_minutes: float | None = field(default=None, metadata={"help": "wall-time budget of one fine-tune (min)"})
 
@@ -228,6 +229,8 @@ class TrainConfig:
             _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
         if self.lr == "auto" and self.validation_size == 0:
             _fail("train.lr", self.lr, "a number or null with train.validation_size=0 (auto picks on validation)")
+        if not isinstance(self.validation_max, int) or self.validation_max < 1:
+            _fail("train.validation_max", self.validation_max, "an integer >= 1")
         if not isinstance(self.patience, int) or self.patience < 1:
             _fail("train.patience", self.patience, "an integer >= 1")
         if self.eval_every is not None:

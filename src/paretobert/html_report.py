@@ -46,10 +46,15 @@ def _rows(results: pd.DataFrame, front: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_html(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: str = "latency_p50_ms",
-               y: str = "accuracy", title: str = "paretobert frontier") -> Path:
+               y: str = "accuracy", title: str = "paretobert frontier",
+               curves: dict[str, list[dict[str, Any]]] | None = None) -> Path:
     """Write the report to ``path``; ``front`` is the frontier table (``frontier_status``
-    frontier | indistinguishable), ``results`` every variant, failures included."""
-    payload = {"rows": _rows(results, front), "x": x, "y": y, "hover": HOVER_FIELDS, "columns": TABLE_COLUMNS}
+    frontier | indistinguishable), ``results`` every variant, failures included; ``curves``
+    the training curve of each variant id (drawn when its point is clicked)."""
+    slim = {vid: [{k: _clean(p.get(k)) for k in ("epoch", "val_accuracy", "train_loss")} for p in c]
+            for vid, c in (curves or {}).items() if c}
+    payload = {"rows": _rows(results, front), "x": x, "y": y, "hover": HOVER_FIELDS, "columns": TABLE_COLUMNS,
+               "curves": slim}
     data = json.dumps(payload, default=str).replace("</", "<\\/")
     page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", data)
     atomic_write_text(Path(path), page)
@@ -78,8 +83,9 @@ tr.failed td { color: #b00; }
 <div class="legend"><span style="color:#d62728">&#9679; frontier</span>
 <span style="color:#d62728">&#9675; indistinguishable (intervals overlap)</span>
 <span style="color:#888">&#9679; dominated</span> <span>&#10005; int8 collapsed vs its fp32 twin</span> &mdash; bars: 95% intervals; hover a point for its settings;
-click a column header to sort</div>
+click a point for its training curve; click a column header to sort</div>
 <svg id="plot" width="900" height="520"></svg>
+<div id="curvebox"><div id="curvetitle"></div><svg id="curve" width="900" height="180"></svg></div>
 <div id="tip"></div>
 <table id="table"><thead></thead><tbody></tbody></table>
 <pre id="selftest"></pre>
@@ -151,6 +157,7 @@ function draw() {
       tip.style.top = (ev.pageY + 12) + "px";
     });
     c.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+    c.addEventListener("click", () => curve(r));
     if (r.int8_collapsed === true) {
       el("path", {d: `M ${cx - 7} ${cy - 7} L ${cx + 7} ${cy + 7} M ${cx - 7} ${cy + 7} L ${cx + 7} ${cy - 7}`,
         stroke: "#000", "stroke-width": 2, class: "collapsed"}, svg);
@@ -159,6 +166,28 @@ function draw() {
     n++;
   }
   return n;
+}
+function curve(r) {
+  const svg = document.getElementById("curve"), title = document.getElementById("curvetitle");
+  while (svg.firstChild) svg.removeChild(svg.firstChild);
+  const c = (DATA.curves || {})[r.variant_id] || [];
+  if (!c.length) { title.textContent = r.label + ": no training curve (no validation split, or a cached record from before)"; return 0; }
+  title.textContent = r.label + ": validation accuracy (red) and train loss (grey, own scale) per evaluation; x: epoch"
+    + (r.train_warning ? " \u2014 " + r.train_warning : "");
+  const w = 900, h = 180, l = 70, rr = 20, t = 10, b = 30;
+  const e1 = Math.max(...c.map(p => p.epoch)), acc = c.map(p => p.val_accuracy), loss = c.map(p => p.train_loss);
+  const a0 = Math.min(...acc), a1 = Math.max(...acc), l0 = Math.min(...loss), l1 = Math.max(...loss);
+  const sx = v => l + v / (e1 || 1) * (w - l - rr);
+  const sa = v => h - b - (v - a0) / ((a1 - a0) || 1) * (h - t - b), sl = v => h - b - (v - l0) / ((l1 - l0) || 1) * (h - t - b);
+  el("line", {x1: l, y1: h - b, x2: w - rr, y2: h - b, stroke: "#444"}, svg);
+  el("text", {x: l - 6, y: sa(a1) + 4, "text-anchor": "end", "font-size": 11}, svg).textContent = fmt(a1);
+  el("text", {x: l - 6, y: sa(a0) + 4, "text-anchor": "end", "font-size": 11}, svg).textContent = fmt(a0);
+  el("text", {x: w - rr, y: h - 8, "text-anchor": "end", "font-size": 11}, svg).textContent = "epoch " + fmt(e1);
+  el("polyline", {points: c.map(p => sx(p.epoch) + "," + sl(p.train_loss)).join(" "), fill: "none", stroke: "#999"}, svg);
+  el("polyline", {points: c.map(p => sx(p.epoch) + "," + sa(p.val_accuracy)).join(" "), fill: "none", stroke: "#d62728",
+    "stroke-width": 2, class: "valcurve"}, svg);
+  for (const p of c) el("circle", {cx: sx(p.epoch), cy: sa(p.val_accuracy), r: 3, fill: "#d62728"}, svg);
+  return c.length;
 }
 let sortKey = "accuracy", sortDesc = true;
 function table() {
@@ -196,11 +225,14 @@ table();
 if (location.hash === "#selftest") {
   const pt = document.querySelector("circle.frontier, circle.indistinguishable") || document.querySelector("circle.pt");
   if (pt) pt.dispatchEvent(new MouseEvent("mouseenter", {bubbles: true, clientX: 10, clientY: 10}));
+  if (pt) pt.dispatchEvent(new MouseEvent("click", {bubbles: true}));
   document.getElementById("selftest").textContent = JSON.stringify({
     points: drawn, rows: document.querySelectorAll("#table tbody tr").length,
     hovered: pt ? pt.getAttribute("data-variant") : null,
     tooltip: document.getElementById("tip").textContent,
-    tooltip_visible: document.getElementById("tip").style.display === "block"});
+    tooltip_visible: document.getElementById("tip").style.display === "block",
+    curve_points: document.querySelectorAll("#curve circle").length,
+    curve_title: document.getElementById("curvetitle").textContent});
 }
 </script></body></html>
 """

@@ -106,6 +106,10 @@ def _build(variant: Variant, split: Split, record: dict[str, Any], stage: _Stage
                 stages.fine_tune(variant, split, source, cache_dir, progress=progress, allow_network=allow_network))
     record.update(train_key=ckpt.key, train=ckpt.meta["train"], n_params=ckpt.meta["n_params"],
                   train_cached=ckpt.reused)
+    if ckpt.meta["train"].get("warning"):
+        if ckpt.reused:  # said when it was trained; say it again for this run
+            log.warning("[%s] fine-tune: %s", variant.variant_id, ckpt.meta["train"]["warning"])
+        record["warnings"].append(f"fine-tune: {ckpt.meta['train']['warning']}")
     with stage("export"):
         onnx = (stages.export_tfidf if classic else stages.export)(variant, ckpt, split, cache_dir)
     record.update(export_key=onnx.key, fusion=onnx.meta["fusion"], onnx_max_abs_diff=onnx.meta["max_abs_diff"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_frontier"]
+__all__ = ["plot_frontier", "plot_training"]
 
 
 def _err(df: pd.DataFrame, col: str) -> np.ndarray | None:
@@ -76,5 +76,35 @@ def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_training(curves: dict, labels: dict, path: Path, *, title: str = "fine-tuning curves") -> Path:
+    """Validation accuracy and train loss per evaluation (x: epoch), one line per distinct
+    curve (variants sharing a checkpoint share it; the first label names it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen: dict[str, tuple[str, list]] = {}
+    for vid, curve in curves.items():
+        key = repr([(p.get("step"), p.get("val_accuracy")) for p in curve])
+        seen.setdefault(key, (str(labels.get(vid, vid)), curve))
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for k, (label, curve) in enumerate(seen.values()):
+        color = plt.cm.tab10(k % 10)
+        ep = [p["epoch"] for p in curve]
+        acc_ax.plot(ep, [p["val_accuracy"] for p in curve], marker="o", ms=3, color=color, label=label)
+        loss_ax.plot(ep, [p["train_loss"] for p in curve], color=color, label=label)
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (fraction)", title="validation accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="train loss (cross-entropy, nats)", title="train loss")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

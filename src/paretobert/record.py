@@ -103,6 +103,12 @@ FIELDS: tuple[Field, ...] = (
     _F("int8_collapsed", "bool", hover=True, table=True),
     _F("train_seconds", "float", "s"),
     _F("train_cached", "bool"),
+    _F("train_lr", "float", "lr", hover=True, help="learning rate used (the winner of train.lr=auto)"),
+    _F("train_epochs", "float", "epochs", hover=True, help="epochs run (early stopping may end before the cap)"),
+    _F("train_best_epoch", "float", "epochs", help="epoch of the kept (best validation) weights"),
+    _F("train_val_accuracy", "float", "fraction", help="validation accuracy of the kept weights"),
+    _F("train_stopped", "str", help="budget | patience | time (what ended fine-tuning)"),
+    _F("train_warning", "str", hover=True, table=True, help="underfit / overfit diagnosis of the training curve"),
     _F("machine_id", "str", hover=True),
     _F("error", "str", table=True),
     _F("job_dir", "str"),
@@ -117,7 +123,9 @@ TABLE_COLUMNS = ["label", *[f.name for f in FIELDS if f.table and f.name != "lab
 NESTED: dict[str, str] = {
     "variant": "the resolved Variant (Variant.from_dict rebuilds it)",
     "environment": "CPU model, ISA flags, cores, library versions, machine_id",
-    "data": "split sizes and fingerprint", "train": "fine-tuning statistics (seconds, losses, lr, ...)",
+    "data": "split sizes and fingerprint",
+    "train": "fine-tuning statistics (seconds, losses, lr, epochs, stopped, the validation curve: step, epoch, "
+             "train_loss, val_accuracy, val_loss per evaluation; lr_search of train.lr=auto; warning)",
     "latency": "raw timings (ms) of the round(s)", "latency_p50_rounds_ms": "p50 of each timing round (ms)",
     "latency_min_ms": "fastest call (ms)", "latency_max_ms": "slowest call (ms)",
     "throughput": "texts/s per batch size", "stage_seconds": "wall time per stage (s)",
@@ -189,7 +197,13 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
     row["machine_id"] = env.get("machine_id")
     if row.get("runtime_version") is None and row.get("runtime"):
         row["runtime_version"] = (env.get("versions") or {}).get(row["runtime"])
-    row["train_seconds"] = (rec.get("train") or {}).get("seconds")
+    train = rec.get("train") or {}
+    row["train_seconds"] = train.get("seconds")
+    row.update(train_lr=train.get("lr"), train_best_epoch=train.get("best_epoch"),
+               train_val_accuracy=train.get("val_accuracy"), train_stopped=train.get("stopped"),
+               train_warning=train.get("warning"),
+               # records from before early stopping: the whole budget ran
+               train_epochs=train.get("epochs", (rec.get("variant") or {}).get("train", {}).get("epochs")))
     row["executed_precision"] = (rec.get("executed") or {}).get("inference_precision")
     row.update(_intervals_of(rec))
     if rec.get("latency_p50_ms") is not None and rec.get("tokenize_p50_ms") is not None:

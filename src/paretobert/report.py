@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,11 +22,11 @@ from paretobert.frontier import (
     parse_objectives,
 )
 from paretobert.html_report import write_html
-from paretobert.plot import plot_frontier
+from paretobert.plot import plot_frontier, plot_training
 from paretobert.record import results_table
 from paretobert.store import atomic_write_text, load_results
 
-__all__ = ["latest_sweep", "markdown_table", "results_table", "write_report", "write_tables"]
+__all__ = ["latest_sweep", "markdown_table", "results_table", "training_curves", "write_report", "write_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,22 @@ def write_report(sweep_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_O
         raise FileNotFoundError(f"no result.json under {sweep_dir}" + (
             f" besides models {list(exclude_models)}" if exclude_models else ""))
     return write_tables(results_table(records), sweep_dir, objectives=objectives, group_by=group_by,
-                        exclude_models=exclude_models, suffix=suffix)
+                        exclude_models=exclude_models, suffix=suffix, curves=training_curves(records))
+
+
+def training_curves(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """variant id -> its fine-tune's validation curve (records that have one)."""
+    return {r["variant_id"]: (r.get("train") or {})["curve"] for r in records
+            if (r.get("train") or {}).get("curve") and r.get("variant_id")}
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path, *, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
                  group_by: str | None = None, exclude_models: Sequence[str] = (), suffix: str = "",
-                 name: str | None = None, html: bool = True) -> dict[str, Path]:
+                 name: str | None = None, html: bool = True,
+                 curves: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Path]:
     """The report files of a results table (``results_table`` rows): results / frontier CSV,
-    PNG and (``html``) HTML, named with ``suffix``, into ``out_dir``."""
+    PNG and (``html``) HTML, named with ``suffix``, into ``out_dir``; with ``curves`` (variant
+    id -> training curve) also ``training{suffix}.png`` and the curves in the HTML."""
     out_dir = Path(out_dir)
     machines = df["machine_id"].dropna().unique()
     if len(machines) > 1:
@@ -74,8 +83,12 @@ def write_tables(df: pd.DataFrame, out_dir: Path, *, objectives: Sequence[Object
     per += f", without {', '.join(exclude_models)}" if exclude_models else ""
     title = f"{name or out_dir.name}: {len(front)} on the frontier{per} of {n_ok} ok / {len(df)} variants"
     plot_frontier(df, front, out["plot"], x=x, y=y, group_by=group_by, title=title)
+    if curves:
+        out["training"] = out_dir / f"training{suffix}.png"
+        labels = dict(zip(df["variant_id"], df["label"], strict=True))
+        plot_training(curves, labels, out["training"], title=f"{name or out_dir.name}: fine-tuning curves")
     if html:
-        write_html(df, front, out["html"], x=x, y=y, title=title)
+        write_html(df, front, out["html"], x=x, y=y, title=title, curves=curves)
     return out
 
 

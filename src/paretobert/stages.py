@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,21 @@ def unfused(variant: Variant) -> Variant:
 
 def carve_validation(variant: Variant, split: Split) -> tuple[list[str], list[int], training.Validation | None]:
     """(train texts, train labels, validation) under the variant's training policy: with
-    ``train.validation_size`` > 0 that fraction of the train split, stratified with the
+    ``train.validation_size`` > 0 that fraction of the train split (at most
+    ``train.validation_max`` texts), stratified with the
     variant's seed, texts that occur more than once kept in train (never from test)."""
     t = variant.train
     if not t.validation_size:
         return list(split.train_texts), list(split.train_labels), None
-    keep, held = split_indices(split.train_texts, split.train_labels, test_size=t.validation_size, seed=variant.seed)
+    n = len(split.train_texts)
+    n_val = min(math.ceil(t.validation_size * n), t.validation_max)
+    size = (n_val - 0.5) / n if n else t.validation_size  # split_indices draws ceil(size * n) = n_val
+    keep, held = split_indices(split.train_texts, split.train_labels, test_size=size, seed=variant.seed)
     if not held or not keep:
         raise ValueError(f"train.validation_size={t.validation_size} leaves {len(held)} validation and {len(keep)} "
                          f"train texts of {len(split.train_texts)}: raise it, or set train.validation_size=0")
     per_epoch = -(-len(keep) // t.batch_size)
-    every = t.eval_every or min(per_epoch, 500)
+    every = t.eval_every or min(per_epoch, 1000)
     val = training.Validation(texts=[split.train_texts[i] for i in held], labels=[split.train_labels[i] for i in held],
                               every=every, patience=t.patience)
     return [split.train_texts[i] for i in keep], [split.train_labels[i] for i in keep], val

@@ -48,6 +48,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("quantize", "calibration_size"): 300, ("quantize", "calibrate_method"): "minmax", (None, "precision"): None,
     ("exit", "pooling"): "cls",
     ("train", "validation_size"): 0.0, ("train", "patience"): 2, ("train", "eval_every"): None,
+    ("train", "validation_max"): 2000,
     ("train", "max_minutes"): None,
 }
 
@@ -60,7 +61,7 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
     if d["exit"].get("threshold") is None:
         d["exit"]["pooling"] = _NEW_AT_DEFAULT[("exit", "pooling")]
     if not d["train"].get("validation_size"):
-        for key in ("patience", "eval_every"):
+        for key in ("patience", "eval_every", "validation_max"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     return d
 
