@@ -135,12 +135,15 @@ def _paretobert_engines(sweep: Path | None, train_key: str, seq_len: int, thread
         variant = Variant.from_dict(v)
         if variant.seq_len == seq_len and variant.runtime.threads == threads:
             mine.append((rec, variant))
-    if frontier_only and mine:  # the sweep's (accuracy, p50) frontier at these settings, and the plain int8 / fp32
+    if frontier_only and mine:  # the sweep's (accuracy, p50) frontier at these settings, the plain int8 / fp32
+        # of ONNX Runtime, and the fastest point of every runtime
         pts = np.array([(r["accuracy"], r["latency_p50_ms"]) for r, _ in mine])
         keep = [i for i, (a, t) in enumerate(pts) if not ((pts[:, 0] >= a) & (pts[:, 1] <= t)
                                                            & ((pts[:, 0] > a) | (pts[:, 1] < t))).any()]
         keep += [i for i, (_, v) in enumerate(mine) if v.exit.threshold is None and v.runtime.name == "onnxruntime"
                  and v.quantize.per_channel and v.resolved_precision in ("fp32", "int8-dynamic")]
+        for name in {v.runtime.name for _, v in mine}:
+            keep.append(min((i for i, (_, v) in enumerate(mine) if v.runtime.name == name), key=lambda i: pts[i, 1]))
         mine = [mine[i] for i in sorted(set(keep))]
     for rec, variant in mine:
         model = measure.open_model(variant, measure.model_paths(rec), threads)
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per engine per round")
     ap.add_argument("--texts", type=int, default=200, help="timed texts (the sweep's bench texts)")
     ap.add_argument("--frontier-only", action="store_true",
-                    help="of the sweep, only its accuracy-latency frontier at these settings (and plain fp32 / int8)")
+                    help="of the sweep, only its accuracy-latency frontier at these settings, ONNX Runtime's "
+                         "plain fp32 / int8 and each runtime's fastest point")
     ap.add_argument("--fixed-budget", action="store_true",
                     help="the main job as trained before the validation / early-stopping policy (2 epochs, no "
                          "validation split): the checkpoint experiments/runtimes was built on")

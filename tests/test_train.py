@@ -198,7 +198,7 @@ def test_max_epochs_policy():
     from paretobert.train import max_epochs
 
     assert max_epochs(TrainConfig(epochs=2), n_train=10_000, n_classes=5) == 2
-    assert max_epochs(TrainConfig(), n_train=1_600, n_classes=5) == 12  # 1,200 steps over 100 per epoch
+    assert max_epochs(TrainConfig(), n_train=8_000, n_classes=48) == 5  # 2,400 steps over 500 per epoch
     assert max_epochs(TrainConfig(), n_train=60_000, n_classes=2) == 3  # at least 3
     assert max_epochs(TrainConfig(), n_train=160, n_classes=77) == 20  # at most 20
 

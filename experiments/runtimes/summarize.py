@@ -22,10 +22,15 @@ def cells(sweep: Path) -> None:
     df = results_table(load_results(sweep))
     front = noise_aware_frontier(df)
     status = dict(zip(front["variant_id"], front["frontier_status"], strict=True))
-    ok = df[df["status"] == "ok"].sort_values(["threads", "seq_len", "compression", "runtime", "precision"])
-    print("| variant | runtime | precision | seq | threads | accuracy [95% CI] | p50 ms | p99 ms | MB | "
-          "GFLOP | GFLOP/s | % of peak | executed | frontier |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    ok = df[df["status"] == "ok"].copy().sort_values(["threads", "seq_len", "compression", "runtime", "precision"])
+    print("| variant | runtime | precision | seq | threads | accuracy [95% CI] | p50 ms | mean ms | p99 ms | "
+          "exit layer (mean) | MB | GFLOP | GFLOP/s | % of peak | executed | frontier |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    # early exit: FLOPs at the mean exit layer over the mean latency (as measure.hardware_fields does
+    # now; records written before that divided by the p50)
+    ex = ok["exit_layer_mean"].notna() & ok["latency_mean_ms"].notna()
+    ok.loc[ex, "achieved_gflops_per_s"] = ok.loc[ex, "gflop"] / (ok.loc[ex, "latency_mean_ms"] / 1000)
+    ok.loc[ex, "peak_fraction"] = ok.loc[ex, "achieved_gflops_per_s"] / ok.loc[ex, "peak_gflops_per_s"]
     for _, r in ok.iterrows():
         pct = "" if pd.isna(r["peak_fraction"]) else f"{100 * r['peak_fraction']:.0f}%"
         gf = "" if pd.isna(r["gflop"]) else f"{r['gflop']:.2f}"
@@ -33,7 +38,9 @@ def cells(sweep: Path) -> None:
         ex = r["executed_precision"] if isinstance(r["executed_precision"], str) else "-"
         print(f"| {r['label']} | {r['runtime']} | {r['precision']} | {r['seq_len']:.0f} | {r['threads']:.0f} | "
               f"{r['accuracy']:.4f} [{r['accuracy_ci_lo']:.3f}, {r['accuracy_ci_hi']:.3f}] | "
-              f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['model_mb']:.1f} | {gf} | {ach} | {pct} | "
+              f"{r['latency_p50_ms']:.2f} | {r['latency_mean_ms']:.2f} | {r['latency_p99_ms']:.2f} | "
+              f"{'' if pd.isna(r['exit_layer_mean']) else format(r['exit_layer_mean'], '.2f')} | "
+              f"{r['model_mb']:.1f} | {gf} | {ach} | {pct} | "
               f"{ex} | {status.get(r['variant_id'], '')} |")
     print("\nFailed cells (with the reason):\n")
     for _, r in df[df["status"] != "ok"].iterrows():

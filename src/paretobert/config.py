@@ -174,12 +174,12 @@ class TrainConfig:
 
     The default policy: 10% of train held out (at most 2,000 texts; stratified, duplicates kept
     on one side), scored every epoch (every 1,000 steps when an epoch is longer), early stopping after 2
-    evaluations without a better one, the best weights kept; at most ``epochs`` (null: enough
-    steps for the number of classes, 3..20 epochs). ``validation_size: 0`` is the old fixed
+    evaluations without a better one, the best weights kept; at most ``epochs`` (null: 50
+    optimizer steps per class, 3..20 epochs). ``validation_size: 0`` is the old fixed
     budget (no validation, no early stopping)."""
 
     epochs: float | None = field(
-        default=None, metadata={"help": "maximum epochs; null: 1,000 + 40 x classes optimizer steps, 3..20 epochs"}
+        default=None, metadata={"help": "maximum epochs; null: 50 optimizer steps per class, 3..20 epochs"}
     )
     lr: Any = field(
         default=None,

@@ -278,7 +278,8 @@ def hardware_fields(variant: Variant, ckpt: Path, out: dict[str, Any], cache_dir
     """FLOPs at the timed texts' mean token count, the GFLOP/s the p50 achieves, and this
     machine's GEMM peak for the precision (how far the point is from the hardware). ``out``
     holds the measured fields (``latency_p50_ms``, ``bench_tokens_mean``, ``exit_layer_mean``);
-    empty for models without an encoder (TF-IDF)."""
+    empty for models without an encoder (TF-IDF). With early exit the FLOPs are at the mean exit
+    layer, so they are divided by the mean latency (the median text exits earlier than the mean)."""
     cfg = read_json(ckpt / "config.json")
     if variant.model.arch == "tfidf" or not isinstance(cfg, dict) or "hidden_size" not in cfg or \
             not out.get("bench_tokens_mean"):
@@ -286,7 +287,8 @@ def hardware_fields(variant: Variant, ckpt: Path, out: dict[str, Any], cache_dir
     layers = out.get("exit_layer_mean") or cfg["num_hidden_layers"]
     gflop = encoder_flops(layers=layers, hidden=cfg["hidden_size"], intermediate=cfg["intermediate_size"],
                           tokens=out["bench_tokens_mean"], labels=len(cfg.get("id2label") or {0: 0, 1: 1})) / 1e9
-    achieved = gflop / (out["latency_p50_ms"] / 1000.0)
+    ms = out.get("latency_mean_ms") if out.get("exit_layer_mean") else None
+    achieved = gflop / ((ms or out["latency_p50_ms"]) / 1000.0)
     peaks = gemm_peak(threads=variant.runtime.threads, cache_dir=cache_dir)
     peak = peaks.get(precision_class(variant.resolved_precision))
     return {"gflop": gflop, "achieved_gflops_per_s": achieved, "peak_gflops_per_s": peak,

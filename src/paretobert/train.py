@@ -40,6 +40,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# the default budget: optimizer steps per class (train.epochs: null), see max_epochs
+STEPS_PER_CLASS = 50
+
 
 class TrainingError(RuntimeError):
     """Fine-tuning that cannot go on (e.g. a NaN loss)."""
@@ -102,13 +105,13 @@ def lr_grid(*, pretrained: bool, hidden: int) -> list[float]:
 
 
 def max_epochs(cfg: TrainConfig, *, n_train: int, n_classes: int) -> float:
-    """``train.epochs``, else the budget cap of the default policy: enough optimizer steps for
-    the number of classes (1,000 + 40 per class), at least 3 and at most 20 epochs. With a
-    validation split, early stopping usually ends training well before the cap."""
+    """``train.epochs``, else the budget of the default policy: 50 optimizer steps per class,
+    at least 3 and at most 20 epochs (the learning rate decays to 0 over it; early stopping may
+    end sooner). Evidence in the README's training policy section."""
     if cfg.epochs is not None:
         return cfg.epochs
     per_epoch = math.ceil(n_train / cfg.batch_size)
-    return float(min(20, max(3, math.ceil((1000 + 40 * n_classes) / per_epoch))))
+    return float(min(20, max(3, math.ceil(STEPS_PER_CLASS * n_classes / per_epoch))))
 
 
 @dataclass
