@@ -247,6 +247,10 @@ def test_the_training_policy_is_in_the_keys_and_old_records_read_as_the_fixed_bu
     assert new.hash != fixed.hash
     assert new.train_key(data_fingerprint="d", source="s", lr=1e-3) != fixed.train_key(data_fingerprint="d",
                                                                                        source="s", lr=1e-3)
+    # the budget train.epochs: null resolves to (it depends on the data) is in the key
+    auto = variant_of(train=TrainConfig(epochs=None, batch_size=8, max_length=64, lr=1e-3))
+    assert auto.train_key(data_fingerprint="d", source="s", lr=1e-3, epochs=3.0) != \
+        auto.train_key(data_fingerprint="d", source="s", lr=1e-3, epochs=6.0)
     # without validation, patience and the evaluation interval change nothing
     moot = variant_of(train=TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3, validation_size=0.0,
                                         patience=5, eval_every=7))

