@@ -74,10 +74,15 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     from paretobert.config import BenchConfig
     from paretobert.variant import RECIPE
 
-    v = _variant()
+    from paretobert.config import TrainConfig
+
+    v = _variant(train=TrainConfig(epochs=2, validation_size=0.0))  # the training of records from then
     old = v.to_dict()
     for key in ("batch_sizes", "isolate"):
         del old["bench"][key]
+    for key in ("validation_size", "validation_max", "patience", "eval_every", "max_minutes"):  # the policy
+        del old["train"][key]
+    del old["exit"]["pooling"]
     for key in ("calibration_size", "calibrate_method"):  # the runtime axis
         del old["quantize"][key]
     del old["runtime"]["name"], old["precision"]
@@ -86,3 +91,4 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
         {"export": "e", "quantize": old["quantize"], "v": __import__("paretobert.variant").variant.library_versions()})
     assert _variant(bench=BenchConfig(batch_sizes=[1, 8])).hash != v.hash
     assert _variant(bench=BenchConfig(isolate=True)).hash != v.hash
+    assert _variant().hash != v.hash  # today's default policy (validation, early stopping) is another training
