@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from paretobert import measure
 from paretobert.bench import summarize, time_loop
 from paretobert.config import Config, TrainConfig, load_model_preset
 from paretobert.encoding import encode_text
 from paretobert.env import cpu_features, environment, resolve_variant
+from paretobert.frontier import pareto_mask
 from paretobert.pipeline import run_variant
 from paretobert.store import load_results
 from paretobert.variant import Variant
@@ -137,13 +139,12 @@ def _paretobert_engines(sweep: Path | None, train_key: str, seq_len: int, thread
             mine.append((rec, variant))
     if frontier_only and mine:  # the sweep's (accuracy, p50) frontier at these settings, the plain int8 / fp32
         # of ONNX Runtime, and the fastest point of every runtime
-        pts = np.array([(r["accuracy"], r["latency_p50_ms"]) for r, _ in mine])
-        keep = [i for i, (a, t) in enumerate(pts) if not ((pts[:, 0] >= a) & (pts[:, 1] <= t)
-                                                           & ((pts[:, 0] > a) | (pts[:, 1] < t))).any()]
+        pts = pd.DataFrame([{"accuracy": r["accuracy"], "latency_p50_ms": r["latency_p50_ms"]} for r, _ in mine])
+        keep = [int(i) for i in np.flatnonzero(pareto_mask(pts).to_numpy())]
         keep += [i for i, (_, v) in enumerate(mine) if v.exit.threshold is None and v.runtime.name == "onnxruntime"
                  and v.quantize.per_channel and v.resolved_precision in ("fp32", "int8-dynamic")]
         for name in {v.runtime.name for _, v in mine}:
-            keep.append(min((i for i, (_, v) in enumerate(mine) if v.runtime.name == name), key=lambda i: pts[i, 1]))
+            keep.append(min((i for i, (_, v) in enumerate(mine) if v.runtime.name == name), key=lambda i: pts.at[i, "latency_p50_ms"]))
         mine = [mine[i] for i in sorted(set(keep))]
     for rec, variant in mine:
         model = measure.open_model(variant, measure.model_paths(rec), threads)

@@ -71,10 +71,8 @@ def test_distillation_and_drop_enter_the_train_key():
 
 
 def test_settings_added_later_keep_old_hashes_at_their_default():
-    from paretobert.config import BenchConfig
+    from paretobert.config import BenchConfig, TrainConfig
     from paretobert.variant import RECIPE
-
-    from paretobert.config import TrainConfig
 
     v = _variant(train=TrainConfig(epochs=2, validation_size=0.0))  # the training of records from then
     old = v.to_dict()

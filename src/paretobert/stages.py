@@ -92,7 +92,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             log.info("[%s] train.lr=auto: candidate %d/%d, lr=%g ...", variant.variant_id, i + 1, len(grid), lr)
             one = dataclasses.replace(variant, train=dataclasses.replace(variant.train, lr=lr))
             tried.append(fine_tune(one, split, source, cache_dir, progress=progress, allow_network=allow_network))
-        best = max(tried, key=lambda b: (b.meta["train"]["val_accuracy"], -b.meta["train"]["val_loss"]))
+        best = max(tried, key=lambda b: training.validation_rank(b.meta["train"]))
         search = [{k: b.meta["train"].get(k) for k in ("lr", "val_accuracy", "val_loss", "epochs", "seconds")}
                   for b in tried]
         log.info("[%s] train.lr=auto chose lr=%g (validation accuracy %.4f)", variant.variant_id,
@@ -140,8 +140,6 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                    cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
                                    truncation=variant.truncation, distill=distill, validation=validation,
                                    epochs=epochs, progress=progress)
-        if stats.get("warning"):
-            log.warning("[%s] %s", variant.variant_id, stats["warning"])
         if warm is not None:
             stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
         if dropped is not None:

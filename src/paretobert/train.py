@@ -36,6 +36,7 @@ __all__ = [
     "seed_everything",
     "shuffled_batches",
     "teacher_logits",
+    "validation_rank",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,11 +147,10 @@ def _score(model: Any, encoded: list[list[int]], labels: Sequence[int], *, pad_i
     return correct / len(encoded), loss_sum / len(encoded)
 
 
-def _better(point: dict[str, float], best: dict[str, float] | None) -> bool:
-    """Higher validation accuracy; at equal accuracy, lower validation loss."""
-    if best is None:
-        return True
-    return (point["val_accuracy"], -point["val_loss"]) > (best["val_accuracy"], -best["val_loss"])
+def validation_rank(point: dict[str, Any]) -> tuple[float, float]:
+    """The order of evaluations (and of ``train.lr=auto`` candidates): higher validation
+    accuracy; at equal accuracy, lower validation loss."""
+    return point["val_accuracy"], -point["val_loss"]
 
 
 def diagnose(curve: Sequence[dict[str, Any]], stopped: str) -> str | None:
@@ -159,7 +159,7 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str) -> str | None:
     the budget, ``overfit`` when the first of at least 3 evaluations stayed the best."""
     if len(curve) < 2:
         return None
-    best = max(range(len(curve)), key=lambda i: (curve[i]["val_accuracy"], -curve[i]["val_loss"]))
+    best = max(range(len(curve)), key=lambda i: validation_rank(curve[i]))
     last, prev = curve[-1], curve[-2]
     if stopped != "patience" and best == len(curve) - 1 and (
             last["val_accuracy"] > prev["val_accuracy"] or last["val_loss"] < 0.97 * prev["val_loss"]):
@@ -314,7 +314,7 @@ def fine_tune(
                      "seconds": round(time.perf_counter() - t0, 2)}
             curve.append(point)
             since_eval = 0
-            if _better(point, best):
+            if best is None or validation_rank(point) > validation_rank(best):
                 best, since_best = point, 0
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             else:
