@@ -201,6 +201,10 @@ def test_max_epochs_policy():
     assert max_epochs(TrainConfig(), n_train=8_000, n_classes=48) == 5  # 2,400 steps over 500 per epoch
     assert max_epochs(TrainConfig(), n_train=60_000, n_classes=2) == 3  # at least 3
     assert max_epochs(TrainConfig(), n_train=160, n_classes=77) == 20  # at most 20
+    # a randomly initialised body: 10..40 epochs
+    assert max_epochs(TrainConfig(), n_train=60_000, n_classes=2, pretrained=False) == 10
+    assert max_epochs(TrainConfig(), n_train=160, n_classes=77, pretrained=False) == 40
+    assert max_epochs(TrainConfig(epochs=2), n_train=160, n_classes=77, pretrained=False) == 2
 
 
 def test_train_config_lr_auto_and_policy_values():
@@ -260,3 +264,36 @@ def test_the_training_policy_is_in_the_keys_and_old_records_read_as_the_fixed_bu
         del old["train"][k]
     back = Variant.from_dict(old)
     assert back.train.validation_size == 0.0 and back.hash == fixed.hash
+
+
+def test_head_learns_at_scaled_lr_body_at_lr(tiny_model):
+    from paretobert.train import param_groups
+
+    groups = param_groups(tiny_model, lr=1e-4, weight_decay=0.01, head_lr_scale=20.0)
+    named = {id(p): n for n, p in tiny_model.named_parameters()}
+    lr_of = {named[id(p)]: g["lr"] for g in groups for p in g["params"]}
+    decay_of = {named[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
+    assert set(lr_of) == set(named.values())  # every parameter in exactly one group
+    assert sum(len(g["params"]) for g in groups) == len(named)
+    assert lr_of["classifier.weight"] == pytest.approx(2e-3) and lr_of["classifier.bias"] == pytest.approx(2e-3)
+    body = [n for n in lr_of if n.startswith(f"{tiny_model.base_model_prefix}.")]
+    assert body and all(lr_of[n] == pytest.approx(1e-4) for n in body)
+    assert decay_of["classifier.bias"] == 0.0 and decay_of["classifier.weight"] == 0.01
+    assert all(decay_of[n] == 0.0 for n in body if n.endswith(("bias", "LayerNorm.weight")))
+    # scale 1: one lr for all (the policy before)
+    assert {g["lr"] for g in param_groups(tiny_model, lr=1e-4, weight_decay=0.01)} == {1e-4}
+
+
+def test_fine_tune_records_head_lr_and_moves_head_faster(tiny_model, tokenizer, corpus):
+    import copy
+
+    texts, labels, _ = corpus
+    moved = {}
+    for scale in (1.0, 50.0):
+        model = copy.deepcopy(tiny_model)
+        before = model.classifier.weight.detach().clone()
+        stats = fine_tune(model, tokenizer, texts=texts, labels=labels, seed=0, lr=1e-4, head_lr_scale=scale,
+                          cfg=TrainConfig(epochs=1, batch_size=8, max_length=32, validation_size=0.0), progress=False)
+        assert stats["head_lr"] == pytest.approx(1e-4 * scale)
+        moved[scale] = float((model.classifier.weight.detach() - before).abs().max())
+    assert moved[50.0] > 5 * moved[1.0]

@@ -186,6 +186,10 @@ class TrainConfig:
         metadata={"help": "a number; null: 5e-5 for pretrained weights, 1e-3 x min(1, 256/hidden) for scratch; "
                           "auto: the best of a small grid on the validation split"}
     )
+    head_lr_scale: float = field(
+        default=20.0,
+        metadata={"help": "the new classification head learns at lr x this on a pretrained body (1: as the body)"}
+    )
     batch_size: int = 16
     max_length: int | None = field(
         default=128, metadata={"help": "tokens per training text; null: the variant's seq_len"}
@@ -218,6 +222,7 @@ class TrainConfig:
             if not isinstance(self.lr, float):
                 _fail("train.lr", self.lr, "a positive number | null | auto")
             _check_positive("train.lr", self.lr)
+        _check_positive("train.head_lr_scale", self.head_lr_scale)
         _check_positive("train.batch_size", self.batch_size)
         if self.max_length is not None:
             _check_positive("train.max_length", self.max_length)

@@ -104,6 +104,8 @@ FIELDS: tuple[Field, ...] = (
     _F("train_seconds", "float", "s"),
     _F("train_cached", "bool"),
     _F("train_lr", "float", "lr", hover=True, help="learning rate used (the winner of train.lr=auto)"),
+    _F("train_head_lr", "float", "lr", help="learning rate of the new classification head (train.head_lr_scale x lr "
+                                             "on a pretrained body)"),
     _F("train_epochs", "float", "epochs", hover=True, help="epochs run (early stopping may end before the cap)"),
     _F("train_best_epoch", "float", "epochs", help="epoch of the kept (best validation) weights"),
     _F("train_val_accuracy", "float", "fraction", help="validation accuracy of the kept weights"),
@@ -199,7 +201,9 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
         row["runtime_version"] = (env.get("versions") or {}).get(row["runtime"])
     train = rec.get("train") or {}
     row["train_seconds"] = train.get("seconds")
-    row.update(train_lr=train.get("lr"), train_best_epoch=train.get("best_epoch"),
+    # records from before train.head_lr_scale: the head learnt at the body's lr
+    row.update(train_lr=train.get("lr"), train_head_lr=train.get("head_lr", train.get("lr")),
+               train_best_epoch=train.get("best_epoch"),
                train_val_accuracy=train.get("val_accuracy"), train_stopped=train.get("stopped"),
                train_warning=train.get("warning"),
                # records from before early stopping: the whole budget ran

@@ -139,7 +139,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         stats = training.fine_tune(model, tok, texts=train_texts, labels=train_labels,
                                    cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
                                    truncation=variant.truncation, distill=distill, validation=validation,
-                                   epochs=epochs, progress=progress)
+                                   epochs=epochs, head_lr_scale=head_scale, progress=progress)
         if warm is not None:
             stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
         if dropped is not None:
@@ -153,8 +153,11 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                 "label_names": split.label_names, "data": split.fingerprint()}
 
     lr = training.default_lr(variant.train, pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden)
+    # a new head on a pretrained body learns faster; a student cut from its teacher keeps the teacher's head
+    head_scale = variant.train.head_lr_scale if source.pretrained and variant.distill.layers is None else 1.0
     # the budget as resolved (train.epochs: null depends on the data), like the lr
-    epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names))
+    epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names),
+                                 pretrained=_pretrained_body(variant, source))
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs)
     return stage(cache_dir, "checkpoints", key, build)

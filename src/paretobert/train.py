@@ -33,6 +33,7 @@ __all__ = [
     "mask_tokens",
     "mlm_warmup",
     "n_steps",
+    "param_groups",
     "seed_everything",
     "shuffled_batches",
     "teacher_logits",
@@ -105,14 +106,16 @@ def lr_grid(*, pretrained: bool, hidden: int) -> list[float]:
     return [3e-4 * scale, 1e-3 * scale, 3e-3 * scale]
 
 
-def max_epochs(cfg: TrainConfig, *, n_train: int, n_classes: int) -> float:
+def max_epochs(cfg: TrainConfig, *, n_train: int, n_classes: int, pretrained: bool = True) -> float:
     """``train.epochs``, else the budget of the default policy: 50 optimizer steps per class,
-    at least 3 and at most 20 epochs (the learning rate decays to 0 over it; early stopping may
-    end sooner). Evidence in the README's training policy section."""
+    at least 3 and at most 20 epochs for a pretrained body; a randomly initialised one gets
+    at least 10 and at most 40 (the learning rate decays to 0 over it; early stopping usually
+    ends sooner). Evidence in the README's training policy section."""
     if cfg.epochs is not None:
         return cfg.epochs
     per_epoch = math.ceil(n_train / cfg.batch_size)
-    return float(min(20, max(3, math.ceil(STEPS_PER_CLASS * n_classes / per_epoch))))
+    low, high = (3, 20) if pretrained else (10, 40)
+    return float(min(high, max(low, math.ceil(STEPS_PER_CLASS * n_classes / per_epoch))))
 
 
 @dataclass
@@ -170,6 +173,25 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str) -> str | None:
         return (f"overfit: the first evaluation (epoch {curve[0]['epoch']:.2f}) stayed the best of "
                 f"{len(curve)}: lower train.lr or train.epochs")
     return None
+
+
+def param_groups(model: Any, *, lr: float, weight_decay: float, head_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay except on biases and LayerNorm weights; the parameters
+    outside the body (``model.base_model_prefix``: the classification head) at
+    ``lr * head_lr_scale`` (a model without a ``base_model_prefix``: all at ``lr``). Empty
+    groups are left out."""
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    prefix = getattr(model, "base_model_prefix", None)
+    body = f"{prefix}." if prefix else ""
+    groups = []
+    for head in (False, True):
+        for decay in (True, False):
+            params = [p for n, p in model.named_parameters()
+                      if n.startswith(body) != head and n.endswith(no_decay) != decay]
+            if params:
+                groups.append({"params": params, "weight_decay": weight_decay if decay else 0.0,
+                               "lr": lr * head_lr_scale if head else lr})
+    return groups
 
 
 def _device(name: str) -> torch.device:
@@ -240,6 +262,7 @@ def fine_tune(
     distill: Distillation | None = None,
     validation: Validation | None = None,
     epochs: float | None = None,
+    head_lr_scale: float = 1.0,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place on (texts, labels) at learning rate ``lr`` (resolved by
@@ -249,7 +272,9 @@ def fine_tune(
     With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels'.
     With ``validation`` the held-out texts are scored every ``validation.every`` steps (the
     curve is returned), training stops after ``validation.patience`` evaluations without a
-    better one, and the best weights are restored."""
+    better one, and the best weights are restored.
+    ``head_lr_scale``: the parameters outside the model's body (the classification head) learn
+    at ``lr * head_lr_scale`` (a new head on a pretrained body; the body keeps ``lr``)."""
     max_length = max_length or cfg.max_length
     if not max_length:
         raise ValueError("fine_tune needs max_length (train.max_length: null resolves to seq_len upstream)")
@@ -259,13 +284,8 @@ def fine_tune(
                for t in tqdm(texts, desc="tokenize", unit="text", disable=not progress, leave=False)]
     device = _device(cfg.device)
     model.to(device).train()
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=lr)
+    opt = torch.optim.AdamW(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale),
+                            lr=lr)
     epochs = epochs if epochs is not None else cfg.epochs
     if epochs is None:
         raise ValueError("fine_tune needs epochs (train.epochs: null resolves by max_epochs upstream)")
@@ -338,6 +358,7 @@ def fine_tune(
         "max_epochs": epochs,
         "stopped": stopped,
         "lr": lr,
+        "head_lr": lr * head_lr_scale,
         "max_length": max_length,
         "truncation": truncation,
         "device": str(device),

@@ -49,7 +49,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("exit", "pooling"): "cls",
     ("train", "validation_size"): 0.0, ("train", "patience"): 2, ("train", "eval_every"): None,
     ("train", "validation_max"): 2000,
-    ("train", "max_minutes"): None,
+    ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0,
 }
 
 
