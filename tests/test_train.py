@@ -185,6 +185,11 @@ def test_diagnose_underfit_overfit_and_fine():
     assert diagnose(curve(0.5, 0.9, 0.9, 0.85), "patience") is None
     assert diagnose(curve(0.5, 0.9, 0.9), "budget") is None  # flat at the end: it fit
     assert diagnose(curve(0.9), "budget") is None
+    # flat accuracy: a loss 4% lower is convergence (BBC's curve), 20% lower is still learning
+    flat = [{"epoch": e, "val_accuracy": 0.988, "val_loss": v} for e, v in ((1.0, 0.068), (2.0, 0.05), (3.0, 0.048))]
+    assert diagnose(flat, "budget") is None
+    flat[-1]["val_loss"] = 0.04
+    assert diagnose(flat, "budget").startswith("underfit")
 
 
 def test_wall_time_budget_stops_training(tiny_model, tokenizer, corpus):
@@ -297,3 +302,16 @@ def test_fine_tune_records_head_lr_and_moves_head_faster(tiny_model, tokenizer, 
         assert stats["head_lr"] == pytest.approx(1e-4 * scale)
         moved[scale] = float((model.classifier.weight.detach() - before).abs().max())
     assert moved[50.0] > 5 * moved[1.0]
+
+
+def test_cached_checkpoint_warning_follows_the_current_rule(tmp_path):
+    from paretobert.stages import _rediagnosed
+    from paretobert.store import Built
+
+    curve = [{"epoch": e, "val_accuracy": 0.988, "val_loss": v} for e, v in ((1.0, 0.068), (2.0, 0.05), (3.0, 0.048))]
+    stale = {"train": {"curve": curve, "stopped": "budget", "warning": "underfit: an older rule's verdict"}}
+    built = Built(key="k", dir=tmp_path, meta=stale, reused=True)
+    assert _rediagnosed(built).meta["train"]["warning"] is None
+    assert stale["train"]["warning"].startswith("underfit")  # the cached meta itself is not mutated
+    no_curve = Built(key="k", dir=tmp_path, meta={"train": {"warning": None}}, reused=True)
+    assert _rediagnosed(no_curve) is no_curve

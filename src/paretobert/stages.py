@@ -160,7 +160,20 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                  pretrained=_pretrained_body(variant, source))
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs)
-    return stage(cache_dir, "checkpoints", key, build)
+    return _rediagnosed(stage(cache_dir, "checkpoints", key, build))
+
+
+def _rediagnosed(built: Built) -> Built:
+    """The checkpoint with its training warning re-derived from its curve by the current
+    :func:`~paretobert.train.diagnose` (a cached checkpoint keeps the warning of the rule it
+    was trained under otherwise)."""
+    train = built.meta.get("train") or {}
+    if not train.get("curve"):
+        return built
+    warning = training.diagnose(train["curve"], train.get("stopped", "budget"))
+    if warning == train.get("warning"):
+        return built
+    return built._replace(meta={**built.meta, "train": {**train, "warning": warning}})
 
 
 def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teacher_ckpt: Path, model: Any | None,
