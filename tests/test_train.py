@@ -305,13 +305,13 @@ def test_fine_tune_records_head_lr_and_moves_head_faster(tiny_model, tokenizer, 
 
 
 def test_cached_checkpoint_warning_follows_the_current_rule(tmp_path):
-    from paretobert.stages import _rediagnosed
+    from paretobert.stages import rediagnosed
     from paretobert.store import Built
 
     curve = [{"epoch": e, "val_accuracy": 0.988, "val_loss": v} for e, v in ((1.0, 0.068), (2.0, 0.05), (3.0, 0.048))]
     stale = {"train": {"curve": curve, "stopped": "budget", "warning": "underfit: an older rule's verdict"}}
     built = Built(key="k", dir=tmp_path, meta=stale, reused=True)
-    assert _rediagnosed(built).meta["train"]["warning"] is None
+    assert rediagnosed(built).meta["train"]["warning"] is None
     assert stale["train"]["warning"].startswith("underfit")  # the cached meta itself is not mutated
     no_curve = Built(key="k", dir=tmp_path, meta={"train": {"warning": None}}, reused=True)
-    assert _rediagnosed(no_curve) is no_curve
+    assert rediagnosed(no_curve) is no_curve

@@ -33,7 +33,8 @@ from paretobert.runtimes.segmented import EarlyExitRunner
 from paretobert.store import Built, ensure_free_space, stage
 from paretobert.variant import Variant
 
-__all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "teacher_variant",
+__all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "rediagnosed",
+           "teacher_variant",
            "unfused"]
 
 log = logging.getLogger(__name__)
@@ -160,10 +161,10 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                  pretrained=_pretrained_body(variant, source))
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs)
-    return _rediagnosed(stage(cache_dir, "checkpoints", key, build))
+    return rediagnosed(stage(cache_dir, "checkpoints", key, build))
 
 
-def _rediagnosed(built: Built) -> Built:
+def rediagnosed(built: Built) -> Built:
     """The checkpoint with its training warning re-derived from its curve by the current
     :func:`~paretobert.train.diagnose` (a cached checkpoint keeps the warning of the rule it
     was trained under otherwise)."""
