@@ -34,8 +34,7 @@ from paretobert.store import Built, ensure_free_space, stage
 from paretobert.variant import Variant
 
 __all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "rediagnosed",
-           "teacher_variant",
-           "unfused"]
+           "teacher_variant", "unfused"]
 
 log = logging.getLogger(__name__)
 
