@@ -51,7 +51,11 @@ def test_nan_loss_stops_with_a_message(tiny_model, tokenizer, corpus):
 
 
 def test_default_lr_and_validation():
-    assert default_lr(TrainConfig(), pretrained=True, hidden=384) == 5e-5
+    assert default_lr(TrainConfig(), pretrained=True, hidden=384) == pytest.approx(1e-4)
+    assert default_lr(TrainConfig(), pretrained=True, hidden=768) == pytest.approx(5e-5)
+    assert default_lr(TrainConfig(), pretrained=True, hidden=128) == pytest.approx(1e-4)
+    # one lr for all (the policy before, pinned by the committed experiments): 5e-5 as then
+    assert default_lr(TrainConfig(head_lr_scale=1.0), pretrained=True, hidden=384) == 5e-5
     assert default_lr(TrainConfig(), pretrained=False, hidden=128) == 1e-3
     assert default_lr(TrainConfig(), pretrained=False, hidden=512) == pytest.approx(5e-4)
     assert default_lr(TrainConfig(lr=2e-3), pretrained=True, hidden=384) == 2e-3
