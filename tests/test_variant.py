@@ -74,11 +74,12 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     from paretobert.config import BenchConfig, TrainConfig
     from paretobert.variant import RECIPE
 
-    v = _variant(train=TrainConfig(epochs=2, validation_size=0.0))  # the training of records from then
+    v = _variant(train=TrainConfig(epochs=2, validation_size=0.0, head_lr_scale=1.0))  # the training then
     old = v.to_dict()
     for key in ("batch_sizes", "isolate"):
         del old["bench"][key]
-    for key in ("validation_size", "validation_max", "patience", "eval_every", "max_minutes"):  # the policy
+    for key in ("validation_size", "validation_max", "patience", "eval_every", "max_minutes",
+                "head_lr_scale"):  # the policy
         del old["train"][key]
     del old["exit"]["pooling"]
     for key in ("calibration_size", "calibrate_method"):  # the runtime axis

@@ -152,12 +152,13 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                 "n_params": int(sum(p.numel() for p in model.parameters())),
                 "label_names": split.label_names, "data": split.fingerprint()}
 
-    lr = training.default_lr(variant.train, pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden)
+    pretrained = _pretrained_body(variant, source)
+    lr = training.default_lr(variant.train, pretrained=pretrained, hidden=variant.model.hidden)
     # a new head on a pretrained body learns faster; a student cut from its teacher keeps the teacher's head
     head_scale = variant.train.head_lr_scale if source.pretrained and variant.distill.layers is None else 1.0
     # the budget as resolved (train.epochs: null depends on the data), like the lr
     epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names),
-                                 pretrained=_pretrained_body(variant, source))
+                                 pretrained=pretrained)
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs)
     return rediagnosed(stage(cache_dir, "checkpoints", key, build))

@@ -92,8 +92,8 @@ def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int) -> float:
     (1e-4 x 384 / hidden: 1e-4 for MiniLM-L6, 5e-5 for BERT-base-wide bodies, BERT's own
     recommendation) when the head has its own lr (``train.head_lr_scale`` != 1; the two were
     measured as a pair), 5e-5 with one lr for all (``head_lr_scale: 1``, the policy before:
-    records and pinned experiments keep their meaning), and for random init 1e-3 scaled down for widths above 256
-    (1e-3 x 256 / hidden): on BBC, 2 epochs, model=tiny from scratch scored 0.43 at 3e-4 and
+    records and pinned experiments keep their meaning), and for random init 1e-3 scaled down
+    for widths above 256 (1e-3 x 256 / hidden): on BBC, 2 epochs, model=tiny from scratch scored 0.43 at 3e-4 and
     0.86 / 0.90 at 1e-3 (single runs, unseeded init). The pretrained rule's evidence (MiniLM-L6
     with the head at ``train.head_lr_scale`` = 20x) is in the README's training policy.
     ``train.lr=auto`` is resolved by the caller over :func:`lr_grid`."""
@@ -167,7 +167,8 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str) -> str | None:
     """A one-line warning when the curve says the budget did not fit, else None:
     ``underfit`` when the last evaluation was the best and still clearly rising at the end of
     the budget (higher accuracy, or the same accuracy at a validation loss over 10% lower: a
-    flat accuracy whose loss creeps down by a few % has converged), ``overfit`` when the first of at least 3 evaluations stayed the best."""
+    flat accuracy whose loss creeps down by a few % has converged), ``overfit`` when the first
+    of at least 3 evaluations stayed the best."""
     if len(curve) < 2:
         return None
     best = max(range(len(curve)), key=lambda i: validation_rank(curve[i]))
