@@ -27,6 +27,17 @@ def make_texts(n_per_class: int = 12, seed: int = 0) -> tuple[list[str], list[in
     return texts, labels, names
 
 
+@pytest.fixture(autouse=True)
+def _no_size_ladder(request, monkeypatch):
+    """weights=auto builds a preset without weights from an installed pretrained model (the
+    size ladder): tests keep their small presets at scratch unless marked ``ladder``."""
+    if "ladder" in request.keywords:
+        return
+    from paretobert.models import zoo
+
+    monkeypatch.setattr(zoo, "_teachers", lambda *a, **k: [])
+
+
 @pytest.fixture(scope="session")
 def corpus() -> tuple[list[str], list[int], list[str]]:
     return make_texts()

@@ -85,9 +85,11 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     for key in ("calibration_size", "calibrate_method"):  # the runtime axis
         del old["quantize"][key]
     del old["runtime"]["name"], old["precision"]
+    del old["weights_from"]  # the size ladder
     assert v.hash == content_hash({"variant": old, "recipe": RECIPE})  # results recorded before them stay valid
     assert v.quant_key(export_key="e") == content_hash(
         {"export": "e", "quantize": old["quantize"], "v": __import__("paretobert.variant").variant.library_versions()})
     assert _variant(bench=BenchConfig(batch_sizes=[1, 8])).hash != v.hash
     assert _variant(bench=BenchConfig(isolate=True)).hash != v.hash
+    assert _variant(weights="selected", weights_from="minilm-l6").hash != _variant(weights="selected").hash
     assert _variant().hash != v.hash  # today's default policy (validation, early stopping) is another training

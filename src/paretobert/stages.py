@@ -27,23 +27,54 @@ from paretobert.encoding import encode_text
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
 from paretobert.models.early_exit import export_segments, layer_logits, train_ramps
+from paretobert.models.select import select_weights, student_config
 from paretobert.models.zoo import Source, new_vocab_mlm, transplant_body
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes.segmented import EarlyExitRunner
 from paretobert.store import Built, ensure_free_space, stage
 from paretobert.variant import Variant
 
-__all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "rediagnosed",
-           "teacher_variant", "unfused"]
+__all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "ladder_teacher",
+           "rediagnosed", "teacher_variant", "unfused"]
 
 log = logging.getLogger(__name__)
 
 
-def teacher_variant(variant: Variant) -> Variant:
-    """The distillation teacher: the preset ``distill.teacher`` fine-tuned like the variant."""
-    teacher = load_model_preset(variant.distill.teacher or "")
-    return dataclasses.replace(variant, model=teacher, weights="auto", drop=DropConfig(),
+def teacher_variant(variant: Variant, name: str | None = None) -> Variant:
+    """The distillation teacher: the preset ``name`` (default ``distill.teacher``) fine-tuned
+    like the variant."""
+    teacher = load_model_preset(name or variant.distill.teacher or "")
+    return dataclasses.replace(variant, model=teacher, weights="auto", weights_from=None, drop=DropConfig(),
                                distill=DistillConfig(), quant=False)
+
+
+def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Path, *, progress: bool,
+                   allow_network: bool = True) -> Built:
+    """The fine-tuned teacher of a model built from ``source.teacher`` (selected-kd, distilled):
+    fine-tuned like the variant at seed 0, so every student and every student seed shares it."""
+    assert source.teacher is not None and source.via is not None
+    tv = dataclasses.replace(teacher_variant(variant, source.teacher), seed=0)
+    log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, source.via.label)
+    return fine_tune(tv, split, source.via, cache_dir, progress=progress, allow_network=allow_network)
+
+
+def _selected_student(variant: Variant, source: Source, split: Split, tok: Any, cache_dir: Path) -> tuple[Any, dict]:
+    """The variant's shape in its teacher's family, weights selected from the pretrained
+    teacher (:mod:`paretobert.models.select`), a new seeded head."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    assert source.teacher is not None and source.via is not None
+    big = build_model(source.via, load_model_preset(source.teacher), num_labels=len(split.label_names),
+                      tokenizer=tok, cache_dir=cache_dir, label_names=split.label_names, seed=variant.seed)
+    m = variant.model
+    cfg = student_config(big.config, layers=m.layers, hidden=m.hidden, heads=m.heads, intermediate=m.intermediate)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(variant.seed)
+    student = AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
+    stats = select_weights(big, student)
+    del big
+    return student, {"teacher": source.teacher, "arch": cfg.model_type, **stats}
 
 
 def unfused(variant: Variant) -> Variant:
@@ -103,7 +134,10 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     retok = variant.model.retokenize and source.pretrained
     train_texts, train_labels, validation = carve_validation(variant, split)
     teacher_key = teacher_ckpt = None
-    if variant.distill.teacher:
+    if source.distils:
+        teacher = ladder_teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
+        teacher_key, teacher_ckpt = teacher.key, teacher.dir
+    elif variant.distill.teacher:
         tv = teacher_variant(variant)
         tsource = resolve_source(tv.model, weights="auto", cache_dir=cache_dir, allow_network=allow_network)
         log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, tsource.label)
@@ -114,10 +148,15 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         # retokenize: the tokenizer is trained on the train split as for scratch weights
         tok = load_tokenizer(Source("scratch") if retok else source, variant.model,
                              train_texts=train_texts, cache_dir=cache_dir)
-        # with distill.layers the student is cut from the teacher: nothing to build here
-        model = None if variant.distill.layers is not None else build_model(
-            source, variant.model, num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
-            label_names=split.label_names, seed=variant.seed)
+        selected = None
+        if source.kind in ("selected", "selected-kd"):
+            model, selected = _selected_student(variant, source, split, tok, cache_dir)
+        elif variant.distill.layers is not None:
+            model = None  # cut from the teacher below
+        else:  # a stand-in is its teacher's pretrained body; distilled: the preset at random init
+            model = build_model(Source("scratch") if source.kind == "distilled" else source, variant.model,
+                                num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
+                                label_names=split.label_names, seed=variant.seed)
         distill, kd_stats = None, None
         if teacher_ckpt is not None:
             model, tok, distill, kd_stats = _distill_setup(variant, train_texts, train_labels, teacher_ckpt, model,
@@ -146,6 +185,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             stats = {**stats, "drop": dropped}
         if kd_stats is not None:
             stats = {**stats, "distill": kd_stats}
+        if selected is not None:
+            stats = {**stats, "selected": selected}
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         return {"train": stats, "source": source.label, "model": variant.model.name,
@@ -160,7 +201,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names),
                                  pretrained=pretrained)
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
-                            teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs)
+                            teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs,
+                            distils=source.distils)
     return rediagnosed(stage(cache_dir, "checkpoints", key, build))
 
 

