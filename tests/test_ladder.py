@@ -122,7 +122,7 @@ def test_auto_builds_a_preset_without_weights_from_the_smallest_that_fits(teache
     with caplog.at_level(logging.WARNING):
         src = resolve_source(SMALL, weights="auto", cache_dir=tmp_path)
     assert (src.kind, src.teacher, src.via.kind) == (zoo.AUTO_METHOD, "big-t", "path")
-    assert src.label.startswith(f"{zoo.AUTO_METHOD}<-big-t:path:") and src.pretrained and src.distils
+    assert src.label.startswith(f"{zoo.AUTO_METHOD}<-big-t:path:") and src.pretrained
     assert "built as" in caplog.text
     same = dataclasses.replace(SMALL, name="same-t", **BIG)
     assert resolve_source(same, weights="auto", cache_dir=tmp_path).kind == "stand-in"
@@ -203,6 +203,9 @@ def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
     kd = recs["selected-kd"]["train"]["distill"]
     assert kd["teacher_layers"] == 2 and 0.0 <= kd["teacher_train_accuracy"] <= 1.0
     assert recs["distilled"]["pretrained"] is False and recs["selected"]["pretrained"] is True
+    lr = recs["selected"]["train"]["lr"]
+    assert recs["selected"]["train"]["head_lr"] == pytest.approx(20 * lr)  # a new head on selected weights
+    assert recs["distilled"]["train"]["head_lr"] == pytest.approx(lr)  # all new: one lr
     assert recs["selected-kd"]["train_key"] != recs["distilled"]["train_key"] != recs["selected"]["train_key"]
     # another student seed: its own checkpoint, the same (cached) teacher
     other = pipeline.run_variant(variant_of(model=small, weights="selected-kd", weights_from="big-t", seed=1),
@@ -220,3 +223,51 @@ def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
                            resolve_source(small, weights="selected", weights_from="big-t", cache_dir=cache))
     assert pipeline._reuse(v, tmp_path / "selected" / "result.json", tmp_path / "none.json",
                            zoo.Source("scratch")) is None
+
+
+def test_the_distill_axis_keeps_its_own_teacher(teacher_preset, variant_of, tmp_path, monkeypatch):
+    """model=X distill.teacher=T with weights=auto: the ladder only initialises (selection, or
+    random init where it would distil into one); the distillation is the axis's, not a second."""
+    from paretobert import pipeline
+    from paretobert.config import DistillConfig
+
+    monkeypatch.setattr(zoo, "AUTO_METHOD", "selected-kd")  # an auto that distils
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    assert pipeline._source(variant_of(model=small, weights="auto"), tmp_path, False).kind == "selected-kd"
+    kd = variant_of(model=small, weights="auto", distill=DistillConfig(teacher="big-t"))
+    assert pipeline._source(kd, tmp_path, False).kind == "selected"
+    wide = dataclasses.replace(small, hidden=64)  # not inside big-t: auto would distil into random init
+    assert pipeline._source(variant_of(model=wide, weights="auto", weights_from="big-t"), tmp_path,
+                            False).kind == "distilled"
+    kd_wide = variant_of(model=wide, weights="auto", weights_from="big-t", distill=DistillConfig(teacher="big-t"))
+    assert pipeline._source(kd_wide, tmp_path, False).kind == "scratch"
+
+
+def test_policy_by_method(variant_of):
+    """Random init's lr and budget for selected and distilled students; a stand-in and the
+    preset's own weights train as pretrained; a selected body's new head gets its own lr."""
+    from paretobert import stages, train
+
+    v = variant_of()
+    via = zoo.Source("path", "/x")
+    kinds = {k: stages._pretrained_body(v, zoo.Source(k, teacher="big-t", via=via))
+             for k in ("stand-in", "selected", "selected-kd", "distilled")}
+    assert kinds == {"stand-in": True, "selected": False, "selected-kd": False, "distilled": False}
+    assert stages._pretrained_body(v, via) and not stages._pretrained_body(v, zoo.Source("scratch"))
+    cfg = dataclasses.replace(v.train, lr=None, epochs=None)
+    assert train.default_lr(cfg, pretrained=kinds["selected"], hidden=128) == pytest.approx(1e-3)
+    assert train.max_epochs(cfg, n_train=1500, n_classes=5, pretrained=kinds["selected"]) == 10
+
+
+def test_listing_teachers_never_unpacks_mpnet(tmp_path, monkeypatch):
+    import importlib.metadata as md
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "distribution", missing)
+    assert zoo._pip_installed("all_mpnet_base_v2", cache_dir=tmp_path) is False
+    monkeypatch.setattr(md, "distribution", lambda name: object())
+    monkeypatch.setattr(zoo, "_mpnet_dir", lambda cache_dir: pytest.fail("unpacked"))
+    assert zoo._pip_installed("all_mpnet_base_v2", cache_dir=tmp_path) is True
+    assert not (tmp_path / "pip").exists()

@@ -194,6 +194,13 @@ def test_diagnose_underfit_overfit_and_fine():
     assert diagnose(flat, "budget") is None
     flat[-1]["val_loss"] = 0.04
     assert diagnose(flat, "budget").startswith("underfit")
+    # the accuracy wobbles down at the end while the loss still falls 16%: a selected tiny on BBC
+    wobble = [{"epoch": e, "val_accuracy": a, "val_loss": v}
+              for e, a, v in ((1.0, 0.228, 1.598), (2.0, 0.521, 1.233), (3.0, 0.497, 1.029))]
+    assert diagnose(wobble, "budget").startswith("underfit")
+    assert diagnose(wobble, "patience") is None  # early stopping ended it: not the budget
+    wobble[-1]["val_loss"] = 1.2  # a loss that barely moves: not underfit
+    assert diagnose(wobble, "budget") is None
 
 
 def test_wall_time_budget_stops_training(tiny_model, tokenizer, corpus):

@@ -11,6 +11,7 @@ raised, so the rest of a sweep goes on and its frontier is still built.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -90,11 +91,16 @@ def _new_record(variant: Variant) -> dict[str, Any]:
 
 
 def _source(variant: Variant, cache_dir: Path, allow_network: bool) -> Source | None:
-    """The resolved weight source (None for TF-IDF)."""
+    """The resolved weight source (None for TF-IDF). With ``distill.teacher`` set the
+    distillation is that axis's: ``weights=auto``'s selected-kd initialises by selection only,
+    its distilled is random init (config validation refuses those methods named explicitly)."""
     if variant.model.arch == "tfidf":
         return None
-    return resolve_source(variant.model, weights=variant.weights, weights_from=variant.weights_from,
-                          cache_dir=cache_dir, allow_network=allow_network)
+    src = resolve_source(variant.model, weights=variant.weights, weights_from=variant.weights_from,
+                         cache_dir=cache_dir, allow_network=allow_network)
+    if variant.distill.teacher and src.distils:
+        src = Source("scratch") if src.kind == "distilled" else dataclasses.replace(src, kind="selected")
+    return src
 
 
 def _build(variant: Variant, split: Split, record: dict[str, Any], stage: _Stages, *, cache_dir: Path,

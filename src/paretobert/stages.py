@@ -51,9 +51,12 @@ def teacher_variant(variant: Variant, name: str | None = None) -> Variant:
 def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Path, *, progress: bool,
                    allow_network: bool = True) -> Built:
     """The fine-tuned teacher of a model built from ``source.teacher`` (selected-kd, distilled):
-    fine-tuned like the variant at seed 0, so every student and every student seed shares it."""
+    fine-tuned like the variant at seed 0 with the default lr and budget for its own size
+    (``train.lr`` / ``train.epochs`` set for the student are the student's), so every student,
+    student seed and student budget shares it."""
     assert source.teacher is not None and source.via is not None
-    tv = dataclasses.replace(teacher_variant(variant, source.teacher), seed=0)
+    tv = teacher_variant(variant, source.teacher)
+    tv = dataclasses.replace(tv, seed=0, train=dataclasses.replace(tv.train, lr=None, epochs=None))
     log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, source.via.label)
     return fine_tune(tv, split, source.via, cache_dir, progress=progress, allow_network=allow_network)
 
@@ -106,6 +109,14 @@ def carve_validation(variant: Variant, split: Split) -> tuple[list[str], list[in
 
 
 def _pretrained_body(variant: Variant, source: Source) -> bool:
+    """Whether the lr and budget are a pretrained body's (:func:`~paretobert.train.default_lr`,
+    :func:`~paretobert.train.max_epochs`): its own or a stand-in's weights, or a student cut
+    from its fine-tuned teacher. A selected body is far from converged for its new shape: it
+    gets random init's lr and budget (BBC, tiny: 0.9604 at 1e-3 for up to 10 epochs, 0.9424 at
+    1e-4, 0.57 at 1e-4 for 3; README, the size ladder); its new head still gets
+    ``train.head_lr_scale``."""
+    if source.kind in ("selected", "selected-kd"):
+        return False
     return source.pretrained or variant.distill.layers is not None
 
 

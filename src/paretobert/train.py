@@ -165,16 +165,17 @@ def validation_rank(point: dict[str, Any]) -> tuple[float, float]:
 
 def diagnose(curve: Sequence[dict[str, Any]], stopped: str) -> str | None:
     """A one-line warning when the curve says the budget did not fit, else None:
-    ``underfit`` when the last evaluation was the best and still clearly rising at the end of
-    the budget (higher accuracy, or the same accuracy at a validation loss over 10% lower: a
-    flat accuracy whose loss creeps down by a few % has converged), ``overfit`` when the first
-    of at least 3 evaluations stayed the best."""
+    ``underfit`` when, at the end of the budget, the last evaluation was the best and still
+    clearly rising (higher accuracy, or the same accuracy at a validation loss over 10% lower: a
+    flat accuracy whose loss creeps down by a few % has converged), or its validation loss was
+    the lowest yet and over 10% below the one before (the accuracy wobbles while the model is
+    still learning); ``overfit`` when the first of at least 3 evaluations stayed the best."""
     if len(curve) < 2:
         return None
     best = max(range(len(curve)), key=lambda i: validation_rank(curve[i]))
     last, prev = curve[-1], curve[-2]
-    if stopped != "patience" and best == len(curve) - 1 and (
-            last["val_accuracy"] > prev["val_accuracy"] or last["val_loss"] < 0.9 * prev["val_loss"]):
+    falling = last["val_loss"] < 0.9 * prev["val_loss"] and last["val_loss"] <= min(c["val_loss"] for c in curve)
+    if stopped != "patience" and (falling or best == len(curve) - 1 and last["val_accuracy"] > prev["val_accuracy"]):
         return (f"underfit: validation still improving at the end of the budget ({stopped}; accuracy "
                 f"{prev['val_accuracy']:.4f} -> {last['val_accuracy']:.4f}, loss {prev['val_loss']:.3f} -> "
                 f"{last['val_loss']:.3f}): raise train.epochs or train.lr")
