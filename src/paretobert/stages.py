@@ -115,7 +115,7 @@ def _pretrained_body(variant: Variant, source: Source) -> bool:
     gets random init's lr and budget (BBC, tiny: 0.9604 at 1e-3 for up to 10 epochs, 0.9424 at
     1e-4, 0.57 at 1e-4 for 3; README, the size ladder); its new head still gets
     ``train.head_lr_scale``."""
-    if source.kind in ("selected", "selected-kd"):
+    if source.selects:
         return False
     return source.pretrained or variant.distill.layers is not None
 
@@ -160,7 +160,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         tok = load_tokenizer(Source("scratch") if retok else source, variant.model,
                              train_texts=train_texts, cache_dir=cache_dir)
         selected = None
-        if source.kind in ("selected", "selected-kd"):
+        if source.selects:
             model, selected = _selected_student(variant, source, split, tok, cache_dir)
         elif variant.distill.layers is not None:
             model = None  # cut from the teacher below

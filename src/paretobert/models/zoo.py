@@ -45,6 +45,7 @@ class ModelError(RuntimeError):
 
 # how a model without pretrained weights of its own is built from a pretrained preset (the teacher)
 BUILT = ("stand-in", "selected", "selected-kd", "distilled")
+SELECTS = ("selected", "selected-kd")  # the methods that initialise by weight selection
 # weights=auto's method for a preset that fits inside a teacher, chosen on BBC (README: the size ladder):
 # selected beat selected-kd on mini (0.9424 vs 0.8903) and tied it on tiny (3 seeds), without a teacher to fine-tune
 AUTO_METHOD = "selected"
@@ -74,6 +75,11 @@ class Source:
     def pretrained(self) -> bool:
         """Whether the body starts from pretrained weights (its own, a stand-in's, or selected)."""
         return self.kind not in ("scratch", "distilled")
+
+    @property
+    def selects(self) -> bool:
+        """Whether the body is initialised by weight selection from the teacher."""
+        return self.kind in SELECTS
 
     @property
     def distils(self) -> bool:
@@ -237,6 +243,24 @@ def _teachers(model: ModelConfig, *, cache_dir: Path, net: _Network) -> list[tup
     return out
 
 
+def _fits(method: str, teacher: Any, model: Any) -> bool:
+    """Whether ``method`` can build ``model`` from ``teacher``: a stand-in has its shape, a
+    selection needs the shape inside it, distillation takes any teacher."""
+    from paretobert.models.select import contains
+
+    if method == "stand-in":
+        return _shape(teacher) == _shape(model)
+    if method in SELECTS:
+        return contains(teacher, model)
+    return True
+
+
+def _smallest(found: list[tuple[Any, Source]], method: str, model: Any) -> tuple[Any, Source] | None:
+    """The smallest teacher of ``found`` that ``method`` can build ``model`` from, or None."""
+    ok = [(p, s) for p, s in found if _fits(method, p, model)]
+    return min(ok, key=lambda ps: (_size(ps[0]), ps[0].name)) if ok else None
+
+
 def _pick_teacher(
     model: ModelConfig, weights_from: str | None, *, cache_dir: Path, net: _Network
 ) -> tuple[str, str, Source] | None:
@@ -244,20 +268,15 @@ def _pick_teacher(
     own: ``weights_from`` if given (stand-in when its shape is the same, :data:`AUTO_METHOD`
     when it contains the shape, distilled otherwise); else a same-shape pretrained preset as a
     stand-in, else the smallest one that contains the shape; None when there is none."""
-    from paretobert.models.select import contains
-
     if weights_from:
         preset, via = _teacher_source(weights_from, cache_dir=cache_dir, net=net)
-        method = ("stand-in" if _shape(preset) == _shape(model) else
-                  AUTO_METHOD if contains(preset, model) else "distilled")
+        method = next(m for m in ("stand-in", AUTO_METHOD, "distilled") if _fits(m, preset, model))
         return method, weights_from, via
     found = _teachers(model, cache_dir=cache_dir, net=net)
-    same = [(p, s) for p, s in found if _shape(p) == _shape(model)]
-    if same:
-        return "stand-in", same[0][0].name, same[0][1]
-    fits = sorted(((p, s) for p, s in found if contains(p, model)), key=lambda ps: (_size(ps[0]), ps[0].name))
-    if fits:
-        return AUTO_METHOD, fits[0][0].name, fits[0][1]
+    for method in ("stand-in", AUTO_METHOD):
+        pick = _smallest(found, method, model)
+        if pick is not None:
+            return method, pick[0].name, pick[1]
     return None
 
 
@@ -275,27 +294,21 @@ def _teacher_source(name: str, *, cache_dir: Path, net: _Network) -> tuple[Any, 
 
 def _built(model: ModelConfig, method: str, weights_from: str | None, *, cache_dir: Path, net: _Network) -> Source:
     """The source of ``method`` (stand-in | selected | selected-kd | distilled) from
-    ``weights_from``, or from the preset :func:`_pick_teacher` finds; one line when it cannot be."""
-    from paretobert.models.select import contains
-
+    ``weights_from``, or from the smallest pretrained preset that fits; one line when it cannot be."""
     if weights_from:
         preset, via = _teacher_source(weights_from, cache_dir=cache_dir, net=net)
     else:
-        found = _teachers(model, cache_dir=cache_dir, net=net)
-        if method == "stand-in":
-            found = [(p, s) for p, s in found if _shape(p) == _shape(model)]
-        elif method != "distilled":
-            found = [(p, s) for p, s in found if contains(p, model)]
-        if not found:
+        pick = _smallest(_teachers(model, cache_dir=cache_dir, net=net), method, model)
+        if pick is None:
             raise ModelError(f"weights={method}: no pretrained {model.language} preset "
                              f"{'of the same shape as' if method == 'stand-in' else 'that contains'} model={model.name} "
                              f"({model.layers}/{model.hidden}/{model.heads}/{model.intermediate}) can be had; "
                              "name one with weights_from=PRESET")
-        preset, via = min(found, key=lambda ps: (_size(ps[0]), ps[0].name))
-    if method == "stand-in" and _shape(preset) != _shape(model):
-        raise ModelError(f"weights=stand-in: {preset.name} is {_shape(preset)} (layers/hidden/heads/intermediate), "
-                         f"model={model.name} is {_shape(model)}; use weights=selected to cut it down")
-    if method in ("selected", "selected-kd") and not contains(preset, model):
+        preset, via = pick
+    if not _fits(method, preset, model):
+        if method == "stand-in":
+            raise ModelError(f"weights=stand-in: {preset.name} is {_shape(preset)} (layers/hidden/heads/intermediate), "
+                             f"model={model.name} is {_shape(model)}; use weights=selected to cut it down")
         raise ModelError(f"weights={method}: model={model.name} ({model.layers} layers, hidden {model.hidden}, "
                          f"intermediate {model.intermediate}) does not fit inside {preset.name} ({preset.layers}, "
                          f"{preset.hidden}, {preset.intermediate}); pick a larger weights_from or weights=distilled")
