@@ -255,7 +255,11 @@ def test_policy_by_method(variant_of):
     assert kinds == {"stand-in": True, "selected": False, "selected-kd": False, "distilled": False}
     assert stages._pretrained_body(v, via) and not stages._pretrained_body(v, zoo.Source("scratch"))
     cfg = dataclasses.replace(v.train, lr=None, epochs=None)
-    assert train.default_lr(cfg, pretrained=kinds["selected"], hidden=128) == pytest.approx(1e-3)
+    assert train.default_lr(cfg, pretrained=kinds["selected"], hidden=128, selected=True) == pytest.approx(1e-3)
+    # a selected body halves its lr from 128 wide, random init from 256
+    assert train.default_lr(cfg, pretrained=False, hidden=256, selected=True) == pytest.approx(5e-4)
+    assert train.default_lr(cfg, pretrained=False, hidden=256) == pytest.approx(1e-3)
+    assert train.lr_grid(pretrained=False, hidden=512, selected=True) == pytest.approx([7.5e-5, 2.5e-4, 7.5e-4])
     assert train.max_epochs(cfg, n_train=1500, n_classes=5, pretrained=kinds["selected"]) == 10
 
 

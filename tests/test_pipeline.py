@@ -283,3 +283,17 @@ def test_repeats_give_rounds_and_intervals(tmp_path, variant_of):
     single = pipeline.run_variant(variant_of(), out_dir=tmp_path / "k", cache_dir=tmp_path / "c", progress=False)
     assert single["latency_rounds"] == 1 and single["latency"]["n"] == len(single["latency"]["raw"])
     assert single["latency_p50_ms_ci_lo"] <= single["latency_p50_ms"] <= single["latency_p50_ms_ci_hi"]
+
+
+def test_a_result_of_another_training_policy_is_measured_again(tmp_path, variant_of, monkeypatch):
+    """A change of the default policy (what an unset lr / budget resolves to) changes no
+    variant hash: the stored result records its policy and is not reused under another."""
+    from paretobert import train
+
+    cache = tmp_path / "cache"
+    first = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
+    assert first["train_policy"] == train.TRAIN_POLICY
+    monkeypatch.setattr(train, "TRAIN_POLICY", train.TRAIN_POLICY + 1)
+    again = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
+    assert again["started_at"] != first["started_at"] and again["train_policy"] == train.TRAIN_POLICY
+    assert again["train_cached"] is True  # the checkpoint is keyed on the resolved lr, which did not change

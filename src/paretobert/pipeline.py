@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from paretobert import measure, stages
+from paretobert import train as training
 from paretobert.data import Split
 from paretobert.env import environment, machine_id, resolve_variant
 from paretobert.models import ModelError, Source, resolve_source
@@ -54,6 +55,7 @@ class _Stages:
 def _reusable(rec: Any, variant: Variant, source: Source | None) -> bool:
     return (isinstance(rec, dict) and seal_ok(rec) and rec.get("status") == "ok" and rec.get("hash") == variant.hash
             and rec.get("environment", {}).get("machine_id") == machine_id()
+            and rec.get("train_policy", 0) == training.TRAIN_POLICY
             and (source is None or rec.get("weights_source") == source.label))
 
 
@@ -77,6 +79,7 @@ def _new_record(variant: Variant) -> dict[str, Any]:
     runtime = get_runtime(variant.runtime_name)
     record: dict[str, Any] = {
         "variant_id": variant.variant_id, "name": variant.name, "hash": variant.hash, "variant": variant.to_dict(),
+        "train_policy": training.TRAIN_POLICY,
         **variant.axes(), **runtime.describe(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
         "environment": env, "warnings": [],

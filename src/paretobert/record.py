@@ -104,6 +104,8 @@ FIELDS: tuple[Field, ...] = (
     _F("int8_accuracy_drop", "float", "fraction", hover=True, help="fp32 twin accuracy - this accuracy"),
     _F("int8_collapsed", "bool", hover=True, table=True),
     _F("train_seconds", "float", "s"),
+    _F("train_policy", "int", help="version of the default training policy (paretobert.train.TRAIN_POLICY) the "
+                                   "result was measured under; a stored result of another is re-measured"),
     _F("train_cached", "bool"),
     _F("train_lr", "float", "lr", hover=True, help="learning rate used (the winner of train.lr=auto)"),
     _F("train_head_lr", "float", "lr", help="learning rate of the new classification head (train.head_lr_scale x lr "

@@ -112,7 +112,7 @@ def _pretrained_body(variant: Variant, source: Source) -> bool:
     """Whether the lr and budget are a pretrained body's (:func:`~paretobert.train.default_lr`,
     :func:`~paretobert.train.max_epochs`): its own or a stand-in's weights, or a student cut
     from its fine-tuned teacher. A selected body is far from converged for its new shape: it
-    gets random init's lr and budget (BBC, tiny: 0.9604 at 1e-3 for up to 10 epochs, 0.9424 at
+    gets random init's budget and an lr of that kind (BBC, tiny: 0.9604 at 1e-3 for up to 10 epochs, 0.9424 at
     1e-4, 0.57 at 1e-4 for 3; README, the size ladder); its new head still gets
     ``train.head_lr_scale``."""
     if source.selects:
@@ -128,7 +128,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     asked for by hand) and the best on the validation split is returned, the search in its
     ``meta["train"]["lr_search"]``."""
     if variant.train.lr == "auto":
-        grid = training.lr_grid(pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden)
+        grid = training.lr_grid(pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden,
+                                selected=source.selects)
         tried = []
         for i, lr in enumerate(grid):
             log.info("[%s] train.lr=auto: candidate %d/%d, lr=%g ...", variant.variant_id, i + 1, len(grid), lr)
@@ -205,7 +206,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                 "label_names": split.label_names, "data": split.fingerprint()}
 
     pretrained = _pretrained_body(variant, source)
-    lr = training.default_lr(variant.train, pretrained=pretrained, hidden=variant.model.hidden)
+    lr = training.default_lr(variant.train, pretrained=pretrained, hidden=variant.model.hidden,
+                             selected=source.selects)
     # a new head on a pretrained body learns faster; a student cut from its teacher keeps the teacher's head
     head_scale = variant.train.head_lr_scale if source.pretrained and variant.distill.layers is None else 1.0
     # the budget as resolved (train.epochs: null depends on the data), like the lr
