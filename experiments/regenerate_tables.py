@@ -1,6 +1,6 @@
 """Regenerate the committed experiment tables with today's columns, from their configs.
 
-    python experiments/regenerate_tables.py [design-card livedoor compression]
+    python experiments/regenerate_tables.py [design-card-scratch livedoor compression]
 
 The sweeps' result records (multirun/, not committed) are gone, so each committed
 ``results.csv`` row is matched to the :class:`~paretobert.variant.Variant` its experiment
@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 LIVEDOOR = "dataset.path=../shared/data/ldcc-20140209.tar.gz"
 # experiment dir -> the sweeps that made it (experiment name, extra overrides) and its report files
 SPECS = {
-    "design-card": {"sweeps": [("design-card", [])], "reports": [{}]},
+    "design-card-scratch": {"sweeps": [("design-card-scratch", [])], "reports": [{}]},
     "livedoor": {"sweeps": [("livedoor", [LIVEDOOR]), ("livedoor-pretrained", [LIVEDOOR]),
                             ("livedoor-newvocab", [LIVEDOOR]), ("livedoor", [LIVEDOOR, "model=tfidf", "seq_len=100000"])],
                  "reports": [{}, {"exclude_models": ["tfidf"], "suffix": "-transformers"}]},
