@@ -28,6 +28,13 @@ def make_texts(n_per_class: int = 12, seed: int = 0) -> tuple[list[str], list[in
 
 
 @pytest.fixture(autouse=True)
+def _own_machine_lock(tmp_path_factory, monkeypatch):
+    """The suite's builds and timings share a lock of their own: a sweep running beside the
+    tests neither waits for them nor is waited for (the tests' timings are not measurements)."""
+    monkeypatch.setenv("PARETOBERT_MACHINE_LOCK", str(tmp_path_factory.getbasetemp() / "machine.lock"))
+
+
+@pytest.fixture(autouse=True)
 def _no_size_ladder(request, monkeypatch):
     """weights=auto builds a preset without weights from an installed pretrained model (the
     size ladder): tests keep their small presets at scratch unless marked ``ladder``."""

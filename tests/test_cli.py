@@ -114,3 +114,21 @@ def test_frontier_is_stable_across_two_runs_and_a_retime(tmp_path):
         front = set(noise_aware_frontier(t)["hash"])
         assert not front & losers, (k, front & losers)
         assert set(pd.read_csv(runs[k] / "frontier.csv")["hash"]) == front
+
+
+def test_joblib_launcher_builds_in_parallel_and_times_one_at_a_time(tmp_path):
+    """hydra/launcher=joblib with 2 workers: every variant ok from two worker processes, one
+    fine-tune shared (the store's build lock), and no two timings at once (the machine lock)."""
+    from paretobert import schedule
+
+    sweep = tmp_path / "sweep"
+    p = _run("-m", "paretobert", "+experiment=smoke", f"hydra.sweep.dir={sweep}", "allow_network=false",
+             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cache=tmp_path / "cache")
+    assert p.returncode == 0, p.stderr[-3000:]
+    recs = [json.loads(r.read_text()) for r in sorted(sweep.glob("*/result.json"))]
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    assert len({r["pid"] for r in recs}) == 2 and len({r["train_key"] for r in recs}) == 1
+    assert schedule.overlaps(recs) == [] and len({r["timing_window"]["pid"] for r in recs}) == 2
+    windows = sorted((r["timing_window"]["started_at"], r["timing_window"]["ended_at"]) for r in recs)
+    assert all(end <= nxt for (_, end), (nxt, _) in zip(windows, windows[1:], strict=False))
+    assert (sweep / "frontier.csv").exists()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from paretobert import pipeline
+from paretobert import pipeline, record
 from paretobert.config import BenchConfig, ModelConfig, TrainConfig
 
 
@@ -28,6 +28,11 @@ def test_variant_runs_and_records_everything(tmp_path, variant_of):
     env = rec["environment"]
     assert env["threads"] == 1 and "onnxruntime" in env["versions"] and env["machine_id"]
     assert set(rec["stage_seconds"]) >= {"data", "weights", "fine-tune", "export", "prepare int8-dynamic", "evaluate", "bench"}
+    # where it was built and timed, and the window it had the machine alone
+    w = rec["timing_window"]
+    assert w["started_at"] < w["ended_at"] and w["waited_s"] >= 0
+    row = record.row_from_record(rec)
+    assert row["build_host"] == row["timing_host"] == w["host"] and row["timing_started_at"] == w["started_at"]
 
 
 def test_rerun_skips_and_other_variants_share_the_checkpoint(tmp_path, variant_of, monkeypatch):
@@ -49,8 +54,8 @@ def test_rerun_skips_and_other_variants_share_the_checkpoint(tmp_path, variant_o
                                  progress=False)
     assert other["status"] == "ok" and other["train_cached"] is True and other["train_key"] == first["train_key"]
     measured = []
-    real_measure = pipeline._measure
-    monkeypatch.setattr(pipeline, "_measure", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
+    real_measure = pipeline._time
+    monkeypatch.setattr(pipeline, "_time", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
     forced = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=cache, force=True, progress=False)
     assert measured == [1]  # force=true measures again ...
     assert forced["train_cached"] is True and "reused_from" not in forced  # ... from the cached checkpoint
@@ -97,8 +102,8 @@ def test_corrupted_cache_and_altered_results_never_reach_the_frontier(tmp_path, 
     path.write_text(json.dumps({**json.loads(path.read_text()), "accuracy": 1.0}))
     (cache / "results" / f"{clean['hash']}-{clean['environment']['machine_id']}.json").unlink()
     measured = []
-    real_measure = pipeline._measure
-    monkeypatch.setattr(pipeline, "_measure", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
+    real_measure = pipeline._time
+    monkeypatch.setattr(pipeline, "_time", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
     again = pipeline.run_variant(variant_of(quant=True), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
     assert measured == [1] and again["accuracy"] == clean["accuracy"]
     # truncated int8 model and flipped checkpoint byte: detected, rebuilt, same accuracy

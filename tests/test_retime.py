@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from paretobert import pipeline
+from paretobert import pipeline, schedule
 from paretobert.cli import main as cli
 from paretobert.config import BenchConfig
 from paretobert.retime import RetimeError, retime_sweep, variant_from_dict
@@ -31,6 +31,8 @@ def test_retime_updates_every_result_without_retraining(tmp_path, variant_of, mo
         assert on_disk["latency_rounds"] == 2 and len(on_disk["retime"]["p50_ms"]) == 2
         assert on_disk["retime"]["before"]["latency_rounds"] == 1 and on_disk["status"] == "ok"
         assert on_disk["latency_p50_ms_ci_lo"] <= on_disk["latency_p50_ms"] <= on_disk["latency_p50_ms_ci_hi"]
+    # one hold of the machine for the interleaved rounds: the same window, not an overlap
+    assert recs[0]["timing_window"] == recs[1]["timing_window"] and schedule.overlaps(recs) == []
     assert cli(["retime", str(sweep), "--rounds", "1", "--cache-dir", str(cache)]) == 0
     assert (sweep / "frontier.csv").exists()
 

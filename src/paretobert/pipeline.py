@@ -21,7 +21,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from paretobert import measure, stages
+from paretobert import measure, schedule, stages
 from paretobert import train as training
 from paretobert.data import Split
 from paretobert.env import environment, machine_id, resolve_variant
@@ -81,7 +81,7 @@ def _new_record(variant: Variant) -> dict[str, Any]:
         "variant_id": variant.variant_id, "name": variant.name, "hash": variant.hash, "variant": variant.to_dict(),
         "train_policy": training.TRAIN_POLICY,
         **variant.axes(), **runtime.describe(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(), "build_host": schedule.host(),
         "environment": env, "warnings": [],
     }
     if variant.quant and not env["vnni"]:
@@ -153,25 +153,37 @@ def _build(variant: Variant, split: Split, record: dict[str, Any], stage: _Stage
     return prepared.paths, prepared.key, ckpt
 
 
-def _measure(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,
-             cache_dir: Path, stage: _Stages, progress: bool) -> dict[str, Any]:
-    """Accuracy (cached evaluation) and latency of the built model."""
+def _evaluate(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,
+              cache_dir: Path, stage: _Stages, progress: bool) -> dict[str, Any]:
+    """Accuracy of the built model (a cached evaluation): build work, beside other builds."""
     out: dict[str, Any] = {"model_mb": measure.model_mb(paths)}
     with stage("evaluate"):
         ev = stages.evaluation(variant, split, paths, ckpt, model_key, cache_dir, progress=progress)
     out.update({k: v for k, v in ev.meta.items() if k not in ("key", "predictions", "integrity")})
     out.update(eval_key=ev.key, eval_cached=ev.reused)
-    with stage("bench"):
+    out.update(measure.accuracy_interval(out["accuracy"], out["n_test"]))
+    return out
+
+
+def _time(variant: Variant, split: Split, paths: list[Path], ckpt: Path, measured: dict[str, Any],
+          cache_dir: Path, stage: _Stages, progress: bool) -> dict[str, Any]:
+    """Latency, memory and the hardware figures of the built model, with the machine alone
+    (:func:`paretobert.schedule.timing`); the window it held is recorded as ``timing_window``."""
+    out: dict[str, Any] = {}
+    with schedule.timing() as window, stage("bench"):
         texts = measure.bench_texts(variant, split)
         if variant.bench.isolate:
             bench = measure.isolated(measure.bench_variant, variant, paths, ckpt, texts, False)
         else:
             bench = measure.bench_variant(variant, paths, ckpt, texts, progress)
-    out.update(measure.latency_fields(bench.pop("rounds")))
-    out.update(bench)
-    out["bench_isolated"] = variant.bench.isolate
-    out.update(measure.accuracy_interval(out["accuracy"], out["n_test"]))
-    out.update(measure.hardware_fields(variant, ckpt, out, cache_dir))
+        out.update(measure.latency_fields(bench.pop("rounds")))
+        out.update(bench)
+        out["bench_isolated"] = variant.bench.isolate
+        out.update(measure.hardware_fields(variant, ckpt, {**measured, **out}, cache_dir))  # may time the GEMM peak
+    out["timing_window"] = window
+    if window["waited_s"] >= 1:
+        log.info("[%s] waited %.1f s for the machine (builds or another timing were running)",
+                 variant.variant_id, window["waited_s"])
     return out
 
 
@@ -205,13 +217,17 @@ def run_variant(
     stage.seconds["weights"] = round(time.perf_counter() - t0, 3)
     record = _new_record(variant)
     try:
-        with stage("data"):
-            split = measure.split_of(variant, cache_dir, allow_network)
-        record["data"] = split.stats()
-        paths, model_key, ckpt = _build(variant, split, record, stage, cache_dir=cache_dir, progress=progress,
-                                        allow_network=allow_network, source=source)
-        record["onnx_path"] = str(paths[0] if len(paths) == 1 else paths[0].parent)
-        record.update(_measure(variant, split, paths, ckpt.dir, model_key, cache_dir, stage, progress))
+        with schedule.building() as waited:
+            if waited >= 1:
+                log.info("[%s] waited %.1f s for a timing to end before building", variant.variant_id, waited)
+            with stage("data"):
+                split = measure.split_of(variant, cache_dir, allow_network)
+            record["data"] = split.stats()
+            paths, model_key, ckpt = _build(variant, split, record, stage, cache_dir=cache_dir, progress=progress,
+                                            allow_network=allow_network, source=source)
+            record["onnx_path"] = str(paths[0] if len(paths) == 1 else paths[0].parent)
+            record.update(_evaluate(variant, split, paths, ckpt.dir, model_key, cache_dir, stage, progress))
+        record.update(_time(variant, split, paths, ckpt.dir, record, cache_dir, stage, progress))
         record["status"] = "ok"
     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
         log.error("[%s] failed: %s: %s", variant.variant_id, type(e).__name__, e)

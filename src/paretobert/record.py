@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from paretobert.config import ConfigError
+from paretobert.schedule import overlaps
 from paretobert.stats import bootstrap_interval, wilson_interval
 from paretobert.variant import Variant, VariantError
 
@@ -103,6 +104,8 @@ FIELDS: tuple[Field, ...] = (
     _F("onnx_max_abs_diff", "float", "logits", help="ONNX vs torch"),
     _F("int8_accuracy_drop", "float", "fraction", hover=True, help="fp32 twin accuracy - this accuracy"),
     _F("int8_collapsed", "bool", hover=True, table=True),
+    _F("timing_overlap", "str", hover=True, table=True,
+       help="variants whose timing ran at the same time on the same host (an error: re-time them)"),
     _F("train_seconds", "float", "s"),
     _F("train_policy", "int", help="version of the default training policy (paretobert.train.TRAIN_POLICY) the "
                                    "result was measured under; a stored result of another is re-measured"),
@@ -116,6 +119,11 @@ FIELDS: tuple[Field, ...] = (
     _F("train_stopped", "str", help="budget | patience | time (what ended fine-tuning)"),
     _F("train_warning", "str", hover=True, table=True, help="underfit / overfit diagnosis of the training curve"),
     _F("machine_id", "str", hover=True),
+    _F("build_host", "str", help="the host that built it (fine-tune, export, quantize, evaluate)"),
+    _F("timing_host", "str", hover=True, help="the host that timed it"),
+    _F("timing_started_at", "str", help="UTC ISO time the timing got the machine alone"),
+    _F("timing_ended_at", "str", help="UTC ISO time the timing gave the machine back"),
+    _F("timing_waited_s", "float", "s", help="seconds the timing waited for builds / another timing to end"),
     _F("error", "str", table=True),
     _F("job_dir", "str"),
 )
@@ -148,6 +156,7 @@ NESTED: dict[str, str] = {
     "executed": "what the runtime reports it ran (providers; OpenVINO precision, devices, threads, streams)",
     "peak_by_runtime": "GEMM GFLOP/s per runtime/precision on this machine", "model_key": "cache key",
     "calibration": "static int8: texts and method",
+    "timing_window": "host, pid, lock file, waited_s and UTC start/end of the timing's exclusive hold of the machine",
 }
 
 # an int8 variant this much less accurate than its fp32 twin is flagged (results, plot, log)
@@ -201,6 +210,9 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
         row["label"] = rec.get("variant_id")
     env = rec.get("environment") or {}
     row["machine_id"] = env.get("machine_id")
+    window = rec.get("timing_window") or {}
+    row.update(timing_host=window.get("host"), timing_started_at=window.get("started_at"),
+               timing_ended_at=window.get("ended_at"), timing_waited_s=window.get("waited_s"))
     if row.get("runtime_version") is None and row.get("runtime"):
         row["runtime_version"] = (env.get("versions") or {}).get(row["runtime"])
     train = rec.get("train") or {}
@@ -241,12 +253,18 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per variant: floats with units in column names, never formatted strings."""
     variants = [variant_of(r) for r in records]
     drops = _int8_drops(records, variants)
+    overlapped: dict[str, list[str]] = {}
+    for a, b, _ in overlaps(records):
+        overlapped.setdefault(a, []).append(b)
+        overlapped.setdefault(b, []).append(a)
     rows = []
     for i, (rec, v) in enumerate(zip(records, variants, strict=True)):
         row = row_from_record(rec, v)
         if i in drops:
             row["int8_accuracy_drop"] = drops[i]
             row["int8_collapsed"] = drops[i] > COLLAPSE_DROP
+        if rec.get("variant_id") in overlapped:
+            row["timing_overlap"] = ";".join(sorted(overlapped[rec["variant_id"]]))
         rows.append(row)
     extra = sorted({k for r in rows for k in r if k not in COLUMNS}, key=lambda k: int(k.split("_")[1][1:]))
     df = pd.DataFrame(rows, columns=[*COLUMNS, *extra])

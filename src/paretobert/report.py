@@ -67,6 +67,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path, *, objectives: Sequence[Object
     for _, r in df[df["int8_collapsed"].eq(True)].iterrows():
         log.warning("%s: int8 accuracy collapsed (%.4f below its fp32 twin): flagged in the report",
                     r["variant_id"], r["int8_accuracy_drop"])
+    for _, r in df[df["timing_overlap"].notna()].iterrows():
+        log.error("%s: timed while %s was timed on the same host (%s): its latency is not trusted; "
+                  "re-time the sweep alone (paretobert retime)", r["variant_id"], r["timing_overlap"], r["timing_host"])
     front = noise_aware_frontier(df, objectives, by=group_by)
     out = {"results": out_dir / f"results{suffix}.csv", "frontier": out_dir / f"frontier{suffix}.csv",
            "plot": out_dir / f"frontier{suffix}.png"}
