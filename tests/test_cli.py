@@ -132,3 +132,21 @@ def test_joblib_launcher_builds_in_parallel_and_times_one_at_a_time(tmp_path):
     windows = sorted((r["timing_window"]["started_at"], r["timing_window"]["ended_at"]) for r in recs)
     assert all(end <= nxt for (_, end), (nxt, _) in zip(windows, windows[1:], strict=False))
     assert (sweep / "frontier.csv").exists()
+
+
+def test_search_evaluates_a_budget_and_reuses_what_is_done(tmp_path):
+    """paretobert search over the smoke sweep's axes: 2 of its 4 variants, one fine-tune for
+    both; a second search into the same sweep with a bigger budget reuses those 2 results."""
+    sweep, cache = tmp_path / "search", tmp_path / "cache"
+    args = ("-m", "paretobert", "search", "+experiment=smoke", "allow_network=false", "--sweep-dir", str(sweep))
+    p = _run(*args, "--budget", "2", cache=cache)
+    assert p.returncode == 0, p.stderr[-3000:]
+    recs = [json.loads(r.read_text()) for r in sorted(sweep.glob("*/result.json"))]
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    assert len({r["train_key"] for r in recs}) == 1 and len([d for d in (cache / "checkpoints").iterdir() if d.is_dir()]) == 1
+    assert (sweep / "frontier.csv").exists() and json.loads((sweep / "search.json").read_text())["grid"] == 4
+    again = _run(*args, "--budget", "4", cache=cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout + again.stderr).count("done already") == 2 and len(list(sweep.glob("*/result.json"))) == 4
+    bad = _run("-m", "paretobert", "search", "model=tiny", cache=cache)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: nothing to search")

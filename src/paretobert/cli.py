@@ -4,6 +4,8 @@
 - ``paretobert retime SWEEP_DIR [--rounds N]``: re-time every variant from cached artifacts
 - ``paretobert report [SWEEP_DIR] [--objectives ...] [--group-by COL] [--markdown]``
 - ``paretobert compare SWEEP_A SWEEP_B``: the same variants in two sweeps, on/off the frontier
+- ``paretobert search [+experiment=NAME] [axis=a,b ...] [--budget N] [--sampler tpe|nsga2|random]``:
+  a multi-objective search (Optuna) over a sweep's axes instead of its whole grid
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from paretobert import compare, report, retime
 
 __all__ = ["main"]
 
-COMMANDS = ("retime", "report", "compare")
+COMMANDS = ("retime", "report", "compare", "search")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] not in COMMANDS:
         print(f"error: unknown command {args[0]!r}; accepted: {' | '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if args[0] == "search":  # composes configs with Hydra: imported only when asked for
+        from paretobert import search
+
+        return search.main(args[1:])
     return {"retime": retime.main, "compare": compare.main, "report": report.main}[args[0]](args[1:])
 
 

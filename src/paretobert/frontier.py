@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_OBJECTIVES",
     "Objective",
     "frontier",
+    "hypervolume",
     "noise_aware_frontier",
     "parse_objectives",
     "pareto_mask",
@@ -143,3 +144,28 @@ def separated_dominance(df: pd.DataFrame, objectives: Sequence[Objective] = DEFA
             else:
                 out[a, b] = "neither"
     return out
+
+
+def hypervolume(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTIVES, *,
+                reference: Sequence[float], log: Sequence[str] = ("latency_p50_ms",)) -> float:
+    """The area the ok rows of ``df`` dominate up to ``reference`` (one value per objective,
+    in its own units and direction: e.g. the grid's worst accuracy and slowest p50), for two
+    objectives. Columns in ``log`` are compared as log10 (a latency halved counts the same at
+    2 ms and at 200 ms). Rows worse than the reference in any objective add nothing."""
+    if len(objectives) != 2:
+        raise ValueError(f"hypervolume: two objectives, got {len(objectives)}")
+    pts, ref = [], []
+    for (col, sense), r in zip(objectives, reference, strict=True):
+        v = df.loc[_valid(df, objectives), col].to_numpy(dtype=float)
+        if col in log:
+            v, r = np.log10(v), float(np.log10(r))
+        pts.append(-v if sense == "max" else v)
+        ref.append(-r if sense == "max" else r)
+    p = np.stack(pts, axis=1) if len(pts[0]) else np.empty((0, 2))
+    p = p[(p[:, 0] < ref[0]) & (p[:, 1] < ref[1])]
+    area, best_y = 0.0, ref[1]
+    for x, y in sorted(map(tuple, p)):  # by the first objective; each point adds the strip below best_y
+        if y < best_y:
+            area += (ref[0] - x) * (best_y - y)
+            best_y = y
+    return float(area)
