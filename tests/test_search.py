@@ -64,3 +64,11 @@ def test_hypervolume_two_objectives():
     assert hypervolume(_df([]).reindex(columns=["status", "accuracy", "latency_p50_ms"]), reference=[0.5, 100.0]) == 0
     lin = hypervolume(one, reference=[0.5, 100.0], log=())
     assert lin == pytest.approx(0.4 * 90.0)
+
+
+def test_the_command_line_wins_over_an_experiments_axes():
+    from paretobert import compose
+
+    space, fixed = compose.sweep_space(["+experiment=smoke", "quant=false", "seq_len=16,32,64"])
+    assert space == {"seq_len": ["16", "32", "64"]} and "quant=false" in fixed
+    assert len(compose.grid(space, fixed)) == 3

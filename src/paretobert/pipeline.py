@@ -165,13 +165,12 @@ def _evaluate(variant: Variant, split: Split, paths: list[Path], ckpt: Path, mod
     return out
 
 
-def _time(variant: Variant, split: Split, paths: list[Path], ckpt: Path, measured: dict[str, Any],
+def _time(variant: Variant, texts: list[str], paths: list[Path], ckpt: Path, measured: dict[str, Any],
           cache_dir: Path, stage: _Stages, progress: bool) -> dict[str, Any]:
     """Latency, memory and the hardware figures of the built model, with the machine alone
     (:func:`paretobert.schedule.timing`); the window it held is recorded as ``timing_window``."""
     out: dict[str, Any] = {}
     with schedule.timing() as window, stage("bench"):
-        texts = measure.bench_texts(variant, split)
         if variant.bench.isolate:
             bench = measure.isolated(measure.bench_variant, variant, paths, ckpt, texts, False)
         else:
@@ -187,35 +186,51 @@ def _time(variant: Variant, split: Split, paths: list[Path], ckpt: Path, measure
     return out
 
 
-def run_variant(
-    variant: Variant,
-    *,
-    out_dir: Path,
-    cache_dir: Path,
-    force: bool = False,
-    allow_network: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Run (or reuse) one variant and write ``out_dir/result.json``; returns the record.
+@dataclasses.dataclass
+class BuiltVariant:
+    """A variant after its build (:func:`build_variant`), before its timing
+    (:func:`time_variant`): picklable, so a build on one machine can be timed on another
+    that sees the same cache directory. ``record`` has status ``built`` or ``failed``."""
 
-    A result is reused when it is ok, has the variant's hash and was measured on this
-    machine: first from ``out_dir``, then from the shared results cache; ``force`` redoes it.
-    """
-    out_dir, cache_dir = Path(out_dir), Path(cache_dir).expanduser()
+    variant: Variant
+    record: dict[str, Any]
+    paths: list[Path]
+    ckpt_dir: Path | None
+    bench_texts: list[str]
+    stage_seconds: dict[str, float]
+
+
+def lookup(variant: Variant, out_dir: Path, cache_dir: Path, *, force: bool = False,
+           allow_network: bool = True) -> tuple[Variant, Source | None, dict[str, Any] | None]:
+    """(the variant with this CPU's defaults, its resolved weight source, the stored result
+    to reuse or None). A result is reused when it is ok, has the variant's hash and was
+    measured on this machine: first from ``out_dir``, then from the shared results cache;
+    ``force`` redoes it. Run it on the machine that times (its CPU decides the defaults)."""
     variant = resolve_variant(variant)  # this CPU's defaults, before the hash
-    result_path = out_dir / RESULT_FILE
-    shared = cache_dir / "results" / f"{variant.hash}-{machine_id()}.json"
-    t0 = time.perf_counter()
     try:
-        source = _source(variant, cache_dir, allow_network)
+        source = _source(variant, Path(cache_dir).expanduser(), allow_network)
     except ModelError:
         source = None  # raised again in _build, recorded as the variant's failure
-    if not force and (rec := _reuse(variant, result_path, shared, source)) is not None:
-        return rec
+    if force:
+        return variant, source, None
+    return variant, source, _reuse(variant, Path(out_dir) / RESULT_FILE, _shared(variant, cache_dir), source)
 
+
+def _shared(variant: Variant, cache_dir: Path) -> Path:
+    return Path(cache_dir).expanduser() / "results" / f"{variant.hash}-{machine_id()}.json"
+
+
+def build_variant(variant: Variant, source: Source | None, *, cache_dir: Path, progress: bool = True,
+                  allow_network: bool = True) -> BuiltVariant:
+    """Every artifact of a resolved variant (:func:`lookup`) built or reused and its accuracy
+    evaluated, holding the machine shared (:func:`paretobert.schedule.building`): may run on
+    any machine that sees ``cache_dir``. Failures are recorded, not raised."""
+    cache_dir = Path(cache_dir).expanduser()
+    t0 = time.perf_counter()
     stage = _Stages(variant.variant_id)
-    stage.seconds["weights"] = round(time.perf_counter() - t0, 3)
     record = _new_record(variant)
+    paths: list[Path] = []
+    ckpt_dir, texts = None, []
     try:
         with schedule.building() as waited:
             if waited >= 1:
@@ -225,20 +240,67 @@ def run_variant(
             record["data"] = split.stats()
             paths, model_key, ckpt = _build(variant, split, record, stage, cache_dir=cache_dir, progress=progress,
                                             allow_network=allow_network, source=source)
+            ckpt_dir = ckpt.dir
             record["onnx_path"] = str(paths[0] if len(paths) == 1 else paths[0].parent)
             record.update(_evaluate(variant, split, paths, ckpt.dir, model_key, cache_dir, stage, progress))
-        record.update(_time(variant, split, paths, ckpt.dir, record, cache_dir, stage, progress))
-        record["status"] = "ok"
+            texts = measure.bench_texts(variant, split)
+        record["status"] = "built"
     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
-        log.error("[%s] failed: %s: %s", variant.variant_id, type(e).__name__, e)
-        record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        _failed(variant, record, e)
+    stage.seconds.setdefault("build", round(time.perf_counter() - t0, 3))
+    return BuiltVariant(variant, record, paths, ckpt_dir, texts, stage.seconds)
+
+
+def _failed(variant: Variant, record: dict[str, Any], e: BaseException) -> None:
+    log.error("[%s] failed: %s: %s", variant.variant_id, type(e).__name__, e)
+    record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+
+
+def time_variant(built: BuiltVariant, *, out_dir: Path, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Time a built variant with the machine alone (:func:`paretobert.schedule.timing`), on
+    the machine the result is for: the record takes this machine's environment. Writes
+    ``out_dir/result.json`` (and, when ok, the shared results cache); returns the record."""
+    variant, record = built.variant, dict(built.record)
+    stage = _Stages(variant.variant_id)
+    stage.seconds.update(built.stage_seconds)
+    cache_dir = Path(cache_dir).expanduser()
+    if record.get("status") == "built":
+        try:
+            record["environment"] = environment(threads=variant.runtime.threads)
+            record.update(_time(variant, built.bench_texts, built.paths, built.ckpt_dir, record, cache_dir, stage,
+                                progress))
+            record["status"] = "ok"
+        except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
+            _failed(variant, record, e)
     record["stage_seconds"] = stage.seconds
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     record = seal(record)
-    atomic_write_json(result_path, record)
+    atomic_write_json(Path(out_dir) / RESULT_FILE, record)
     if record["status"] == "ok":
-        atomic_write_json(shared, record)
+        atomic_write_json(_shared(variant, cache_dir), record)
     return record
+
+
+def run_variant(
+    variant: Variant,
+    *,
+    out_dir: Path,
+    cache_dir: Path,
+    force: bool = False,
+    allow_network: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or reuse) one variant and write ``out_dir/result.json``; returns the record:
+    :func:`lookup`, then :func:`build_variant` and :func:`time_variant` on this machine (the
+    distributed engine runs the same three functions, the build on a worker)."""
+    t0 = time.perf_counter()
+    variant, source, rec = lookup(variant, out_dir, cache_dir, force=force, allow_network=allow_network)
+    if rec is not None:
+        return rec
+    weights_s = round(time.perf_counter() - t0, 3)
+    built = build_variant(variant, source, cache_dir=cache_dir, progress=progress, allow_network=allow_network)
+    built.stage_seconds = {"weights": weights_s, **built.stage_seconds}
+    return time_variant(built, out_dir=out_dir, cache_dir=cache_dir, progress=progress)
 
 
 def format_result_line(rec: dict[str, Any]) -> str:

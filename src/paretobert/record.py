@@ -120,6 +120,8 @@ FIELDS: tuple[Field, ...] = (
     _F("train_warning", "str", hover=True, table=True, help="underfit / overfit diagnosis of the training curve"),
     _F("machine_id", "str", hover=True),
     _F("build_host", "str", help="the host that built it (fine-tune, export, quantize, evaluate)"),
+    _F("build_node", "str", help="paretobert cluster: the Ray node that built it"),
+    _F("timing_node", "str", help="paretobert cluster: the Ray node that timed it (the reference machine)"),
     _F("timing_host", "str", hover=True, help="the host that timed it"),
     _F("timing_started_at", "str", help="UTC ISO time the timing got the machine alone"),
     _F("timing_ended_at", "str", help="UTC ISO time the timing gave the machine back"),

@@ -99,47 +99,6 @@ def run_search(space: Mapping[str, Sequence[Any]], evaluate: Callable[[dict[str,
     return out
 
 
-def _space_of(experiment_overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """The sweep's axes (``hydra.sweeper.params`` of the composed config, command-line
-    ``axis=a,b`` included) and the fixed overrides."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from paretobert.__main__ import CONF_DIR
-
-    fixed, swept = [], {}
-    for o in experiment_overrides:
-        key, _, value = o.partition("=")
-        if "," in value and not value.startswith(("[", "{")):
-            swept[key] = value.split(",")
-        else:
-            fixed.append(o)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=fixed, return_hydra_config=True)
-    node = cfg.hydra.sweeper.get("params")
-    params = OmegaConf.to_container(node) if node is not None else {}
-    space = {k: str(v).split(",") for k, v in params.items()}
-    for k, v in space.items():
-        if any(x.strip().startswith(("range(", "interval(", "choice(", "glob(")) for x in v):
-            raise ValueError(f"search axis {k}={','.join(v)}: only comma-separated values can be searched")
-    space.update(swept)  # the command line wins, as in a Hydra multirun
-    return space, fixed
-
-
-def _compose_variant(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    from paretobert import preflight
-    from paretobert.__main__ import CONF_DIR, to_config
-    from paretobert.env import resolve_variant
-    from paretobert.variant import Variant
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        conf = to_config(compose(config_name="config", overrides=overrides))
-    preflight.check(conf)
-    return conf, resolve_variant(Variant.from_config(conf))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``paretobert search [OPTIONS] [+experiment=NAME] [key=value | axis=a,b,c ...]``."""
     import argparse
@@ -147,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import time
     from pathlib import Path
 
+    from paretobert import compose
     from paretobert.config import ConfigError
     from paretobert.frontier import parse_objectives
     from paretobert.pipeline import run_variant
@@ -173,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         objectives = parse_objectives(args.objectives)
         if len(objectives) != 2:
             raise ValueError("--objectives: name two (e.g. accuracy:max latency_p50_ms:min)")
-        space, fixed = _space_of(list(args.overrides))
+        space, fixed = compose.sweep_space(list(args.overrides))
         if not space:
             raise ValueError("nothing to search: give an experiment with sweeper params (+experiment=NAME) "
                              "or axes as axis=a,b,c")
@@ -192,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def evaluate(combo: dict[str, Any]) -> list[float] | None:
         overrides = [*fixed, *(f"{k}={v}" for k, v in combo.items())]
         try:
-            conf, variant = _compose_variant(overrides)
+            conf, variant = compose.variant_of(overrides)
         except ConfigError as e:
             log.error("search: %s: %s", " ".join(overrides), e)
             return None
