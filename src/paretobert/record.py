@@ -120,6 +120,7 @@ FIELDS: tuple[Field, ...] = (
     _F("train_warning", "str", hover=True, table=True, help="underfit / overfit diagnosis of the training curve"),
     _F("machine_id", "str", hover=True),
     _F("build_host", "str", help="the host that built it (fine-tune, export, quantize, evaluate)"),
+    _F("train_device", "str", help="where it was fine-tuned: cpu | cuda (train.device resolved)"),
     _F("build_node", "str", help="paretobert cluster: the Ray node that built it"),
     _F("timing_node", "str", help="paretobert cluster: the Ray node that timed it (the reference machine)"),
     _F("timing_host", "str", hover=True, help="the host that timed it"),
@@ -219,6 +220,7 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
         row["runtime_version"] = (env.get("versions") or {}).get(row["runtime"])
     train = rec.get("train") or {}
     row["train_seconds"] = train.get("seconds")
+    row["train_device"] = train.get("device")
     # records from before train.head_lr_scale: the head learnt at the body's lr
     row.update(train_lr=train.get("lr"), train_head_lr=train.get("head_lr", train.get("lr")),
                train_best_epoch=train.get("best_epoch"),
