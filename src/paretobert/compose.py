@@ -9,7 +9,7 @@ import itertools
 from paretobert.config import Config
 from paretobert.variant import Variant
 
-__all__ = ["grid", "sweep_space", "variant_of"]
+__all__ = ["error_line", "grid", "sweep_space", "variant_of"]
 
 
 def sweep_space(experiment_overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -63,3 +63,12 @@ def grid(space: dict[str, list[str]], fixed: list[str]) -> list[list[str]]:
     """The override lists of every combination of ``space``, after ``fixed``."""
     return [[*fixed, *(f"{k}={v}" for k, v in zip(space, combo, strict=True))]
             for combo in itertools.product(*space.values())]
+
+
+def error_line(e: BaseException) -> str:
+    """The one line a command prints for a sweep it cannot compose: a bad value as it is said,
+    any other error (Hydra's composition: a missing preset, bad override syntax) by its type
+    and first line."""
+    if isinstance(e, ValueError):  # ConfigError included
+        return f"error: {e}"
+    return f"error: {type(e).__name__}: {str(e).splitlines()[0]}"

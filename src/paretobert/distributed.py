@@ -5,7 +5,7 @@ unit of a custom resource, ``timer``::
 
     ray start --head --num-cpus=0 --resources='{"timer": 1}'      # the reference machine
     ray start --address=HEAD:6379                                  # every build machine
-    paretobert cluster +experiment=design-card --address HEAD:6379 --cache-dir /shared/paretobert
+    PARETOBERT_CACHE=/shared/paretobert paretobert cluster +experiment=design-card --address HEAD:6379
 
 Each variant is three Ray tasks, the same three functions a serial run calls
 (:mod:`paretobert.pipeline`): ``lookup`` and ``time_variant`` require the ``timer`` resource
@@ -121,7 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import time
 
     from paretobert import compose
-    from paretobert.config import ConfigError
     from paretobert.report import write_report
 
     ap = argparse.ArgumentParser(
@@ -138,11 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         space, fixed = compose.sweep_space(list(args.overrides))
         combos = compose.grid(space, fixed) if space else [fixed]
         composed = [compose.variant_of(o, resolve=False) for o in combos]
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001 - Hydra's composition errors: one line
-        print(f"error: {type(e).__name__}: {str(e).splitlines()[0]}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - a bad value or Hydra's composition error: one line
+        print(compose.error_line(e), file=sys.stderr)
         return 2
     import ray
 

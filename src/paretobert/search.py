@@ -141,11 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         todo = args.budget if args.budget is not None else max(1, int(args.budget_fraction * n))
         if todo < 1:
             raise ValueError(f"--budget={todo}: evaluate at least 1 variant")
-    except (ValueError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001 - Hydra's composition errors: one line
-        print(f"error: {type(e).__name__}: {str(e).splitlines()[0]}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - a bad value or Hydra's composition error: one line
+        print(compose.error_line(e), file=sys.stderr)
         return 2
     sweep = Path(args.sweep_dir or f"multirun/search-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
 
