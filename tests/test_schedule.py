@@ -68,6 +68,36 @@ def test_a_build_waits_for_a_running_timing(tmp_path):
     assert t[("b", "in")] >= t[("t", "out")]
 
 
+def test_a_timing_that_must_wait_says_so_before_it_blocks(tmp_path, monkeypatch, caplog):
+    import threading
+
+    monkeypatch.setenv("PARETOBERT_MACHINE_LOCK", str(tmp_path / "m.lock"))
+    h = _Holds(str(tmp_path / "m.lock"))
+    h.start("b", "build", 1.0)
+    with caplog.at_level("INFO", logger="paretobert.schedule"):
+        done = threading.Event()
+
+        def time_one() -> None:
+            with schedule.timing():
+                done.set()
+
+        threading.Thread(target=time_one, daemon=True).start()
+        deadline = time.time() + 5
+        while "waits for the machine" not in caplog.text and time.time() < deadline:
+            time.sleep(0.05)
+        assert "this timing waits for the machine: a build or a timing" in caplog.text
+        assert not done.is_set()  # still blocked while the build holds the machine
+    h.finish()
+    assert done.wait(10)
+
+
+def test_an_uncontended_lock_says_nothing(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PARETOBERT_MACHINE_LOCK", str(tmp_path / "m.lock"))
+    with caplog.at_level("INFO", logger="paretobert.schedule"), schedule.timing():
+        pass
+    assert "waits" not in caplog.text
+
+
 def _rec(vid: str, host: str, start: str, end: str, pid: int = 1) -> dict:
     return {"variant_id": vid, "timing_window": {"host": host, "pid": pid, "started_at": f"2026-01-01T00:00:{start}+00:00",
                                                  "ended_at": f"2026-01-01T00:00:{end}+00:00"}}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 import socket
 import tempfile
@@ -33,6 +34,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 __all__ = ["building", "host", "lock_path", "overlaps", "timing", "timing_window"]
 
@@ -52,13 +55,19 @@ def _now() -> str:
 
 
 @contextlib.contextmanager
-def _flock(mode: int) -> Iterator[float]:
+def _flock(mode: int, what: str) -> Iterator[float]:
     path = lock_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         t0 = time.perf_counter()
-        fcntl.flock(fd, mode)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:  # say so before blocking: a wait of an hour must not look like a hang
+            held = "a timing" if mode == fcntl.LOCK_SH else "a build or a timing"
+            log.info("%s waits for the machine: %s of another paretobert process holds %s; it starts when "
+                     "that ends", what, held, path)
+            fcntl.flock(fd, mode)
         try:
             yield time.perf_counter() - t0
         finally:
@@ -71,7 +80,7 @@ def _flock(mode: int) -> Iterator[float]:
 def building() -> Iterator[float]:
     """Hold the machine shared (beside other builds, never beside a timing); yields the
     seconds waited. Do not nest :func:`timing` inside it: one process would wait for itself."""
-    with _flock(fcntl.LOCK_SH) as waited:
+    with _flock(fcntl.LOCK_SH, "this build") as waited:
         yield waited
 
 
@@ -81,7 +90,7 @@ def timing() -> Iterator[dict[str, Any]]:
     ``host``, ``pid``, ``waited_s`` (for the lock), ``started_at`` / ``ended_at`` (UTC ISO,
     microseconds) and ``lock`` (the lock file's path)."""
     window: dict[str, Any] = {"host": host(), "pid": os.getpid(), "lock": str(lock_path())}
-    with _flock(fcntl.LOCK_EX) as waited:
+    with _flock(fcntl.LOCK_EX, "this timing") as waited:
         window.update(waited_s=round(waited, 3), started_at=_now())
         try:
             yield window
