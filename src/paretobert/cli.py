@@ -8,6 +8,12 @@
   a multi-objective search (Optuna) over a sweep's axes instead of its whole grid
 - ``paretobert cluster [+experiment=NAME] [axis=a,b ...] --address HEAD:6379``: a sweep's grid
   on a Ray cluster, builds on the workers, timings on the reference machine (``timer`` resource)
+- ``paretobert pick SWEEP_DIR [--max-p50-ms X] [--max-p99-ms X] [--max-mb X] [--min-accuracy A] [--json]``:
+  the variant to ship under a budget, with its runners-up and why the others lost
+- ``paretobert export SWEEP_DIR VARIANT_ID OUT_DIR`` (or ``--pick OUT_DIR`` with pick's budget flags):
+  a self-contained bundle of exactly what was measured
+- ``paretobert predict OUT_DIR "text" ... | --file texts.txt [--json]``: labels and probabilities
+  from a bundle (numpy, tokenizers and the runtime only)
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from paretobert import compare, report, retime
+from paretobert import compare, pick, report, retime
 
 __all__ = ["main"]
 
-COMMANDS = ("retime", "report", "compare", "search", "cluster")
+COMMANDS = ("retime", "report", "compare", "search", "cluster", "pick", "export", "predict")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,11 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] not in COMMANDS:
         print(f"error: unknown command {args[0]!r}; accepted: {' | '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if args[0] in ("export", "predict"):
+        from paretobert import bundle
+
+        return {"export": bundle.export_main, "predict": bundle.predict_main}[args[0]](args[1:])
     if args[0] in ("search", "cluster"):  # compose configs with Hydra (and Ray): imported only when asked for
         from paretobert import distributed, search
 
         return {"search": search.main, "cluster": distributed.main}[args[0]](args[1:])
-    return {"retime": retime.main, "compare": compare.main, "report": report.main}[args[0]](args[1:])
+    return {"retime": retime.main, "compare": compare.main, "report": report.main, "pick": pick.main}[args[0]](args[1:])
 
 
 if __name__ == "__main__":

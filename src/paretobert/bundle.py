@@ -1,0 +1,440 @@
+"""A self-contained bundle of one measured variant, and the predictor that runs it.
+
+``paretobert export SWEEP_DIR VARIANT_ID OUT_DIR`` (or ``--pick`` with budget flags) copies
+exactly what was measured into ``OUT_DIR``::
+
+    bundle.json      what to run and how: runtime, precision, seq_len, truncation, threads,
+                     early-exit threshold, label names, the tokenizer's special ids, the
+                     measured figures, and the SHA-256 of every file below
+    model/           the model file(s) as timed (ONNX + external data, an OpenVINO IR, or
+                     the early-exit segments)
+    tokenizer.json   the fine-tune's own tokenizer (the ``tokenizers`` library's format)
+    result.json      the variant's full result record (accuracy with interval, latency, machine)
+    README.md        how to use it
+
+``paretobert predict OUT_DIR "text" ... | --file texts.txt`` and ``load_bundle(OUT_DIR).predict(texts)``
+run it with numpy, the ``tokenizers`` library and the runtime only (no torch, no Hydra, no
+transformers): this module imports those lazily, and the export's heavy imports happen only
+inside :func:`export_bundle`. Every file is checked against its digest when a bundle is
+loaded: a corrupted or edited bundle is an error, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BUNDLE_FILE", "Bundle", "BundleError", "Prediction", "export_bundle", "export_main", "load_bundle", "predict_main"]
+
+BUNDLE_FILE = "bundle.json"
+FORMAT = 1
+RUNTIMES = ("onnxruntime", "openvino")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be made or used, with the reason in one line."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _companions(path: Path) -> list[Path]:
+    """A model file and the files it loads: ONNX external data, an OpenVINO IR's ``.bin``."""
+    out = [path, *sorted(path.parent.glob(f"{path.name}.data*"))]
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        out.append(path.with_suffix(".bin"))
+    return out
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def _record(sweep_dir: Path, variant_id: str) -> dict[str, Any]:
+    from paretobert.store import load_results
+
+    recs = [r for r in load_results(sweep_dir) if r.get("variant_id") == variant_id]
+    if not recs:
+        known = sorted(str(r.get("variant_id")) for r in load_results(sweep_dir))
+        hint = f"; known: {', '.join(known[:6])}{' ...' if len(known) > 6 else ''}" if known else "; it has no results"
+        raise BundleError(f"no variant {variant_id!r} in {sweep_dir}{hint}")
+    rec = recs[0]
+    if rec.get("status") != "ok":
+        raise BundleError(f"{variant_id} {rec.get('status', 'did not finish')}: {rec.get('error') or 'no result'}; "
+                          "nothing measured to export")
+    return rec
+
+
+def _special_ids(tok: Any) -> tuple[list[int], list[int]]:
+    """The ids a ``tokenizers.Tokenizer`` puts before and after a single text ([CLS] / [SEP],
+    <s> / </s>): the text's ids with and without special tokens, compared."""
+    probe = "paretobert probe 123"
+    body = tok.encode(probe, add_special_tokens=False).ids
+    full = tok.encode(probe).ids
+    for i in range(len(full) - len(body) + 1):
+        if full[i:i + len(body)] == body:
+            return full[:i], full[i + len(body):]
+    raise BundleError("the tokenizer's special tokens wrap a text in a way a bundle cannot reproduce")
+
+
+def _tokenizer(ckpt: Path) -> Any:
+    """The fine-tune's tokenizer as a ``tokenizers.Tokenizer`` (its ``tokenizer.json``, or the
+    fast conversion of a slow one), with truncation and padding off (the bundle truncates)."""
+    from tokenizers import Tokenizer
+
+    if (ckpt / "tokenizer.json").exists():
+        tok = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    else:
+        from transformers import AutoTokenizer
+
+        fast = AutoTokenizer.from_pretrained(ckpt, use_fast=True)
+        if not getattr(fast, "is_fast", False):
+            raise BundleError(f"{ckpt}: the tokenizer has no fast (tokenizers) form to bundle")
+        tok = fast.backend_tokenizer
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir: Path,
+                  force: bool = False) -> Path:
+    """Write the bundle of ``variant_id`` (an ok variant of ``sweep_dir``) to ``out_dir``
+    (refused when it exists and is not empty, unless ``force``); returns ``out_dir``. The
+    bundle appears whole or not at all (written beside it, then renamed)."""
+    from paretobert.measure import model_paths
+    from paretobert.retime import variant_from_dict
+    from paretobert.store import read_json
+
+    rec = _record(Path(sweep_dir), variant_id)
+    variant = variant_from_dict(rec["variant"])
+    if variant.model.arch == "tfidf":
+        raise BundleError(f"{variant_id}: model=tfidf is a scikit-learn pipeline; bundles hold transformer "
+                          "models only")
+    if rec.get("runtime") not in RUNTIMES:
+        raise BundleError(f"{variant_id}: runtime {rec.get('runtime')!r} cannot be bundled ({' | '.join(RUNTIMES)})")
+    paths = model_paths(rec)
+    ckpt = Path(cache_dir).expanduser() / "checkpoints" / rec["train_key"]
+    missing = [p for p in [*paths, ckpt] if not p.exists()]
+    if missing:
+        raise BundleError(f"{variant_id}: cached artifact {missing[0]} is gone; re-run the sweep (it rebuilds only "
+                          "what is missing) or pass the --cache-dir it used")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise BundleError(f"{out_dir} exists and is not empty: choose another directory or pass --force")
+
+    tok = _tokenizer(ckpt)
+    prefix, suffix = _special_ids(tok)
+    meta = read_json(ckpt / "meta.json") or {}
+    labels = meta.get("label_names")
+    if not labels:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(ckpt)
+        labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        (tmp / "model").mkdir()
+        model_files = []
+        for p in paths:
+            for f in _companions(p):
+                shutil.copy2(f, tmp / "model" / f.name)
+            model_files.append(f"model/{p.name}")
+        tok.save(str(tmp / "tokenizer.json"))
+        shutil.copy2(Path(rec["job_dir"]) / "result.json", tmp / "result.json")
+        info = {
+            "format": FORMAT, "variant_id": variant_id, "label": variant.label(rec.get("weights_source")),
+            "runtime": rec["runtime"], "runtime_version": rec.get("runtime_version"),
+            "precision": variant.resolved_precision, "seq_len": variant.seq_len, "truncation": variant.truncation,
+            "threads": variant.runtime.threads, "exit_threshold": variant.exit.threshold,
+            "model_files": model_files, "tokenizer": "tokenizer.json",
+            "special_ids": {"prefix": prefix, "suffix": suffix}, "pad_id": 0, "labels": list(labels),
+            "measured": {k: rec.get(k) for k in (
+                "accuracy", "accuracy_ci_lo", "accuracy_ci_hi", "n_test", "macro_f1", "latency_p50_ms",
+                "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi", "latency_p99_ms", "tokenize_p50_ms", "model_mb",
+                "dataset", "finished_at")},
+            "machine": {k: (rec.get("environment") or {}).get(k) for k in (
+                "cpu_model", "cpu_count", "isa_flags", "vnni", "bf16", "machine_id")},
+        }
+        (tmp / "README.md").write_text(_readme(info))
+        info["files"] = {str(f.relative_to(tmp)): _sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
+        tmp.chmod(0o755)  # mkdtemp's 0700 would keep the bundle from other users
+        (tmp / "result.json").chmod(0o644)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _readme(info: dict[str, Any]) -> str:
+    m = info["measured"]
+
+    def f(x: Any, spec: str) -> str:
+        return format(x, spec) if isinstance(x, int | float) else "n/a"
+
+    return f"""# {info['variant_id']}
+
+{info['label']}: {info['runtime']} ({info['runtime_version']}), {info['precision']}, seq_len {info['seq_len']}
+({info['truncation']} truncation), {info['threads']} intra-op thread(s){
+        f", early exit at entropy < {info['exit_threshold']}" if info['exit_threshold'] is not None else ""}.
+
+Measured by paretobert on {info['machine'].get('cpu_model')}: accuracy {f(m['accuracy'], '.4f')}
+[{f(m['accuracy_ci_lo'], '.3f')}, {f(m['accuracy_ci_hi'], '.3f')}] (Wilson 95%, {m['n_test']} test texts of {m['dataset']}),
+latency p50 {f(m['latency_p50_ms'], '.2f')} ms / p99 {f(m['latency_p99_ms'], '.2f')} ms at batch 1 (model only;
+tokenizing adds {f(m['tokenize_p50_ms'], '.2f')} ms), {f(m['model_mb'], '.1f')} MB. `result.json` is the whole record.
+
+Labels: {', '.join(map(str, info['labels']))}.
+
+    paretobert predict . "some text" "another text"
+    paretobert predict . --file texts.txt --json
+
+    from paretobert import load_bundle
+    pred = load_bundle(".").predict(["some text"])   # pred.labels, pred.probabilities
+
+Needs numpy, tokenizers and {info['runtime']} only (no torch). Every file is checked against
+its SHA-256 in `bundle.json` when the bundle is loaded.
+"""
+
+
+# ---------------------------------------------------------------------------- load / predict
+
+
+@dataclass
+class Prediction:
+    """``labels[i]`` (a label name) and ``probabilities[i]`` (softmax over ``label_names``) of
+    text i; ``exit_layers[i]`` is the 1-based layer an early-exit model stopped at (else None)."""
+
+    labels: list[str]
+    probabilities: np.ndarray
+    label_names: list[str]
+    exit_layers: list[int | None]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [{"label": lab, "probability": float(p.max()),
+                 "probabilities": dict(zip(self.label_names, map(float, p), strict=True)),
+                 **({"exit_layer": e} if e is not None else {})}
+                for lab, p, e in zip(self.labels, self.probabilities, self.exit_layers, strict=True)]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _ort_session(path: Path, threads: int | None, spin: bool) -> tuple[Any, list[str]]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()  # as paretobert timed it (runtimes.onnxruntime.make_session)
+    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return (lambda feed: dict(zip(names, sess.run(None, feed), strict=True))), [i.name for i in sess.get_inputs()]
+
+
+def _ov_session(path: Path, threads: int | None, precision: str) -> tuple[Any, list[str]]:
+    import openvino as ov
+
+    hint = {"fp32": "f32", "bf16": "bf16", "int8-static": "f32", "int8-dynamic": "f32"}[precision]
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads or (os.cpu_count() or 1), "NUM_STREAMS": 1,
+                              "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
+    if precision == "int8-dynamic":
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 32
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+    names = [o.get_any_name() for o in compiled.outputs]
+
+    def run(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = request.infer(feed)
+        return {n: res[i] for i, n in enumerate(names)}
+
+    return run, [i.get_any_name() for i in compiled.inputs]
+
+
+def _entropy(logits: np.ndarray) -> float:
+    p = _softmax(logits)
+    return float(-(p * np.log(np.clip(p, 1e-12, None))).sum(axis=-1)[0])
+
+
+class Bundle:
+    """A loaded bundle: ``predict(texts)``; ``info`` is its ``bundle.json``."""
+
+    def __init__(self, directory: Path, info: dict[str, Any], *, threads: int | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        self.dir, self.info = Path(directory), info
+        self.label_names = [str(x) for x in info["labels"]]
+        self.seq_len, self.truncation = int(info["seq_len"]), str(info["truncation"])
+        self.prefix = list(info["special_ids"]["prefix"])
+        self.suffix = list(info["special_ids"]["suffix"])
+        self.tokenizer = Tokenizer.from_file(str(self.dir / info["tokenizer"]))
+        self.tokenizer.no_truncation()  # the bundle truncates (head or head+tail), as the sweep did
+        self.tokenizer.no_padding()
+        self.threshold = info.get("exit_threshold")
+        threads = threads if threads is not None else info.get("threads")
+        paths = [self.dir / p for p in info["model_files"]]
+        many = len(paths) > 1  # early-exit segments take turns: no spinning pools (as timed)
+        if info["runtime"] == "onnxruntime":
+            opened = [_ort_session(p, threads, spin=not many) for p in paths]
+        elif info["runtime"] == "openvino":
+            opened = [_ov_session(p, threads, info["precision"]) for p in paths]
+        else:
+            raise BundleError(f"{directory}: unknown runtime {info['runtime']!r} ({' | '.join(RUNTIMES)})")
+        self.segments = [run for run, _ in opened]
+        self.input_names = opened[0][1]
+
+    def encode(self, text: str) -> dict[str, np.ndarray]:
+        """The batch-1 feed of ``text``, as the sweep encoded it (truncation and special ids)."""
+        from paretobert.encoding import truncate_ids
+
+        body = self.tokenizer.encode(text, add_special_tokens=False).ids
+        ids = [*self.prefix, *truncate_ids(body, self.seq_len - len(self.prefix) - len(self.suffix),
+                                            self.truncation), *self.suffix]
+        arr = np.asarray([ids], dtype=np.int64)
+        feed = {"input_ids": arr, "attention_mask": np.ones_like(arr), "token_type_ids": np.zeros_like(arr)}
+        return {n: feed[n] for n in self.input_names}
+
+    def logits(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, int | None]:
+        """(logits, 1-based exit layer or None) of one feed."""
+        if len(self.segments) == 1:
+            return self.segments[0](feed)["logits"], None
+        out = self.segments[0](feed)
+        for i in range(1, len(self.segments)):
+            if _entropy(out["logits"]) < self.threshold:
+                return out["logits"], i
+            out = self.segments[i]({"hidden_in": out["hidden"], "attention_mask": feed["attention_mask"]})
+        return out["logits"], len(self.segments)
+
+    def predict(self, texts: Sequence[str] | str) -> Prediction:
+        """Labels and class probabilities of ``texts`` (one at a time: batch 1, as measured)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        rows, exits = [], []
+        for text in texts:
+            lg, layer = self.logits(self.encode(str(text)))
+            rows.append(_softmax(np.asarray(lg, dtype=np.float64))[0])
+            exits.append(layer)
+        probs = np.stack(rows) if rows else np.zeros((0, len(self.label_names)))
+        labels = [self.label_names[int(i)] for i in probs.argmax(axis=1)] if rows else []
+        return Prediction(labels, probs, self.label_names, exits)
+
+
+def load_bundle(directory: str | Path, *, threads: int | None = None, verify: bool = True) -> Bundle:
+    """Open a bundle written by ``paretobert export``; ``threads`` overrides the measured
+    thread count. Every file is checked against its SHA-256 first (``verify``)."""
+    d = Path(directory)
+    try:
+        info = json.loads((d / BUNDLE_FILE).read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{d}: not a paretobert bundle (no {BUNDLE_FILE}); make one with paretobert export") from None
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{d / BUNDLE_FILE}: unreadable ({e}); export the bundle again") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise BundleError(f"{d}: bundle format {info.get('format') if isinstance(info, dict) else None!r}, "
+                          f"this paretobert reads format {FORMAT}; export it again")
+    need = ("labels", "seq_len", "truncation", "runtime", "precision", "model_files", "tokenizer", "special_ids",
+            "files")
+    missing = [k for k in need if k not in info]
+    if missing:
+        raise BundleError(f"{d / BUNDLE_FILE}: missing {', '.join(missing)}; export the bundle again")
+    if verify:
+        for rel, digest in info["files"].items():
+            f = d / rel
+            if not f.is_file():
+                raise BundleError(f"{d}: {rel} is missing; export the bundle again")
+            if _sha256(f) != digest:
+                raise BundleError(f"{d}: {rel} does not match its SHA-256 in {BUNDLE_FILE} (corrupted or edited); "
+                                  "export the bundle again")
+        listed = {*info["files"], BUNDLE_FILE}
+        for rel in [*info["model_files"], info["tokenizer"]]:
+            if rel not in listed:
+                raise BundleError(f"{d}: {rel} has no digest in {BUNDLE_FILE}; export the bundle again")
+    return Bundle(d, info, threads=threads)
+
+
+# ---------------------------------------------------------------------------- command lines
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    from paretobert import pick
+
+    ap = argparse.ArgumentParser(prog="paretobert export",
+                                 description="Write a self-contained bundle of one measured variant.")
+    ap.add_argument("sweep", type=Path, help="a finished sweep directory")
+    ap.add_argument("target", nargs="+", metavar="VARIANT_ID OUT_DIR",
+                    help="the variant id and the bundle directory (with --pick: the bundle directory only)")
+    ap.add_argument("--pick", action="store_true", help="export the variant `paretobert pick` chooses under the budget")
+    pick.add_budget_args(ap)
+    ap.add_argument("--cache-dir", default=os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert"),
+                    help="the artifact cache the sweep used (default $PARETOBERT_CACHE or ~/.cache/paretobert)")
+    ap.add_argument("--force", action="store_true", help="replace OUT_DIR when it exists")
+    args = ap.parse_args(argv)
+    if len(args.target) != (1 if args.pick else 2):
+        ap.error("give VARIANT_ID OUT_DIR, or --pick and OUT_DIR")
+    try:
+        if args.pick:
+            vid, out = pick.choose(args.sweep, args).best["variant_id"], Path(args.target[0])
+        else:
+            vid, out = args.target[0], Path(args.target[1])
+        export_bundle(args.sweep, vid, out, cache_dir=Path(args.cache_dir), force=args.force)
+    except (BundleError, pick.NothingFits, FileNotFoundError, KeyError, ValueError) as e:
+        print(f"error: {str(e).strip(chr(34))}", file=sys.stderr)
+        return 2
+    info = json.loads((out / BUNDLE_FILE).read_text())
+    m = info["measured"]
+    print(f"exported {vid} to {out}: {info['runtime']} {info['precision']}, seq_len {info['seq_len']}, "
+          f"accuracy {m['accuracy']:.4f}, p50 {m['latency_p50_ms']:.2f} ms")
+    print(f"predict: paretobert predict {out} \"some text\"")
+    return 0
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="paretobert predict", description="Labels of texts with an exported bundle.")
+    ap.add_argument("bundle", type=Path, help="a directory written by paretobert export")
+    ap.add_argument("texts", nargs="*", help="texts to classify")
+    ap.add_argument("--file", type=Path, help="a UTF-8 file with one text per line")
+    ap.add_argument("--threads", type=int, help="intra-op threads (default: the measured count)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per text")
+    args = ap.parse_args(argv)
+    texts = list(args.texts)
+    try:
+        if args.file is not None:
+            texts += [line for line in args.file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise BundleError("no texts: give them as arguments or with --file")
+        pred = load_bundle(args.bundle, threads=args.threads).predict(texts)
+    except (BundleError, OSError, UnicodeDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for text, d in zip(texts, pred.as_dicts(), strict=True):
+        if args.json:
+            print(json.dumps({"text": text, **d}, ensure_ascii=False))
+        else:
+            print(f"{d['label']}\t{d['probability']:.3f}\t{text[:80]}")
+    return 0
