@@ -27,6 +27,16 @@ def make_texts(n_per_class: int = 12, seed: int = 0) -> tuple[list[str], list[in
     return texts, labels, names
 
 
+def pytest_configure(config):
+    """The whole session (and its subprocesses) takes a machine lock of its own, so a test that
+    undoes its monkeypatches (which also undoes ``_own_machine_lock``) still never waits for a
+    sweep running on this machine."""
+    import os
+    import tempfile
+
+    os.environ["PARETOBERT_MACHINE_LOCK"] = os.path.join(tempfile.mkdtemp(prefix="paretobert-tests-"), "machine.lock")
+
+
 @pytest.fixture(autouse=True)
 def _own_machine_lock(tmp_path_factory, monkeypatch):
     """The suite's builds and timings share a lock of their own: a sweep running beside the
@@ -102,5 +112,6 @@ def variant_of(tmp_path, corpus):
 
     measure.clear_split_cache()
     return make
+
 
 

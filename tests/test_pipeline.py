@@ -41,13 +41,14 @@ def test_rerun_skips_and_other_variants_share_the_checkpoint(tmp_path, variant_o
     assert first["status"] == "ok" and first["train_cached"] is False
 
     # same variant: the result is reused without touching any stage
-    monkeypatch.setattr("paretobert.measure.split_of", lambda *a: pytest.fail("a done variant must be skipped"))
-    again = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
-    assert again["started_at"] == first["started_at"]
-    # a fresh job dir (another sweep) finds it in the shared results cache
-    elsewhere = pipeline.run_variant(variant_of(), out_dir=tmp_path / "b", cache_dir=cache, progress=False)
-    assert elsewhere["reused_from"].startswith(str(cache)) and (tmp_path / "b" / "result.json").exists()
-    monkeypatch.undo()
+    # (a patch of its own: monkeypatch.undo() would also undo conftest's machine lock)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("paretobert.measure.split_of", lambda *a: pytest.fail("a done variant must be skipped"))
+        again = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=cache, progress=False)
+        assert again["started_at"] == first["started_at"]
+        # a fresh job dir (another sweep) finds it in the shared results cache
+        elsewhere = pipeline.run_variant(variant_of(), out_dir=tmp_path / "b", cache_dir=cache, progress=False)
+        assert elsewhere["reused_from"].startswith(str(cache)) and (tmp_path / "b" / "result.json").exists()
 
     # another seq_len and int8: new measurement, same fine-tuned checkpoint
     other = pipeline.run_variant(variant_of(seq_len=16, quant=True), out_dir=tmp_path / "c", cache_dir=cache,
@@ -126,13 +127,13 @@ def test_full_disk_fails_the_variant_cleanly_before_training(tmp_path, variant_o
     from paretobert import train
 
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
-    monkeypatch.setattr(train, "fine_tune", lambda *a, **k: pytest.fail("trained despite a full disk"))
-    rec = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=tmp_path / "cache", progress=False)
-    assert rec["status"] == "failed" and rec["error"].startswith("DiskSpaceError: only 1 MB free under")
-    assert "the fine-tuned checkpoint needs about" in rec["error"]
-    assert not [p for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir()]  # no partial artifact
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as mp:  # not monkeypatch.undo(): that would undo conftest's machine lock
+        mp.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
+        mp.setattr(train, "fine_tune", lambda *a, **k: pytest.fail("trained despite a full disk"))
+        rec = pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=tmp_path / "cache", progress=False)
+        assert rec["status"] == "failed" and rec["error"].startswith("DiskSpaceError: only 1 MB free under")
+        assert "the fine-tuned checkpoint needs about" in rec["error"]
+        assert not [p for p in (tmp_path / "cache" / "checkpoints").iterdir() if p.is_dir()]  # no partial artifact
     assert pipeline.run_variant(variant_of(), out_dir=tmp_path / "a", cache_dir=tmp_path / "cache",
                                 progress=False)["status"] == "ok"  # space freed: the re-run completes it
 
@@ -141,12 +142,12 @@ def test_failure_is_recorded_not_raised_and_rerun(tmp_path, variant_of, monkeypa
     def broken(*a, **k):
         raise RuntimeError("exporter exploded")
 
-    monkeypatch.setattr("paretobert.export.export_onnx", broken)
-    rec = pipeline.run_variant(variant_of(), out_dir=tmp_path / "j", cache_dir=tmp_path / "cache", progress=False)
-    assert rec["status"] == "failed" and "exporter exploded" in rec["error"]
-    assert "Traceback" in rec["traceback"] and json.loads((tmp_path / "j" / "result.json").read_text())["status"] == "failed"
-    assert not list((tmp_path / "cache" / "results").glob("*.json"))  # failures never enter the shared cache
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as mp:  # not monkeypatch.undo(): that would undo conftest's machine lock
+        mp.setattr("paretobert.export.export_onnx", broken)
+        rec = pipeline.run_variant(variant_of(), out_dir=tmp_path / "j", cache_dir=tmp_path / "cache", progress=False)
+        assert rec["status"] == "failed" and "exporter exploded" in rec["error"]
+        assert "Traceback" in rec["traceback"] and json.loads((tmp_path / "j" / "result.json").read_text())["status"] == "failed"
+        assert not list((tmp_path / "cache" / "results").glob("*.json"))  # failures never enter the shared cache
     ok = pipeline.run_variant(variant_of(), out_dir=tmp_path / "j", cache_dir=tmp_path / "cache", progress=False)
     assert ok["status"] == "ok" and ok["train_cached"] is True  # the failed variant is redone
 
