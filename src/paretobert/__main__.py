@@ -39,7 +39,7 @@ from paretobert.variant import Variant, content_hash
 
 log = logging.getLogger("paretobert")
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package (conf/ in the repo links here)
 
 
 def register_configs() -> None:

@@ -419,7 +419,7 @@ class DistillConfig:
                   "0 unless distill.layers is set (hidden states are matched layer to layer)")
 
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def model_presets() -> list[str]:
