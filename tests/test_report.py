@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -168,3 +169,45 @@ def test_training_curves_in_the_record_columns_the_png_and_the_html(tmp_path):
     data = json.loads(page.split("const DATA = ", 1)[1].split(";\nconst NS", 1)[0])
     assert [p["val_accuracy"] for p in data["curves"]["curved"]] == [0.6, 0.7] and "old" not in data["curves"]
     assert "train_warning" in data["hover"]
+
+
+def _crowded(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    lat = np.exp(rng.uniform(np.log(1.5), np.log(60), n))
+    acc = np.clip(0.9 + 0.03 * np.log(lat) / np.log(60) + rng.normal(0, 0.01, n), 0, 1)
+    return pd.DataFrame({"variant_id": [f"v{i:03d}" for i in range(n)], "status": "ok",
+                         "label": [f"model-{i % 7}[pip] int8 s{64 * (1 + i % 2)} exit0.{i % 5}" for i in range(n)],
+                         "accuracy": acc, "accuracy_ci_lo": acc - 0.01, "accuracy_ci_hi": acc + 0.01,
+                         "latency_p50_ms": lat, "latency_p50_ms_ci_lo": lat * 0.98, "latency_p50_ms_ci_hi": lat * 1.02})
+
+
+def test_a_crowded_png_is_readable():
+    import matplotlib.pyplot as plt
+
+    from paretobert.frontier import noise_aware_frontier
+    from paretobert.plot import frontier_figure
+
+    df = _crowded()
+    front = noise_aware_frontier(df)
+    fig = frontier_figure(df, front)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_gid() == "point-label"]
+    boxes = [t.get_window_extent(r) for t in labels]
+    assert len(labels) >= 16
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
+        assert not boxes[i].overlaps(ax.get_legend().get_window_extent(r)), labels[i].get_text()
+    named = {t.get_text() for t in labels if not t.get_text().isdigit()}
+    table = "\n".join(t.get_text() for t in fig.texts)
+    assert all(name in named or name in table for name in df["label"])  # every point is named somewhere
+    assert ax.get_xscale() == "log"  # 1.5..60 ms
+    ticks = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert ticks and all(len(t.replace("\u2212", "-")) <= 5 for t in ticks), ticks
+    # the step line runs through frontier points only, never an indistinguishable one
+    step = [ln for ln in ax.get_lines() if ln.get_drawstyle().startswith("steps")]
+    solid = set(front.loc[front["frontier_status"] == "frontier", "latency_p50_ms"].round(9))
+    assert step and set(np.round(step[0].get_xdata(), 9)) == solid
+    plt.close(fig)

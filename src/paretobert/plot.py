@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_frontier", "plot_training"]
+__all__ = ["frontier_figure", "plot_frontier", "plot_training"]
 
 
 def _err(df: pd.DataFrame, col: str) -> np.ndarray | None:
@@ -23,8 +23,22 @@ def _err(df: pd.DataFrame, col: str) -> np.ndarray | None:
 def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: str = "latency_p50_ms",
                   y: str = "accuracy", title: str = "paretobert frontier", max_labels: int = 16,
                   group_by: str | None = None) -> Path:
-    """All ok points, the frontier as a step line, points labelled (only the frontier's when
-    there are more than ``max_labels``); failures listed."""
+    """:func:`frontier_figure` saved as a PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = frontier_figure(results, front, x=x, y=y, title=title, max_labels=max_labels, group_by=group_by)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def frontier_figure(results: pd.DataFrame, front: pd.DataFrame, *, x: str = "latency_p50_ms", y: str = "accuracy",
+                    title: str = "paretobert frontier", max_labels: int = 16, group_by: str | None = None):
+    """All ok points with their intervals, the frontier as a step line through its
+    ``frontier`` points, a log x axis when x spans more than 10x, round ticks; up to
+    ``max_labels`` labels placed where they overlap nothing (frontier points first), the
+    other points numbered against a table beside the plot; failures listed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,36 +62,116 @@ def plot_frontier(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: 
     yerr = _err(ok, y)
     if xerr is not None or yerr is not None:
         ax.errorbar(ok[x], ok[y], xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)
-    groups = [(None, front)] if group_by is None else list(front.groupby(group_by, sort=True))
+    # the step line joins the points that are on the frontier beyond the noise only: through an
+    # `indistinguishable` point it could go down as latency grows
+    solid = front[front["frontier_status"].eq("frontier")] if "frontier_status" in front.columns else front
+    groups = [(None, solid)] if group_by is None else list(solid.groupby(group_by, sort=True))
     for k, (value, part) in enumerate(groups):
         if len(part):
             f = part.sort_values(x)
             color = "tab:red" if group_by is None else plt.cm.tab10(k % 10)
             ax.step(f[x], f[y], where="post", color=color, lw=1.5, zorder=1,
                     label=None if group_by is None else f"frontier {group_by}={value}")
-    # neighbours along x alternate above / below their point so close labels do not overlap;
-    # a crowded plot labels its frontier points only (every point is in results.csv)
-    labelled = ok if len(ok) <= max_labels else ok[on]
-    for k, (_, row) in enumerate(labelled.sort_values(x).iterrows()):
-        ax.annotate(str(row.get("label", row.get("variant_id", ""))), (row[x], row[y]), fontsize=7,
-                    xytext=(4, 5 if k % 2 == 0 else -11), textcoords="offset points")
-    if len(ok) and (ok[x] > 0).all() and ok[x].max() / max(ok[x].min(), 1e-12) > 20:
+    if len(ok) and (ok[x] > 0).all() and ok[x].max() / max(ok[x].min(), 1e-12) > 10:
         ax.set_xscale("log")
+    _round_ticks(ax)
+    # labels where they fit without overlapping; the rest numbered (number beside the point
+    # where it fits) against a table beside the plot; frontier points are placed first
+    order = sorted(range(len(ok)), key=lambda i: (not on[i], float(ok[x].iloc[i])))
+    names = [str(ok.iloc[i].get("label", ok.iloc[i].get("variant_id", ""))) for i in order]
+    pts = [(float(ok[x].iloc[i]), float(ok[y].iloc[i])) for i in order]
     ax.set_xlabel(x.replace("_ms", " (ms)").replace("_", " "))
     ax.set_ylabel(y)
     ax.set_title(title)
-    ax.grid(True, alpha=0.3)
     failed = results[results["status"] != "ok"] if "status" in results.columns else results.iloc[0:0]
+    boxes = []
     if len(failed):
         lines = [f"failed: {r.get('variant_id')}" for _, r in failed.iterrows()][:8]
-        ax.text(0.99, 0.01, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom",
-                fontsize=7, color="tab:red", bbox={"fc": "white", "alpha": 0.8})
-    ax.legend(loc="best", fontsize=8)
+        boxes.append(ax.text(0.99, 0.01, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom",
+                             fontsize=7, color="tab:red", bbox={"fc": "white", "alpha": 0.8}))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    renderer = fig.canvas.get_renderer()
+    # the legend where matplotlib finds it best among the points, then pinned there (at save
+    # time "best" would move it again, onto the labels placed meanwhile)
+    where = ax.legend(loc="best", fontsize=8).get_window_extent(renderer).transformed(ax.transAxes.inverted())
+    boxes.append(ax.legend(loc=(where.x0, where.y0), fontsize=8))
+    numbered = _place_labels(fig, ax, pts, names, max_labels=max_labels,
+                             taken=[b.get_window_extent(renderer) for b in boxes])
+    if numbered:
+        _number_table(fig, ax, numbered)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def _round_ticks(ax) -> None:
+    """Tick labels as short round numbers (1, 2, 5, 10, 20 on a log axis), never 3.2905."""
+    from matplotlib import ticker
+
+    fmt = ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
+    if ax.get_xscale() == "log":
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    else:
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(fmt)
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
+    ax.yaxis.set_major_formatter(fmt)
+
+
+def _number_table(fig, ax, numbered: list[tuple[int, str]]) -> None:
+    """The numbered points' names in columns to the right of the axes: the figure grows to
+    the right by their width, the axes keep their size in pixels (labels stay where placed)."""
+    pos = ax.get_position()
+    line_pt = 6 * 1.25  # fontsize 6, matplotlib's line spacing 1.2 and a margin
+    per_col = max(5, int(pos.y1 * fig.get_size_inches()[1] * 72 / line_pt) - 2)
+    cols = [numbered[i:i + per_col] for i in range(0, len(numbered), per_col)]
+    width_in = 0.12 + sum(0.055 * max(len(f"{n:>3}  {name}") for n, name in col) + 0.15 for col in cols)
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w + width_in, h)
+    scale = w / (w + width_in)
+    ax.set_position([pos.x0 * scale, pos.y0, pos.width * scale, pos.height])
+    x = (w + 0.1) / (w + width_in)
+    for col in cols:
+        text = "\n".join(f"{n:>3}  {name}" for n, name in col)
+        fig.text(x, pos.y1, ("numbered points\n" if col is cols[0] else "\n") + text, fontsize=6,
+                 family="monospace", va="top", ha="left")
+        x += (0.055 * max(len(f"{n:>3}  {name}") for n, name in col) + 0.15) / (w + width_in)
+
+
+OFFSETS = ((5, 4), (5, -10), (-5, 4), (-5, -10), (0, 9), (0, -15), (10, -3), (-10, -3))
+
+
+def _place_labels(fig, ax, points, names, *, max_labels: int = 16, taken=()) -> list[tuple[int, str]]:
+    """Annotate ``points`` in order with ``names`` where a label fits (inside the axes, over
+    no other label) at one of a few offsets; at most ``max_labels`` names, the others get a
+    number (drawn where it fits); returns the numbered (number, name) pairs. Every drawn text
+    is tagged ``gid="point-label"`` (the test checks none overlap); ``taken`` are boxes
+    (legend, notes) no label may cover."""
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed: list = list(taken)
+
+    def put(xy, text, size) -> bool:
+        for dx, dy in OFFSETS:
+            ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+            t = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=size, ha=ha,
+                            gid="point-label")
+            box = t.get_window_extent(renderer)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+            if inside and not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                return True
+            t.remove()
+        return False
+
+    numbered: list[tuple[int, str]] = []
+    for k, (xy, name) in enumerate(zip(points, names, strict=True)):
+        if k < max_labels and put(xy, name, 7):
+            continue
+        number = len(numbered) + 1
+        numbered.append((number, name))
+        put(xy, str(number), 6)  # where even the number does not fit, the table still lists it
+    return numbered
 
 
 def plot_training(curves: dict, labels: dict, path: Path, *, title: str = "fine-tuning curves") -> Path:
