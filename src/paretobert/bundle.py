@@ -14,7 +14,8 @@ exactly what was measured into ``OUT_DIR``::
 
 ``paretobert predict OUT_DIR "text" ... | --file texts.txt`` and ``load_bundle(OUT_DIR).predict(texts)``
 run it with numpy, the ``tokenizers`` library and the runtime only (no torch, no Hydra, no
-transformers): this module imports those lazily, and the export's heavy imports happen only
+transformers, no onnx): sessions are opened by :mod:`paretobert.runtimes` exactly as the sweep
+timed them (those modules defer their heavy imports), and the export's own imports happen
 inside :func:`export_bundle`. Every file is checked against its digest when a bundle is
 loaded: a corrupted or edited bundle is an error, never a wrong answer.
 """
@@ -22,7 +23,6 @@ loaded: a corrupted or edited bundle is an error, never a wrong answer.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from paretobert.encoding import truncate_ids
+from paretobert.runtimes.segmented import entropy
+from paretobert.store import file_sha256
+
 __all__ = ["BUNDLE_FILE", "Bundle", "BundleError", "Prediction", "export_bundle", "export_main", "load_bundle", "predict_main"]
 
 BUNDLE_FILE = "bundle.json"
@@ -44,14 +48,6 @@ RUNTIMES = ("onnxruntime", "openvino")
 
 class BundleError(ValueError):
     """A bundle that cannot be made or used, with the reason in one line."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _companions(path: Path) -> list[Path]:
@@ -173,7 +169,7 @@ def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir:
                 "cpu_model", "cpu_count", "isa_flags", "vnni", "bf16", "machine_id")},
         }
         (tmp / "README.md").write_text(_readme(info))
-        info["files"] = {str(f.relative_to(tmp)): _sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        info["files"] = {str(f.relative_to(tmp)): file_sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
         tmp.chmod(0o755)  # mkdtemp's 0700 would keep the bundle from other users
         (tmp / "result.json").chmod(0o644)
@@ -242,44 +238,13 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _ort_session(path: Path, threads: int | None, spin: bool) -> tuple[Any, list[str]]:
-    import onnxruntime as ort
+def _session(runtime: str, path: Path, threads: int | None, precision: str, spin: bool) -> tuple[Any, list[str]]:
+    """(feed -> named outputs, input names) of one model file, opened exactly as the sweep
+    opened it for timing (:mod:`paretobert.runtimes`: these import neither torch nor onnx)."""
+    from paretobert.runtimes import get_runtime
 
-    so = ort.SessionOptions()  # as paretobert timed it (runtimes.onnxruntime.make_session)
-    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    if not spin:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return (lambda feed: dict(zip(names, sess.run(None, feed), strict=True))), [i.name for i in sess.get_inputs()]
-
-
-def _ov_session(path: Path, threads: int | None, precision: str) -> tuple[Any, list[str]]:
-    import openvino as ov
-
-    hint = {"fp32": "f32", "bf16": "bf16", "int8-static": "f32", "int8-dynamic": "f32"}[precision]
-    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads or (os.cpu_count() or 1), "NUM_STREAMS": 1,
-                              "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
-    if precision == "int8-dynamic":
-        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 32
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
-    request = compiled.create_infer_request()
-    names = [o.get_any_name() for o in compiled.outputs]
-
-    def run(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = request.infer(feed)
-        return {n: res[i] for i, n in enumerate(names)}
-
-    return run, [i.get_any_name() for i in compiled.inputs]
-
-
-def _entropy(logits: np.ndarray) -> float:
-    p = _softmax(logits)
-    return float(-(p * np.log(np.clip(p, 1e-12, None))).sum(axis=-1)[0])
+    sess, _ = get_runtime(runtime).open(path, threads=threads, spin=spin, precision=precision)
+    return sess.outputs, sess.input_names
 
 
 class Bundle:
@@ -300,19 +265,14 @@ class Bundle:
         threads = threads if threads is not None else info.get("threads")
         paths = [self.dir / p for p in info["model_files"]]
         many = len(paths) > 1  # early-exit segments take turns: no spinning pools (as timed)
-        if info["runtime"] == "onnxruntime":
-            opened = [_ort_session(p, threads, spin=not many) for p in paths]
-        elif info["runtime"] == "openvino":
-            opened = [_ov_session(p, threads, info["precision"]) for p in paths]
-        else:
+        if info["runtime"] not in RUNTIMES:
             raise BundleError(f"{directory}: unknown runtime {info['runtime']!r} ({' | '.join(RUNTIMES)})")
+        opened = [_session(info["runtime"], p, threads, info["precision"], spin=not many) for p in paths]
         self.segments = [run for run, _ in opened]
         self.input_names = opened[0][1]
 
     def encode(self, text: str) -> dict[str, np.ndarray]:
         """The batch-1 feed of ``text``, as the sweep encoded it (truncation and special ids)."""
-        from paretobert.encoding import truncate_ids
-
         body = self.tokenizer.encode(text, add_special_tokens=False).ids
         ids = [*self.prefix, *truncate_ids(body, self.seq_len - len(self.prefix) - len(self.suffix),
                                             self.truncation), *self.suffix]
@@ -326,7 +286,7 @@ class Bundle:
             return self.segments[0](feed)["logits"], None
         out = self.segments[0](feed)
         for i in range(1, len(self.segments)):
-            if _entropy(out["logits"]) < self.threshold:
+            if float(entropy(out["logits"])[0]) < self.threshold:  # as runtimes.segmented decides
                 return out["logits"], i
             out = self.segments[i]({"hidden_in": out["hidden"], "attention_mask": feed["attention_mask"]})
         return out["logits"], len(self.segments)
@@ -368,7 +328,7 @@ def load_bundle(directory: str | Path, *, threads: int | None = None, verify: bo
             f = d / rel
             if not f.is_file():
                 raise BundleError(f"{d}: {rel} is missing; export the bundle again")
-            if _sha256(f) != digest:
+            if file_sha256(f) != digest:
                 raise BundleError(f"{d}: {rel} does not match its SHA-256 in {BUNDLE_FILE} (corrupted or edited); "
                                   "export the bundle again")
         listed = {*info["files"], BUNDLE_FILE}

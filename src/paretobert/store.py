@@ -30,6 +30,7 @@ __all__ = [
     "DiskSpaceError",
     "ensure_free_space",
     "file_digests",
+    "file_sha256",
     "find_results",
     "integrity_problems",
     "is_done",
@@ -93,7 +94,8 @@ def is_done(directory: Path, key: str) -> bool:
     return isinstance(meta, dict) and meta.get("key") == key
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -104,7 +106,7 @@ def _sha256(path: Path) -> str:
 def file_digests(directory: Path) -> dict[str, dict[str, Any]]:
     """``{relative path: {"size", "sha256"}}`` of every file under ``directory`` but meta.json."""
     return {
-        p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+        p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(directory.rglob("*")) if p.is_file() and p.name != META_FILE
     }
 
@@ -122,7 +124,7 @@ def integrity_problems(directory: Path, meta: dict[str, Any]) -> list[str]:
             problems.append(f"{rel} missing")
         elif p.stat().st_size != d.get("size"):
             problems.append(f"{rel} has {p.stat().st_size} bytes, built with {d.get('size')}")
-        elif _sha256(p) != d.get("sha256"):
+        elif file_sha256(p) != d.get("sha256"):
             problems.append(f"{rel} altered (sha256 differs)")
     return problems
 
