@@ -392,9 +392,13 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     except (BundleError, OSError, UnicodeDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for text, d in zip(texts, pred.as_dicts(), strict=True):
-        if args.json:
-            print(json.dumps({"text": text, **d}, ensure_ascii=False))
-        else:
-            print(f"{d['label']}\t{d['probability']:.3f}\t{text[:80]}")
+    try:
+        for text, d in zip(texts, pred.as_dicts(), strict=True):
+            if args.json:
+                print(json.dumps({"text": text, **d}, ensure_ascii=False))
+            else:
+                print(f"{d['label']}\t{d['probability']:.3f}\t{text[:80]}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `paretobert predict ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
