@@ -56,8 +56,9 @@ def main(argv=None) -> int:
             v = variant_from_dict(rec["variant"])
             b_dir = bundle.export_bundle(args.sweep, rec["variant_id"], Path(tmp) / rec["variant_id"], cache_dir=cache)
             texts = measure.bench_texts(v, measure.split_of(v, cache, False))
-            model = measure.open_model(v, measure.model_paths(rec), v.runtime.threads)
-            prepare, _ = measure.preparer(v, cache / "checkpoints" / rec["train_key"], model.input_names)
+            paths, ckpt = measure.cached_artifacts(rec, cache)
+            model = measure.open_model(v, paths, v.runtime.threads)
+            prepare, _ = measure.preparer(v, ckpt, model.input_names)
             sweep_feeds = [prepare(t) for t in texts]
             b = bundle.load_bundle(b_dir)
             bundle_feeds = [b.encode(t) for t in texts]

@@ -27,21 +27,21 @@ def make_texts(n_per_class: int = 12, seed: int = 0) -> tuple[list[str], list[in
     return texts, labels, names
 
 
-def pytest_configure(config):
-    """The whole session (and its subprocesses) takes a machine lock of its own, so a test that
-    undoes its monkeypatches (which also undoes ``_own_machine_lock``) still never waits for a
-    sweep running on this machine."""
+@pytest.fixture(scope="session", autouse=True)
+def _own_machine_lock(tmp_path_factory):
+    """The suite's builds and timings (and its subprocesses') share a lock of their own: a
+    sweep running beside the tests neither waits for them nor is waited for (the tests'
+    timings are not measurements). Set in os.environ for the session, not by monkeypatch, so a
+    test's monkeypatch.undo() cannot take it away."""
     import os
-    import tempfile
 
-    os.environ["PARETOBERT_MACHINE_LOCK"] = os.path.join(tempfile.mkdtemp(prefix="paretobert-tests-"), "machine.lock")
-
-
-@pytest.fixture(autouse=True)
-def _own_machine_lock(tmp_path_factory, monkeypatch):
-    """The suite's builds and timings share a lock of their own: a sweep running beside the
-    tests neither waits for them nor is waited for (the tests' timings are not measurements)."""
-    monkeypatch.setenv("PARETOBERT_MACHINE_LOCK", str(tmp_path_factory.getbasetemp() / "machine.lock"))
+    before = os.environ.get("PARETOBERT_MACHINE_LOCK")
+    os.environ["PARETOBERT_MACHINE_LOCK"] = str(tmp_path_factory.getbasetemp() / "machine.lock")
+    yield
+    if before is None:
+        os.environ.pop("PARETOBERT_MACHINE_LOCK", None)
+    else:
+        os.environ["PARETOBERT_MACHINE_LOCK"] = before
 
 
 @pytest.fixture(autouse=True)

@@ -19,15 +19,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     """One cluster for the module (each new Ray worker imports torch: tens of seconds on 2
     cores); the kill test runs last, it replaces the workers."""
-    import os
-
     from ray.cluster_utils import Cluster
 
-    before = os.environ.get("PARETOBERT_MACHINE_LOCK")  # the nodes inherit the suite's own lock
-    os.environ["PARETOBERT_MACHINE_LOCK"] = str(tmp_path_factory.getbasetemp() / "machine.lock")
+    # the nodes inherit the suite's own machine lock (conftest)
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "resources": {distributed.TIMER: 1}})
     workers = [c.add_node(num_cpus=1) for _ in range(2)]
     ray.init(address=c.address, logging_level="WARNING")
@@ -36,10 +33,6 @@ def cluster(tmp_path_factory):
     finally:
         ray.shutdown()
         c.shutdown()
-        if before is None:
-            os.environ.pop("PARETOBERT_MACHINE_LOCK", None)
-        else:
-            os.environ["PARETOBERT_MACHINE_LOCK"] = before
 
 
 def _smoke(*extra: str) -> list:

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from paretobert.encoding import truncate_ids
+from paretobert.encoding import encode_batch, truncate_ids
 from paretobert.runtimes.segmented import entropy
-from paretobert.store import file_sha256
+from paretobert.store import add_cache_dir_argument, file_sha256, load_results, read_json
 
 __all__ = ["BUNDLE_FILE", "Bundle", "BundleError", "Prediction", "export_bundle", "export_main", "load_bundle", "predict_main"]
 
@@ -62,11 +62,10 @@ def _companions(path: Path) -> list[Path]:
 
 
 def _record(sweep_dir: Path, variant_id: str) -> dict[str, Any]:
-    from paretobert.store import load_results
-
-    recs = [r for r in load_results(sweep_dir) if r.get("variant_id") == variant_id]
+    every = load_results(sweep_dir)
+    recs = [r for r in every if r.get("variant_id") == variant_id]
     if not recs:
-        known = sorted(str(r.get("variant_id")) for r in load_results(sweep_dir))
+        known = sorted(str(r.get("variant_id")) for r in every)
         hint = f"; known: {', '.join(known[:6])}{' ...' if len(known) > 6 else ''}" if known else "; it has no results"
         raise BundleError(f"no variant {variant_id!r} in {sweep_dir}{hint}")
     rec = recs[0]
@@ -112,9 +111,8 @@ def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir:
     """Write the bundle of ``variant_id`` (an ok variant of ``sweep_dir``) to ``out_dir``
     (refused when it exists and is not empty, unless ``force``); returns ``out_dir``. The
     bundle appears whole or not at all (written beside it, then renamed)."""
-    from paretobert.measure import model_paths
+    from paretobert.measure import cached_artifacts
     from paretobert.retime import variant_from_dict
-    from paretobert.store import read_json
 
     rec = _record(Path(sweep_dir), variant_id)
     variant = variant_from_dict(rec["variant"])
@@ -123,12 +121,10 @@ def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir:
                           "models only")
     if rec.get("runtime") not in RUNTIMES:
         raise BundleError(f"{variant_id}: runtime {rec.get('runtime')!r} cannot be bundled ({' | '.join(RUNTIMES)})")
-    paths = model_paths(rec)
-    ckpt = Path(cache_dir).expanduser() / "checkpoints" / rec["train_key"]
-    missing = [p for p in [*paths, ckpt] if not p.exists()]
-    if missing:
-        raise BundleError(f"{variant_id}: cached artifact {missing[0]} is gone; re-run the sweep (it rebuilds only "
-                          "what is missing) or pass the --cache-dir it used")
+    try:
+        paths, ckpt = cached_artifacts(rec, cache_dir)
+    except FileNotFoundError as e:
+        raise BundleError(str(e)) from None
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise BundleError(f"{out_dir} exists and is not empty: choose another directory or pass --force")
@@ -276,9 +272,7 @@ class Bundle:
         body = self.tokenizer.encode(text, add_special_tokens=False).ids
         ids = [*self.prefix, *truncate_ids(body, self.seq_len - len(self.prefix) - len(self.suffix),
                                             self.truncation), *self.suffix]
-        arr = np.asarray([ids], dtype=np.int64)
-        feed = {"input_ids": arr, "attention_mask": np.ones_like(arr), "token_type_ids": np.zeros_like(arr)}
-        return {n: feed[n] for n in self.input_names}
+        return encode_batch([ids], pad_id=0, names=self.input_names)  # one row: nothing is padded
 
     def logits(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, int | None]:
         """(logits, 1-based exit layer or None) of one feed."""
@@ -351,8 +345,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
                     help="the variant id and the bundle directory (with --pick: the bundle directory only)")
     ap.add_argument("--pick", action="store_true", help="export the variant `paretobert pick` chooses under the budget")
     pick.add_budget_args(ap)
-    ap.add_argument("--cache-dir", default=os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert"),
-                    help="the artifact cache the sweep used (default $PARETOBERT_CACHE or ~/.cache/paretobert)")
+    add_cache_dir_argument(ap)
     ap.add_argument("--force", action="store_true", help="replace OUT_DIR when it exists")
     args = ap.parse_args(argv)
     if len(args.target) != (1 if args.pick else 2):

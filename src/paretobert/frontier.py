@@ -19,6 +19,7 @@ __all__ = [
     "Objective",
     "frontier",
     "hypervolume",
+    "interval",
     "noise_aware_frontier",
     "parse_objectives",
     "pareto_mask",
@@ -83,7 +84,7 @@ def frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEFAULT_OBJECTI
     return front.sort_values([keys[i] for i in order], ascending=[asc[i] for i in order], kind="mergesort")
 
 
-def _interval(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+def interval(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     """``{col}_ci_lo`` / ``{col}_ci_hi`` where present, else the point value (zero width)."""
     est = pd.to_numeric(df[col], errors="coerce").astype(float).to_numpy()
     lo = pd.to_numeric(df.get(f"{col}_ci_lo", df[col]), errors="coerce").astype(float).to_numpy()
@@ -107,7 +108,7 @@ def noise_aware_frontier(df: pd.DataFrame, objectives: Sequence[Objective] = DEF
     if sub.empty:
         return df.iloc[0:0].assign(frontier_status=pd.Series(dtype=str))
     est = np.column_stack([pd.to_numeric(sub[c]).astype(float).to_numpy() for c, _ in objectives])
-    bounds = [_interval(sub, c) for c, _ in objectives]
+    bounds = [interval(sub, c) for c, _ in objectives]
     lo = np.column_stack([b[0] for b in bounds])
     hi = np.column_stack([b[1] for b in bounds])
     status = pd.Series(noise_aware_status(est, lo, hi, [d for _, d in objectives]), index=sub.index)
@@ -128,7 +129,7 @@ def separated_dominance(df: pd.DataFrame, objectives: Sequence[Objective] = DEFA
     ids = sub[key].astype(str).to_numpy()
     est = np.column_stack([(-1.0 if d == "max" else 1.0) * pd.to_numeric(sub[c]).astype(float).to_numpy()
                            for c, d in objectives])
-    bounds = [_interval(sub, c) for c, _ in objectives]
+    bounds = [interval(sub, c) for c, _ in objectives]
     out: dict[tuple[str, str], str] = {}
     for i in range(len(sub)):
         for j in range(len(sub)):

@@ -99,6 +99,18 @@ def model_paths(rec: dict[str, Any]) -> list[Path]:
     return sorted(p.glob("segment_*.onnx")) if p.is_dir() else [p]
 
 
+def cached_artifacts(rec: dict[str, Any], cache_dir: Path) -> tuple[list[Path], Path]:
+    """(the model file(s), the fine-tuned checkpoint directory) a result record was measured
+    from, in ``cache_dir``; FileNotFoundError (one line) naming the first the cache lost."""
+    paths = model_paths(rec)
+    ckpt = Path(cache_dir).expanduser() / "checkpoints" / rec["train_key"]
+    missing = [p for p in [*paths, ckpt] if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{rec['variant_id']}: cached artifact {missing[0]} is gone; re-run the sweep (it "
+                                "rebuilds only what is missing) or pass the --cache-dir it used")
+    return paths, ckpt
+
+
 def model_mb(paths: Sequence[Path]) -> float:
     """Megabytes on disk of the model file(s) (external data included)."""
     return sum(model_bytes(p) for p in paths) / 1e6

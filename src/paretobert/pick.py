@@ -31,6 +31,7 @@ import pandas as pd
 from paretobert.frontier import (
     DEFAULT_OBJECTIVES,
     Objective,
+    interval,
     noise_aware_frontier,
     parse_objectives,
 )
@@ -144,14 +145,6 @@ def _brief(row: dict[str, Any], objectives: Sequence[Objective]) -> dict[str, An
     return out
 
 
-def _interval(row: pd.Series, col: str) -> tuple[float, float]:
-    est = float(row[col])
-    lo, hi = row.get(f"{col}_ci_lo"), row.get(f"{col}_ci_hi")
-    lo = float(lo) if lo is not None and np.isfinite(lo) else est
-    hi = float(hi) if hi is not None and np.isfinite(hi) else est
-    return lo, hi
-
-
 def pick(df: pd.DataFrame, budget: Budget = Budget(), objectives: Sequence[Objective] = DEFAULT_OBJECTIVES) -> Pick:
     """The variant to ship from a results table (:func:`paretobert.record.results_table`
     rows) under ``budget``; raises :class:`NothingFits` when no ok variant fits."""
@@ -176,10 +169,10 @@ def pick(df: pd.DataFrame, budget: Budget = Budget(), objectives: Sequence[Objec
     ranked = front.sort_values([*keys, "variant_id"], ascending=[*asc, True], kind="mergesort")
     best = ranked.iloc[0]
     first, direction = objectives[0]
-    b_lo, b_hi = _interval(best, first)
+    los, his = interval(ranked, first)
+    b_lo, b_hi = los[0], his[0]
     runners, lost = [], {}
-    for _, r in ranked.iloc[1:].iterrows():
-        lo, hi = _interval(r, first)
+    for (_, r), lo, hi in zip(ranked.iloc[1:].iterrows(), los[1:], his[1:], strict=True):
         if lo <= b_hi and b_lo <= hi:
             runners.append(r.to_dict())
         else:

@@ -124,19 +124,18 @@ def _number_table(fig, ax, numbered: list[tuple[int, str]]) -> None:
     pos = ax.get_position()
     line_pt = 6 * 1.25  # fontsize 6, matplotlib's line spacing 1.2 and a margin
     per_col = max(5, int(pos.y1 * fig.get_size_inches()[1] * 72 / line_pt) - 2)
-    cols = [numbered[i:i + per_col] for i in range(0, len(numbered), per_col)]
-    width_in = 0.12 + sum(0.055 * max(len(f"{n:>3}  {name}") for n, name in col) + 0.15 for col in cols)
+    lines = [f"{n:>3}  {name}" for n, name in numbered]
+    cols = [lines[i:i + per_col] for i in range(0, len(lines), per_col)]
+    widths = [0.055 * max(map(len, col)) + 0.15 for col in cols]  # inches: monospace 6 pt, a gap
     w, h = fig.get_size_inches()
-    fig.set_size_inches(w + width_in, h)
-    scale = w / (w + width_in)
-    ax.set_position([pos.x0 * scale, pos.y0, pos.width * scale, pos.height])
-    x = (w + 0.1) / (w + width_in)
-    for col in cols:
-        text = "\n".join(f"{n:>3}  {name}" for n, name in col)
-        fig.text(x, pos.y1, ("numbered points\n" if col is cols[0] else "\n") + text, fontsize=6,
+    total = w + 0.12 + sum(widths)
+    fig.set_size_inches(total, h)
+    ax.set_position([pos.x0 * w / total, pos.y0, pos.width * w / total, pos.height])
+    x = w + 0.1
+    for k, (col, width) in enumerate(zip(cols, widths, strict=True)):
+        fig.text(x / total, pos.y1, ("numbered points\n" if k == 0 else "\n") + "\n".join(col), fontsize=6,
                  family="monospace", va="top", ha="left")
-        x += (0.055 * max(len(f"{n:>3}  {name}") for n, name in col) + 0.15) / (w + width_in)
-
+        x += width
 
 OFFSETS = ((5, 4), (5, -10), (-5, 4), (-5, -10), (0, 9), (0, -15), (10, -3), (-10, -3))
 

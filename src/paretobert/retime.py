@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +23,13 @@ import numpy as np
 from paretobert import measure, schedule
 from paretobert.env import environment
 from paretobert.report import write_report
-from paretobert.store import RESULT_FILE, atomic_write_json, load_results, seal
+from paretobert.store import (
+    RESULT_FILE,
+    add_cache_dir_argument,
+    atomic_write_json,
+    load_results,
+    seal,
+)
 from paretobert.variant import Variant, VariantError
 
 __all__ = ["RetimeError", "main", "retime_sweep", "variant_from_dict"]
@@ -56,12 +61,10 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
     jobs = []
     for rec in recs:
         variant = variant_from_dict(rec["variant"])
-        paths = measure.model_paths(rec)
-        ckpt = Path(cache_dir).expanduser() / "checkpoints" / rec["train_key"]
-        missing = [p for p in [*paths, ckpt] if not p.exists()]
-        if missing:
-            raise RetimeError(f"{rec['variant_id']}: cached artifact {missing[0]} is gone; re-run the sweep "
-                              f"(it rebuilds only what is missing) or pass the cache_dir it used")
+        try:
+            paths, ckpt = measure.cached_artifacts(rec, cache_dir)
+        except FileNotFoundError as e:
+            raise RetimeError(str(e)) from None
         split = measure.split_of(variant, Path(cache_dir).expanduser(), False)
         model = measure.open_model(variant, paths, variant.runtime.threads)
         prepare, _ = measure.preparer(variant, ckpt, model.input_names)
@@ -104,8 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="paretobert retime", description=__doc__.splitlines()[0])
     ap.add_argument("sweep", help="a sweep directory (with result.json files)")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds per variant (default 3)")
-    ap.add_argument("--cache-dir", default=os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert"),
-                    help="the artifact cache the sweep used (default $PARETOBERT_CACHE or ~/.cache/paretobert)")
+    add_cache_dir_argument(ap)
     ap.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

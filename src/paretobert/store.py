@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 __all__ = [
+    "add_cache_dir_argument",
     "RESULT_FILE",
     "Built",
     "artifact",
@@ -92,6 +93,12 @@ def is_done(directory: Path, key: str) -> bool:
     """True when ``directory`` is a complete artifact built for ``key``."""
     meta = read_json(directory / META_FILE)
     return isinstance(meta, dict) and meta.get("key") == key
+
+
+def add_cache_dir_argument(ap: Any) -> None:
+    """``--cache-dir`` for a command that reads a finished sweep's artifacts (argparse)."""
+    ap.add_argument("--cache-dir", default=os.environ.get("PARETOBERT_CACHE", "~/.cache/paretobert"),
+                    help="the artifact cache the sweep used (default $PARETOBERT_CACHE or ~/.cache/paretobert)")
 
 
 def file_sha256(path: Path) -> str:
