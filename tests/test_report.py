@@ -166,9 +166,12 @@ def test_training_curves_in_the_record_columns_the_png_and_the_html(tmp_path):
     assert res.loc["curved", "train_stopped"] == "budget" and res.loc["curved", "train_val_accuracy"] == 0.7
     assert res.loc["old", "train_epochs"] == 2.0 and pd.isna(res.loc["old", "train_best_epoch"])  # the whole budget
     page = out["html"].read_text()
-    data = json.loads(page.split("const DATA = ", 1)[1].split(";\nconst NS", 1)[0])
+    data = json.loads(page.split("const DATA = ", 1)[1].split(";\n", 1)[0])
     assert [p["val_accuracy"] for p in data["curves"]["curved"]] == [0.6, 0.7] and "old" not in data["curves"]
-    assert "train_warning" in data["hover"]
+    fig = json.loads(page.split("const FIG = ", 1)[1].split(";\n", 1)[0])
+    hover = {c: t for tr in fig["data"] if tr.get("legendgroup") == "model"
+             for c, t in zip(tr["customdata"], tr["text"], strict=True)}
+    assert "train_warning: underfit" in hover[[r["variant_id"] for r in data["rows"]].index("curved")]
 
 
 def _crowded(n: int = 120, seed: int = 0) -> pd.DataFrame:

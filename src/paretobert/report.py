@@ -91,7 +91,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, *, objectives: Sequence[Object
         labels = dict(zip(df["variant_id"], df["label"], strict=True))
         plot_training(curves, labels, out["training"], title=f"{name or out_dir.name}: fine-tuning curves")
     if html:
-        write_html(df, front, out["html"], x=x, y=y, title=title, curves=curves)
+        write_html(df, front, out["html"], x=x, y=y, title=title, group_by=group_by, curves=curves)
     return out
 
 
