@@ -55,6 +55,32 @@ def _no_size_ladder(request, monkeypatch):
     monkeypatch.setattr(zoo, "_teachers", lambda *a, **k: [])
 
 
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau upsilon phi chi psi "
+         "omega river stone cloud market engine signal").split()
+
+
+def make_squad(n_articles=6, paragraphs=2, questions=3, seed=0, words=60):
+    """A SQuAD-format document; each answer is a 2-4 word span of its context, at its offset."""
+    rng = random.Random(seed)
+    data = []
+    for a in range(n_articles):
+        pars = []
+        for p in range(paragraphs):
+            toks = [rng.choice(WORDS) for _ in range(words)]
+            context = " ".join(toks)
+            qas = []
+            for q in range(questions):
+                i = rng.randrange(0, words - 4)
+                text = " ".join(toks[i:i + rng.randint(2, 4)])
+                start = len(" ".join(toks[:i])) + (1 if i else 0)
+                assert context[start:start + len(text)] == text
+                qas.append({"id": f"a{a}p{p}q{q}", "question": f"where is {toks[i]} {toks[i + 1]}?",
+                            "answers": [{"text": text, "answer_start": start}]})
+            pars.append({"context": context, "qas": qas})
+        data.append({"title": f"Article_{a}", "paragraphs": pars})
+    return {"version": "1.1", "data": data}
+
+
 @pytest.fixture(scope="session")
 def corpus() -> tuple[list[str], list[int], list[str]]:
     return make_texts()
