@@ -198,6 +198,17 @@ def test_diagnose_underfit_overfit_and_fine():
     wobble = [{"epoch": e, "val_accuracy": a, "val_loss": v}
               for e, a, v in ((1.0, 0.228, 1.598), (2.0, 0.521, 1.233), (3.0, 0.497, 1.029))]
     assert diagnose(wobble, "budget").startswith("underfit")
+    # early stopping ended a model that had not fit its training data (medium, seed 1, BBC)
+    stuck = [{"epoch": e, "val_accuracy": a, "val_loss": v, "train_loss": t} for e, a, v, t in
+             ((1.0, 0.329, 1.455, 1.502), (2.0, 0.467, 1.040, 1.244), (3.0, 0.443, 1.105, 1.145),
+              (4.0, 0.413, 1.030, 1.088))]
+    assert diagnose(stuck, "patience").startswith("not converged") and "accuracy 0.4670" in diagnose(stuck, "patience")
+    # the same stop once the train loss is low (SST-2: 0.394 -> 0.114 while validation stalled) is fine
+    fitted = [{**p, "train_loss": t} for p, t in zip(stuck, (0.394, 0.167, 0.152, 0.114), strict=True)]
+    assert diagnose(fitted, "patience") is None
+    # and a train loss that stopped falling after the best evaluation is a plain early stop
+    flat_loss = [{**p, "train_loss": t} for p, t in zip(stuck, (1.502, 1.244, 1.20, 1.19), strict=True)]
+    assert diagnose(flat_loss, "patience") is None
     assert diagnose(wobble, "patience") is None  # early stopping ended it: not the budget
     wobble[-1]["val_loss"] = 1.2  # a loss that barely moves: not underfit
     assert diagnose(wobble, "budget") is None

@@ -20,15 +20,18 @@ __all__ = ["check_onnx", "export_onnx", "fuse_onnx", "input_names"]
 log = logging.getLogger(__name__)
 
 
-class _LogitsOnly(torch.nn.Module):
-    """Positional inputs -> logits, so the exporter sees a plain function of named tensors."""
+class _Outputs(torch.nn.Module):
+    """Positional inputs -> the named outputs, so the exporter sees a plain function of named
+    tensors (``logits`` for a classifier; ``start_logits, end_logits`` for a QA reader)."""
 
-    def __init__(self, model: Any, names: list[str]) -> None:
+    def __init__(self, model: Any, names: list[str], outputs: tuple[str, ...]) -> None:
         super().__init__()
-        self.model, self.names = model, names
+        self.model, self.names, self.outputs = model, names, outputs
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, inputs, strict=True))).logits
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        out = self.model(**dict(zip(self.names, inputs, strict=True)))
+        got = tuple(getattr(out, o) for o in self.outputs)
+        return got[0] if len(got) == 1 else got
 
 
 def input_names(tokenizer: Any) -> list[str]:
@@ -37,19 +40,24 @@ def input_names(tokenizer: Any) -> list[str]:
     return names
 
 
-def export_onnx(model: Any, tokenizer: Any, path: Path, *, opset: int = 17) -> list[str]:
-    """Export ``model`` to ``path`` with dynamic batch and sequence axes; returns input names."""
+def export_onnx(model: Any, tokenizer: Any, path: Path, *, opset: int = 17,
+                outputs: tuple[str, ...] = ("logits",)) -> list[str]:
+    """Export ``model`` to ``path`` with dynamic batch and sequence axes and the named
+    ``outputs`` (a classifier's ``logits``; a QA reader's ``start_logits, end_logits``, whose
+    sequence axis is dynamic too); returns input names."""
     names = input_names(tokenizer)
     enc = tokenizer(["paretobert export sample", "a second, somewhat longer sample text"],
                     padding=True, return_tensors="pt")
     args = tuple(enc[n] for n in names)
     model.eval()
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["logits"] = {0: "batch"}
+    for o in outputs:
+        axes[o] = {0: "batch"} if o == "logits" else {0: "batch", 1: "sequence"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LogitsOnly(model, names).eval(), args, str(path), input_names=names, output_names=["logits"],
+            _Outputs(model, names, tuple(outputs)).eval(), args, str(path), input_names=names,
+            output_names=list(outputs),
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     return names
