@@ -337,3 +337,49 @@ def test_cached_checkpoint_warning_follows_the_current_rule(tmp_path):
     assert stale["train"]["warning"].startswith("underfit")  # the cached meta itself is not mutated
     no_curve = Built(key="k", dir=tmp_path, meta={"train": {"warning": None}}, reused=True)
     assert rediagnosed(no_curve) is no_curve
+
+
+def test_a_fine_tune_that_did_not_converge_is_retried_once_at_half_the_lr(tmp_path, variant_of, monkeypatch):
+    import dataclasses
+
+    from paretobert import measure
+    from paretobert import train as training
+    from paretobert.models import resolve_source
+    from paretobert.stages import fine_tune as stage_fine_tune
+
+    def curve(*rows):
+        return [{"step": i + 1, "epoch": i + 1.0, "train_loss": t, "val_accuracy": a, "val_loss": v}
+                for i, (t, a, v) in enumerate(rows)]
+
+    stuck = curve((1.5, 0.33, 1.45), (1.24, 0.47, 1.04), (1.15, 0.44, 1.10), (1.09, 0.41, 1.03))
+    fine = curve((1.2, 0.70, 0.9), (0.5, 0.90, 0.4), (0.1, 0.95, 0.2))
+    calls = []
+
+    def fake(model, tok, *, lr, **kw):
+        calls.append(lr)
+        c = stuck if len(calls) == 1 else fine
+        best = max(c, key=training.validation_rank)
+        return {"lr": lr, "curve": c, "stopped": "patience" if c is stuck else "budget", "seconds": 1.0,
+                "epochs": c[-1]["epoch"], "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
+                "warning": None}
+
+    monkeypatch.setattr(training, "fine_tune", fake)
+    v = variant_of(train=TrainConfig(lr=None, epochs=4, batch_size=8, max_length=64, validation_size=0.2))
+    split = measure.split_of(v, tmp_path, False)
+    src = resolve_source(v.model, weights=v.weights, cache_dir=tmp_path, allow_network=False)
+    got = stage_fine_tune(v, split, src, tmp_path, progress=False)
+    assert calls == [calls[0], calls[0] / 2]  # once more, at half the lr
+    train = got.meta["train"]
+    assert train["lr"] == calls[0] / 2 and train["val_accuracy"] == 0.95
+    assert [r["lr"] for r in train["retry"]] == calls and train["retry"][0]["warning"].startswith("not converged")
+    assert train["seconds"] == 2.0
+    # the second chance is the checkpoint that train.lr=<half> asks for by hand; both are cached
+    by_hand = dataclasses.replace(v, train=dataclasses.replace(v.train, lr=calls[0] / 2))
+    assert stage_fine_tune(by_hand, split, src, tmp_path, progress=False).reused
+    again = stage_fine_tune(v, split, src, tmp_path, progress=False)
+    assert again.reused and again.meta["train"]["lr"] == calls[0] / 2 and len(calls) == 2
+    # a set lr is never second-guessed
+    calls.clear()
+    stage_fine_tune(dataclasses.replace(v, train=dataclasses.replace(v.train, lr=0.123)), split, src, tmp_path,
+                    progress=False)
+    assert calls == [0.123]
