@@ -6,7 +6,7 @@ with only the other articles to train on, and what int8 and a shorter window cos
 
 Fine-tunes the preset's pretrained weights as a reader (windows of --train-length tokens,
 --doc-stride apart; 3 train articles held out for validation F1 and early stopping; the
-checkpoint is kept in --out), exports it to ONNX (start/end logits), quantizes it (dynamic
+checkpoint is kept in --out, reused by the next run), exports it to ONNX (start/end logits), quantizes it (dynamic
 int8), and scores the held-out articles per precision x seq_len with one window per question
 (what a deployed reader at batch 1 sees: an answer past the window is a miss) and, for
 reference, with doc-stride windows over the whole context. With --time, p50 latency of the
@@ -27,6 +27,7 @@ import numpy as np
 
 from paretobert.config import QuantizeConfig, TrainConfig, load_model_preset
 from paretobert.data.squad import load_qa_split
+from paretobert.env import environment
 from paretobert.export import export_onnx
 from paretobert.models.zoo import model_dir, resolve_source
 from paretobert.qa import prepare_features, score
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data/squad/dev-v1.1.json")
     ap.add_argument("--model", default="minilm-l6", help="a pretrained preset (minilm-l6, mpnet-base)")
     ap.add_argument("--cache-dir", default="~/.cache/paretobert")
-    ap.add_argument("--out", default="benchmarks/results/qa-reader")
+    ap.add_argument("--out", default=None,
+                    help="where the checkpoint and ONNX files go (default: CACHE_DIR/qa-reader/MODEL)")
+    ap.add_argument("--json", default=None, help="also write the record here (e.g. results/qa_reader-....json)")
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(args.cache_dir).expanduser() / "qa-reader" / args.model
     out.mkdir(parents=True, exist_ok=True)
     split = load_qa_split(args.data, test_size=0.25, seed=0, max_train_articles=args.max_train_articles)
     if args.max_test is not None:
@@ -120,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.time:
         record["timing"] = _time(runtime, {"fp32": fp32, "int8": int8}, tok, split.test,
                                  [int(s) for s in args.seq_lens.split(",")], args.n_time)
+    record["environment"] = environment(threads=1)
     atomic_write_json(out / "result.json", record)
+    if args.json:
+        atomic_write_json(Path(args.json), record)
     print(json.dumps({"accuracy": rows, "timing": record.get("timing")}, indent=1))
     return 0
 
