@@ -15,7 +15,7 @@ import torch
 from paretobert.config import TrainConfig
 from paretobert.data.squad import QAItem
 from paretobert.qa import Features, postprocess, prepare_features, score
-from paretobert.train import seed_everything, train_loop
+from paretobert.train import seed_everything, torch_device, train_loop
 
 __all__ = ["QA_OUTPUTS", "answer", "fine_tune_qa", "session_logits", "torch_logits"]
 
@@ -76,8 +76,7 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
     seed_everything(seed)
     feats = prepare_features(tokenizer, items, max_length=max_length, doc_stride=doc_stride, windows="all",
                              labels=True)
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = torch_device(cfg.device)
 
     def tensors(f: Features, rows: Any) -> dict[str, torch.Tensor]:
         out = {k: torch.from_numpy(v).to(device) for k, v in f.inputs(rows).items()}

@@ -39,6 +39,7 @@ __all__ = [
     "seed_everything",
     "shuffled_batches",
     "teacher_logits",
+    "torch_device",
     "train_loop",
     "validation_rank",
 ]
@@ -233,7 +234,7 @@ def param_groups(model: Any, *, lr: float, weight_decay: float, head_lr_scale: f
     return groups
 
 
-def _device(name: str) -> torch.device:
+def torch_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
@@ -321,7 +322,7 @@ def fine_tune(
     names = input_names(tokenizer)
     encoded = [encode_ids(tokenizer, t, max_length=max_length, truncation=truncation)
                for t in tqdm(texts, desc="tokenize", unit="text", disable=not progress, leave=False)]
-    device = _device(cfg.device)
+    device = torch_device(cfg.device)
     val_encoded = None if validation is None else [
         encode_ids(tokenizer, t, max_length=max_length, truncation=truncation) for t in validation.texts]
 
@@ -357,7 +358,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     ``every`` steps: the curve, early stopping after ``patience`` evaluations without a better
     one (:func:`validation_rank`), the best weights restored, and the underfit / overfit
     diagnosis. Returns the statistics (the model ends on the CPU, in eval mode)."""
-    device = device if device is not None else _device(cfg.device)
+    device = device if device is not None else torch_device(cfg.device)
     model.to(device).train()
     opt = torch.optim.AdamW(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale),
                             lr=lr)
@@ -480,7 +481,7 @@ def mlm_warmup(
     The LM head runs on the masked positions only (the vocabulary projection dominates)."""
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
-    dev = _device(device)
+    dev = torch_device(device)
     mlm.to(dev).train()
     encoded = [encode_ids(tokenizer, t, max_length=max_length, truncation=truncation)
                for t in tqdm(texts, desc="tokenize", unit="text", disable=not progress, leave=False)]
