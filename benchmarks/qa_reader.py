@@ -31,11 +31,12 @@ from paretobert.env import environment
 from paretobert.export import export_onnx
 from paretobert.models.zoo import model_dir, resolve_source
 from paretobert.qa import prepare_features, score
-from paretobert.qa_model import QA_OUTPUTS, answer, fine_tune_qa, session_logits
+from paretobert.qa_model import QA_OUTPUTS, answer, fine_tune_qa, session_logits, torch_logits
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes import get_runtime
 from paretobert.schedule import building, timing
 from paretobert.store import atomic_write_json
+from paretobert.train import torch_device
 
 log = logging.getLogger("qa_reader")
 
@@ -55,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc-stride", type=int, default=128)
     ap.add_argument("--max-train-articles", type=int, default=None, help="a learning-curve point")
     ap.add_argument("--seq-lens", default="384,256,128")
+    ap.add_argument("--engine", choices=["onnx", "torch"], default="onnx",
+                    help="torch: score the fine-tuned torch model itself (fp32, on the training device: "
+                         "accuracy only, e.g. on a GPU box), no export or int8")
     ap.add_argument("--time", action="store_true", help="also time batch-1 calls (machine lock held)")
+    ap.add_argument("--time-only", action="store_true",
+                    help="time again the readers of --out's finished run, keeping its accuracy (e.g. after a "
+                         "timing that shared the machine)")
     ap.add_argument("--n-time", type=int, default=200)
     ap.add_argument("--max-test", type=int, default=None, help="score only this many test questions (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
@@ -68,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     split = load_qa_split(args.data, test_size=0.25, seed=0, max_train_articles=args.max_train_articles)
     if args.max_test is not None:
         split.test = [split.test[i] for i in np.linspace(0, len(split.test) - 1, args.max_test).astype(int)]
+    if args.time_only:
+        return _time_again(args, split)
     val_articles = set(split.train_articles[:3])
     train = [i for i in split.train if i.article not in val_articles]
     val = [i for i in split.train if i.article in val_articles]
@@ -95,6 +104,17 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_json(out / "train.json", stats)
             record["train"] = stats
         tok = AutoTokenizer.from_pretrained(ckpt)
+        if args.engine == "torch":
+            if args.time:
+                ap.error("--time needs --engine onnx (the deployed runtime)")
+            device = torch_device("auto")
+            model = AutoModelForQuestionAnswering.from_pretrained(ckpt).float().to(device).eval()
+            record["accuracy"] = rows = _score_all(torch_logits(model, device), tok, split.test, args, "fp32")
+            atomic_write_json(out / "result.json", record)
+            if args.json:
+                atomic_write_json(Path(args.json), record)
+            print(json.dumps({"accuracy": rows}, indent=1))
+            return 0
         fp32 = out / "reader.onnx"
         if not fp32.is_file():
             model = AutoModelForQuestionAnswering.from_pretrained(ckpt).eval()
@@ -106,19 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for precision, path in (("fp32", fp32), ("int8", int8)):
             session, _ = runtime.open(path, threads=None)
-            run = session_logits(session)
-            for seq_len in [int(s) for s in args.seq_lens.split(",")]:
-                t0 = time.perf_counter()
-                preds = answer(run, tok, split.test, seq_len=seq_len, windows="first", batch_size=32)
-                row = {"precision": precision, "seq_len": seq_len, "windows": "first",
-                       **score(preds, split.test), "eval_s": round(time.perf_counter() - t0, 1)}
-                log.info("%s", row)
-                rows.append(row)
-            preds = answer(run, tok, split.test, seq_len=args.train_length, windows="all", doc_stride=args.doc_stride,
-                           batch_size=32)
-            rows.append({"precision": precision, "seq_len": args.train_length, "windows": "all",
-                         **score(preds, split.test)})
-            log.info("%s", rows[-1])
+            rows += _score_all(session_logits(session), tok, split.test, args, precision)
         record["accuracy"] = rows
     if args.time:
         record["timing"] = _time(runtime, {"fp32": fp32, "int8": int8}, tok, split.test,
@@ -128,6 +136,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         atomic_write_json(Path(args.json), record)
     print(json.dumps({"accuracy": rows, "timing": record.get("timing")}, indent=1))
+    return 0
+
+
+def _score_all(run, tok, items, args, precision: str) -> list[dict]:
+    """EM / F1 rows of one reader: one window per question at each of --seq-lens, and
+    doc-stride windows over the whole context at --train-length."""
+    rows = []
+    for seq_len in [int(s) for s in args.seq_lens.split(",")]:
+        t0 = time.perf_counter()
+        preds = answer(run, tok, items, seq_len=seq_len, windows="first", batch_size=32)
+        rows.append({"precision": precision, "seq_len": seq_len, "windows": "first", **score(preds, items),
+                     "eval_s": round(time.perf_counter() - t0, 1)})
+        log.info("%s", rows[-1])
+    preds = answer(run, tok, items, seq_len=args.train_length, windows="all", doc_stride=args.doc_stride, batch_size=32)
+    rows.append({"precision": precision, "seq_len": args.train_length, "windows": "all", **score(preds, items)})
+    log.info("%s", rows[-1])
+    return rows
+
+
+def _time_again(args, split) -> int:
+    from transformers import AutoTokenizer
+
+    out = Path(args.out) if args.out else Path(args.cache_dir).expanduser() / "qa-reader" / args.model
+    record = json.loads((out / "result.json").read_text())  # a finished run's record
+    tok = AutoTokenizer.from_pretrained(out / "checkpoint")
+    record["timing"] = _time(get_runtime("onnxruntime"), {"fp32": out / "reader.onnx", "int8": out / "reader.int8.onnx"},
+                             tok, split.test, [int(s) for s in args.seq_lens.split(",")], args.n_time)
+    record["environment"] = environment(threads=1)
+    atomic_write_json(out / "result.json", record)
+    if args.json:
+        atomic_write_json(Path(args.json), record)
+    print(json.dumps({"timing": record["timing"]}, indent=1))
     return 0
 
 
