@@ -280,3 +280,33 @@ def test_listing_teachers_never_unpacks_mpnet(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "_mpnet_dir", lambda cache_dir: pytest.fail("unpacked"))
     assert zoo._pip_installed("all_mpnet_base_v2", cache_dir=tmp_path) is True
     assert not (tmp_path / "pip").exists()
+
+
+def test_a_qa_reader_from_a_pretrained_body_and_one_selected_from_it(teacher_preset, tmp_path):
+    """task=qa: the pretrained preset gets a new start/end head on its body; a smaller preset
+    is selected from it (body only) and fine-tuned as a reader; both say so in the record."""
+    from conftest import make_squad
+
+    from paretobert import measure, pipeline
+    from paretobert.config import BenchConfig, Config, DatasetConfig, TrainConfig
+    from paretobert.env import resolve_variant
+    from paretobert.variant import Variant
+
+    data = tmp_path / "squad.json"
+    data.write_text(json.dumps(make_squad(n_articles=6, words=30)))
+    measure.clear_split_cache()
+    recs = {}
+    for name, weights in (("big-t", "pretrained"), ("small-t", "selected")):
+        cfg = Config(model=teacher_preset[name], dataset=DatasetConfig(name="squad", path=str(data)),
+                     train=TrainConfig(epochs=1, batch_size=8, max_length=64, lr=1e-3, validation_size=0.2),
+                     bench=BenchConfig(warmup=1, min_iters=3, min_seconds=0.0, max_seconds=1.0, n_texts=2),
+                     weights=weights, weights_from="big-t" if weights == "selected" else None, seq_len=48,
+                     allow_network=False)
+        v = resolve_variant(Variant.from_config(cfg))
+        recs[name] = rec = pipeline.run_variant(v, out_dir=tmp_path / name, cache_dir=tmp_path / "cache",
+                                                progress=False)
+        assert rec["status"] == "ok", rec.get("traceback")
+        assert rec["task"] == "qa" and 0.0 <= rec["f1"] <= 1.0
+    assert recs["big-t"]["weights_source"].startswith("path:") and recs["big-t"]["pretrained"] is True
+    assert recs["small-t"]["weights_source"].startswith("selected<-big-t:path:")
+    assert recs["small-t"]["train"]["selected"]["layers"] == [0] and recs["small-t"]["n_params"] < recs["big-t"]["n_params"]

@@ -24,6 +24,7 @@ from paretobert import preflight
 from paretobert.cli import COMMANDS
 from paretobert.cli import main as tools
 from paretobert.config import (
+    QA_TRAIN_LENGTH,
     BenchConfig,
     Config,
     ConfigError,
@@ -31,6 +32,7 @@ from paretobert.config import (
     ModelConfig,
     RuntimeConfig,
     TrainConfig,
+    task_of,
 )
 from paretobert.env import resolve_variant
 from paretobert.pipeline import format_result_line, run_variant
@@ -85,8 +87,15 @@ def _variant_id(*, _root_: DictConfig) -> str:
         return f"invalid-config-{tag}"
 
 
+def _train_length_for(dataset: str) -> int:
+    """Resolver ``${train_length_for:${dataset.name}}``: train.max_length's default, 128 tokens
+    for a classifier and 384-token windows for a QA reader (one reader for every seq_len)."""
+    return QA_TRAIN_LENGTH if task_of(dataset) == "qa" else TrainConfig().max_length
+
+
 register_configs()
 OmegaConf.register_new_resolver("variant_id", _variant_id, replace=True)
+OmegaConf.register_new_resolver("train_length_for", _train_length_for, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

@@ -43,11 +43,18 @@ __all__ = [
     "PRECISIONS",
     "RUNTIME_NAMES",
     "precision_of",
+    "task_of",
     "train_length",
 ]
 
 WEIGHTS = ("auto", "pretrained", "stand-in", "selected", "selected-kd", "distilled", "scratch")
-DATASETS = ("bbc", "livedoor", "sst2", "csv")
+DATASETS = ("bbc", "livedoor", "sst2", "csv", "squad", "jsquad")
+# the task a dataset is for: extractive QA (SQuAD format) or sequence classification (the rest)
+QA_DATASETS = ("squad", "jsquad")
+TASKS = ("classification", "qa")
+# a QA reader's training windows when train.max_length is null (SQuAD's usual 384 tokens,
+# doc stride 128): one checkpoint serves every inference seq_len, as in S1
+QA_TRAIN_LENGTH = 384
 ARCHES = ("bert", "mpnet", "tfidf")
 SCRATCH_TOKENIZERS = ("bert-uncased", "wordpiece", "bpe")
 TRUNCATIONS = ("head", "head+tail")
@@ -151,10 +158,28 @@ class DatasetConfig:
     split_seed: int = 0
     max_train: int | None = field(default=None, metadata={"help": "stratified subsample"})
     max_test: int | None = None
+    doc_stride: int = field(default=128, metadata={"help": "qa: tokens between overlapping training windows"})
+    max_answer_length: int = field(default=30, metadata={"help": "qa: the longest answer span, in tokens"})
+    max_train_articles: int | None = field(
+        default=None, metadata={"help": "qa: keep this many train articles (a learning-curve point)"})
+
+    @property
+    def task(self) -> str:
+        return task_of(self.name)
 
     def __post_init__(self) -> None:
         _floats(self)
         _check_choice("dataset.name", self.name, DATASETS)
+        for key in ("doc_stride", "max_answer_length"):
+            _check_positive(f"dataset.{key}", getattr(self, key))
+        if self.max_train_articles is not None:
+            if self.task != "qa":
+                _fail("dataset.max_train_articles", self.max_train_articles, "null unless dataset is "
+                      + " | ".join(QA_DATASETS) + " (classification subsamples with dataset.max_train)")
+            _check_positive("dataset.max_train_articles", self.max_train_articles)
+        if self.task == "qa" and self.max_train is not None:
+            _fail("dataset.max_train", self.max_train, "null for a QA dataset (dataset.max_train_articles keeps "
+                  "whole articles)")
         if not 0.0 < self.test_size < 1.0:
             _fail("dataset.test_size", self.test_size, "a fraction in (0, 1)")
         _check_choice("dataset.test_split", self.test_split, ("dev", "test"))
@@ -164,7 +189,7 @@ class DatasetConfig:
                 _fail(f"dataset.{key}", value, "null or an integer >= 2")
         if self.name == "csv" and not self.path:
             _fail("dataset.path", self.path, "the CSV/TSV file to read (dataset=csv needs one)")
-        if self.test_path and self.name != "csv":
+        if self.test_path and self.name not in ("csv", *QA_DATASETS):
             _fail("dataset.test_path", self.test_path, "null unless dataset=csv (the other corpora have their own split)")
 
 
@@ -485,6 +510,8 @@ class Config:
         _check_choice("truncation", self.truncation, TRUNCATIONS)
         self._resolve_precision()
         self._check_drop()
+        if self.dataset.task == "qa":
+            self._check_qa()
         if self.exit.threshold is not None:
             if self.model.arch != "bert":
                 _fail("exit.threshold", self.exit.threshold, f"null for model.arch={self.model.arch} "
@@ -568,6 +595,24 @@ class Config:
             _fail("precision", resolved, "fp32 | bf16 with early exit on runtime=openvino (the int8 segments are "
                   "ONNX Runtime's dynamic quantization)")
 
+    def _check_qa(self) -> None:
+        """What extractive QA (a start/end span over the context) is built for."""
+        if self.model.arch == "tfidf":
+            _fail("model", self.model.name, "a transformer for a QA dataset (TF-IDF cannot point at a span)")
+        if self.exit.threshold is not None:
+            _fail("exit.threshold", self.exit.threshold, "null for a QA dataset (an off-ramp would need start/end "
+                  "heads over every token at every layer and an exit rule for a span: not built)")
+        if self.distill.teacher is not None or self.weights in ("selected-kd", "distilled"):
+            key, value = ("distill.teacher", self.distill.teacher) if self.distill.teacher else ("weights", self.weights)
+            _fail(key, value, "no distillation for a QA dataset (soft start/end targets are not built): "
+                  "weights=auto | pretrained | stand-in | selected | scratch")
+        if self.truncation != "head":
+            _fail("truncation", self.truncation, "head for a QA dataset (the context is cut into windows)")
+        if self.model.retokenize:
+            _fail("model.retokenize", True, "false for a QA dataset")
+        if self.seq_len < 32:
+            _fail("seq_len", self.seq_len, "at least 32 for a QA dataset (question + a piece of context)")
+
     def _check_drop(self) -> None:
         d, layers = self.drop, self.model.layers
         if d.strategy == "none":
@@ -592,7 +637,15 @@ def precision_of(runtime: str, quant: bool, precision: str | None) -> str:
     return DEFAULT_INT8[runtime] if quant else "fp32"
 
 
-def train_length(train: TrainConfig, seq_len: int) -> int:
-    """Tokens per text at fine-tuning: ``train.max_length``, or the variant's ``seq_len`` when
-    it is null (each inference length then gets its own checkpoint)."""
-    return train.max_length if train.max_length is not None else seq_len
+def task_of(dataset: str) -> str:
+    """``qa`` for a SQuAD-format dataset, else ``classification``."""
+    return "qa" if dataset in QA_DATASETS else "classification"
+
+
+def train_length(train: TrainConfig, seq_len: int, task: str = "classification", max_position: int = 512) -> int:
+    """Tokens per text at fine-tuning: ``train.max_length``, or when it is null the variant's
+    ``seq_len`` (each inference length then gets its own checkpoint) for a classifier and
+    :data:`QA_TRAIN_LENGTH` windows for a QA reader (one reader for every length)."""
+    if train.max_length is not None:
+        return train.max_length
+    return min(QA_TRAIN_LENGTH, max_position) if task == "qa" else seq_len

@@ -74,8 +74,10 @@ def fuse_onnx(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> dict
     return {k: int(v) for k, v in stats.items() if v}
 
 
-def check_onnx(onnx_path: Path, model: Any, tokenizer: Any, texts: list[str], *, max_length: int) -> float:
-    """Max abs difference of logits between ONNX Runtime and torch on ``texts`` (batch 1)."""
+def check_onnx(onnx_path: Path, model: Any, tokenizer: Any, texts: list[str] | list[tuple[str, str]], *,
+               max_length: int, outputs: tuple[str, ...] = ("logits",)) -> float:
+    """Max abs difference of the named ``outputs`` between ONNX Runtime and torch on
+    ``texts`` (batch 1; a (question, context) pair is encoded as a QA reader reads it)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -83,10 +85,14 @@ def check_onnx(onnx_path: Path, model: Any, tokenizer: Any, texts: list[str], *,
     worst = 0.0
     model.eval()
     for text in texts:
-        enc = tokenizer(text, truncation=True, max_length=max_length, return_tensors="np")
+        if isinstance(text, tuple):
+            enc = tokenizer(*text, truncation="only_second", max_length=max_length, return_tensors="np")
+        else:
+            enc = tokenizer(text, truncation=True, max_length=max_length, return_tensors="np")
         feed = {n: enc[n].astype(np.int64) for n in names}
-        got = sess.run(None, feed)[0]
+        got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
         with torch.no_grad():
-            want = model(**{n: torch.from_numpy(v) for n, v in feed.items()}).logits.numpy()
-        worst = max(worst, float(np.abs(got - want).max()))
+            out = model(**{n: torch.from_numpy(v) for n, v in feed.items()})
+        for o in outputs:
+            worst = max(worst, float(np.abs(got[o] - getattr(out, o).numpy()).max()))
     return worst

@@ -193,7 +193,8 @@ def write_html(results: pd.DataFrame, front: pd.DataFrame, path: Path, *, x: str
 
     rows = _rows(results, front)
     fig = frontier_plotly(rows, x=x, y=y, title=title, group_by=group_by)
-    slim = {vid: [{k: _clean(p.get(k)) for k in ("epoch", "val_accuracy", "train_loss")} for p in c]
+    slim = {vid: [{"epoch": _clean(p.get("epoch")), "val_accuracy": _clean(p.get("val_accuracy", p.get("val_f1"))),
+                   "train_loss": _clean(p.get("train_loss"))} for p in c]
             for vid, c in (curves or {}).items() if c}
     dims = {d: sorted({str(r.get(d)) for r in rows if r.get("status") == "ok"}) for d in DIMENSIONS}
     payload = {"rows": rows, "x": x, "y": y, "columns": TABLE_COLUMNS, "curves": slim,

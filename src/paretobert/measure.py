@@ -22,7 +22,7 @@ from paretobert.bench import summarize, time_loop
 from paretobert.bench.memory import peak_rss_mb, reset_peak_rss, rss_mb
 from paretobert.classic import prepare_text
 from paretobert.config import BenchConfig
-from paretobert.data import Split, load_split
+from paretobert.data import QASplit, Split, load_split
 from paretobert.encoding import encode_text
 from paretobert.evaluate import batch_feeds, classification_metrics, predict
 from paretobert.flops import encoder_flops, precision_class
@@ -78,18 +78,31 @@ def evenly_spaced(n: int, k: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, n - 1, k)})
 
 
-def bench_texts(variant: Variant, split: Split) -> list[str]:
-    """The texts every variant of a sweep is timed on: ``bench.n_texts`` spread over the test split."""
-    return [split.test_texts[i] for i in evenly_spaced(len(split.test_texts), variant.bench.n_texts)]
+Pair = tuple[str, str]  # a QA input: (question, context)
 
 
-def calibration_feeds(variant: Variant, split: Split, ckpt: Path, names: list[str]) -> list[Feed]:
-    """``quantize.calibration_size`` train texts (evenly spread, so every class is seen),
-    encoded as at inference (``seq_len``, truncation): what static int8 calibrates on. Never
-    test texts."""
-    pick = evenly_spaced(len(split.train_texts), variant.quantize.calibration_size)
+def _inputs(split: Split | QASplit, part: str) -> list[str] | list[Pair]:
+    """The model inputs of a split's ``train`` or ``test`` side: texts, or QA pairs."""
+    if isinstance(split, QASplit):
+        return [(i.question, i.context) for i in getattr(split, part)]
+    return split.train_texts if part == "train" else split.test_texts
+
+
+def bench_texts(variant: Variant, split: Split | QASplit) -> list[str] | list[Pair]:
+    """The inputs every variant of a sweep is timed on: ``bench.n_texts`` spread over the
+    test split (texts; (question, context) pairs for a QA dataset)."""
+    items = _inputs(split, "test")
+    return [items[i] for i in evenly_spaced(len(items), variant.bench.n_texts)]
+
+
+def calibration_feeds(variant: Variant, split: Split | QASplit, ckpt: Path, names: list[str]) -> list[Feed]:
+    """``quantize.calibration_size`` train texts (evenly spread, so every class is seen; QA:
+    train questions with their contexts), encoded as at inference (``seq_len``, truncation):
+    what static int8 calibrates on. Never test texts."""
+    items = _inputs(split, "train")
+    pick = evenly_spaced(len(items), variant.quantize.calibration_size)
     prepare, _ = preparer(variant, ckpt, names)
-    return [prepare(split.train_texts[i]) for i in pick]
+    return [prepare(items[i]) for i in pick]
 
 
 def model_paths(rec: dict[str, Any]) -> list[Path]:
@@ -130,7 +143,11 @@ def preparer(variant: Variant, ckpt: Path, names: list[str]) -> tuple[Callable[[
 
     tok = AutoTokenizer.from_pretrained(ckpt)
 
-    def prep_tokens(text: str) -> Feed:
+    def prep_tokens(text: str | Pair) -> Feed:
+        if isinstance(text, tuple):  # a QA reader at batch 1: question + the context's first window
+            enc = tok(*text, truncation="only_second", max_length=variant.seq_len, return_tensors="np")
+            return {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
+                    for n in names}
         return encode_text(tok, text, max_length=variant.seq_len, names=names, truncation=variant.truncation)
 
     return prep_tokens, lambda feed: feed["input_ids"].shape[1]
@@ -160,8 +177,43 @@ def open_model(variant: Variant, paths: list[Path], threads: int | None) -> Open
     return OpenModel(runner, runner.input_names, (time.perf_counter() - t0) * 1000.0, runner.executed)
 
 
-def evaluate(variant: Variant, split: Split, paths: list[Path], ckpt: Path, progress: bool) -> dict[str, Any]:
-    """Accuracy on the whole test split, with the predictions (they do not depend on threads)."""
+def evaluate_qa(variant: Variant, split: QASplit, paths: list[Path], ckpt: Path, progress: bool) -> dict[str, Any]:
+    """Exact match and F1 (fractions, bootstrap 95% intervals over questions) of a QA reader
+    on every test question, each read as a deployed reader at batch 1 reads it: the question
+    and the first ``seq_len``-token window of its context (an answer past it is a miss;
+    ``answer_in_window`` says how many lie inside). ``accuracy`` is the exact-match rate."""
+    from transformers import AutoTokenizer
+
+    from paretobert.qa import prepare_features, score
+    from paretobert.qa_model import answer, session_logits
+
+    sess, _ = get_runtime(variant.runtime_name).open(paths[0], precision=variant.resolved_precision)  # untimed
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    items = split.test
+    preds = answer(session_logits(sess), tok, items, seq_len=variant.seq_len, windows="first",
+                   batch_size=variant.eval.batch_size, max_answer_length=variant.dataset.max_answer_length)
+    del sess
+    s = score(preds, items, language=split.language)
+    out: dict[str, Any] = {"task": "qa", "n_test": len(items)}
+    for name in ("exact_match", "f1"):
+        out[name], out[f"{name}_ci_lo"], out[f"{name}_ci_hi"] = (float(s[k]) / 100 for k in (
+            name, f"{name}_ci_lo", f"{name}_ci_hi"))
+    out.update(accuracy=out["exact_match"], accuracy_ci_lo=out["exact_match_ci_lo"],
+               accuracy_ci_hi=out["exact_match_ci_hi"])
+    feats = prepare_features(tok, items, max_length=variant.seq_len, windows="first", labels=True)
+    inside = [i for i, s0 in enumerate(feats.start_positions) if s0 > 0]
+    out["answer_in_window"] = len(inside) / len(items)
+    out["mean_tokens"] = float(feats.attention_mask.sum(axis=1).mean())
+    out["predictions"] = [preds.get(i.id, "") for i in items]
+    return out
+
+
+def evaluate(variant: Variant, split: Split | QASplit, paths: list[Path], ckpt: Path,
+             progress: bool) -> dict[str, Any]:
+    """Accuracy on the whole test split, with the predictions (they do not depend on threads);
+    a QA reader: :func:`evaluate_qa`."""
+    if isinstance(split, QASplit):
+        return evaluate_qa(variant, split, paths, ckpt, progress)
     out: dict[str, Any] = {}
     if variant.exit.threshold is None:
         sess, _ = get_runtime(variant.runtime_name).open(paths[0], precision=variant.resolved_precision)  # untimed

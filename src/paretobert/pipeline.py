@@ -161,7 +161,8 @@ def _evaluate(variant: Variant, split: Split, paths: list[Path], ckpt: Path, mod
         ev = stages.evaluation(variant, split, paths, ckpt, model_key, cache_dir, progress=progress)
     out.update({k: v for k, v in ev.meta.items() if k not in ("key", "predictions", "integrity")})
     out.update(eval_key=ev.key, eval_cached=ev.reused)
-    out.update(measure.accuracy_interval(out["accuracy"], out["n_test"]))
+    if "accuracy_ci_lo" not in out:  # a QA reader's comes with its exact-match rate (bootstrap)
+        out.update(measure.accuracy_interval(out["accuracy"], out["n_test"]))
     return out
 
 
@@ -307,8 +308,10 @@ def format_result_line(rec: dict[str, Any]) -> str:
     """One line summarising a result record."""
     if rec.get("status") != "ok":
         return f"{rec.get('variant_id')}: FAILED {rec.get('error', '')}"
+    quality = (f"exact_match={rec['exact_match']:.4f} f1={rec['f1']:.4f}" if rec.get("task") == "qa" else
+               f"accuracy={rec['accuracy']:.4f} macro_f1={rec['macro_f1']:.4f}")
     return (
-        f"{rec['variant_id']}: accuracy={rec['accuracy']:.4f} macro_f1={rec['macro_f1']:.4f} "
+        f"{rec['variant_id']}: {quality} "
         f"p50={rec['latency_p50_ms']:.2f}ms p99={rec['latency_p99_ms']:.2f}ms "
         f"tokenize_p50={rec['tokenize_p50_ms']:.2f}ms model={rec['model_mb']:.1f}MB "
         f"weights={rec.get('weights_source')} n_test={rec['n_test']}"

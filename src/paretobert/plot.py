@@ -181,17 +181,20 @@ def plot_training(curves: dict, labels: dict, path: Path, *, title: str = "fine-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def metric(p: dict) -> float:  # a QA reader's curve holds validation F1
+        return p["val_accuracy"] if "val_accuracy" in p else p["val_f1"]
+
     seen: dict[str, tuple[str, list]] = {}
     for vid, curve in curves.items():
-        key = repr([(p.get("step"), p.get("val_accuracy")) for p in curve])
+        key = repr([(p.get("step"), p.get("val_accuracy", p.get("val_f1"))) for p in curve])
         seen.setdefault(key, (str(labels.get(vid, vid)), curve))
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     for k, (label, curve) in enumerate(seen.values()):
         color = plt.cm.tab10(k % 10)
         ep = [p["epoch"] for p in curve]
-        acc_ax.plot(ep, [p["val_accuracy"] for p in curve], marker="o", ms=3, color=color, label=label)
+        acc_ax.plot(ep, [metric(p) for p in curve], marker="o", ms=3, color=color, label=label)
         loss_ax.plot(ep, [p["train_loss"] for p in curve], color=color, label=label)
-    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (fraction)", title="validation accuracy")
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (QA: F1), fraction", title="validation accuracy / F1")
     loss_ax.set(xlabel="epoch", ylabel="train loss (cross-entropy, nats)", title="train loss")
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)

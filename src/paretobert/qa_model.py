@@ -17,9 +17,52 @@ from paretobert.data.squad import QAItem
 from paretobert.qa import Features, postprocess, prepare_features, score
 from paretobert.train import seed_everything, torch_device, train_loop
 
-__all__ = ["QA_OUTPUTS", "answer", "fine_tune_qa", "session_logits", "torch_logits"]
+__all__ = ["QA_OUTPUTS", "answer", "carve_articles", "fine_tune_qa", "qa_epochs", "qa_lr", "session_logits",
+           "torch_logits"]
 
 QA_OUTPUTS = ("start_logits", "end_logits")
+# a pretrained reader's default lr and epochs (one lr for body and head): all-MiniLM-L6-v2 on
+# SQuAD dev's 33 training articles (README, extractive QA): 2e-4 x 3 epochs F1 70.3, 1e-4 x 3
+# 69.4, 1e-4 x 4 69.5, 5e-5 x 4 69.0, 1e-4 x 2 67.5
+QA_PRETRAINED_LR = 2e-4
+QA_PRETRAINED_EPOCHS = 3.0
+QA_BUILT_EPOCHS = 10.0  # a selected or random-init body: random init's kind of budget (early stopping ends it)
+
+
+def qa_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = False) -> float:
+    """``train.lr``, else a reader's default: :data:`QA_PRETRAINED_LR` for a pretrained body
+    of MiniLM's width, scaled down for wider ones (x 384 / hidden: 1e-4 for a 768-wide body, as
+    for classification); random init's rule (:func:`paretobert.train.default_lr`) otherwise."""
+    from paretobert.train import default_lr
+
+    if isinstance(cfg.lr, float):
+        return cfg.lr
+    if pretrained:
+        return QA_PRETRAINED_LR * min(1.0, 384 / hidden)
+    return default_lr(cfg, pretrained=False, hidden=hidden, selected=selected)
+
+
+def qa_epochs(cfg: TrainConfig, *, pretrained: bool) -> float:
+    """``train.epochs``, else 3 for a pretrained reader and 10 for a built one."""
+    if cfg.epochs is not None:
+        return float(cfg.epochs)
+    return QA_PRETRAINED_EPOCHS if pretrained else QA_BUILT_EPOCHS
+
+
+def carve_articles(items: Sequence[QAItem], size: float, *, seed: int) -> tuple[list[QAItem], list[QAItem]]:
+    """(train, validation) questions: ``size`` of the train articles (at least one, never all)
+    held out whole, drawn with ``seed``; ``size`` 0: no validation."""
+    import random
+
+    if not size:
+        return list(items), []
+    articles = sorted({i.article for i in items})
+    if len(articles) < 2:
+        raise ValueError(f"train.validation_size={size}: the train split has {len(articles)} article(s); a "
+                         "validation split takes whole articles (set train.validation_size=0)")
+    random.Random(seed).shuffle(articles)
+    held = set(articles[:min(len(articles) - 1, max(1, round(size * len(articles))))])
+    return [i for i in items if i.article not in held], [i for i in items if i.article in held]
 Logits = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
 
@@ -108,7 +151,8 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
                        head_lr_scale=head_lr_scale, device=device, progress=progress,
                        evaluate=None if validation is None else evaluate, every=every or per_epoch,
                        patience=patience, metric="val_f1")
-    stats.update(max_length=max_length, doc_stride=doc_stride, n_windows=len(feats), n_questions=len(items))
+    stats.update(max_length=max_length, doc_stride=doc_stride, n_windows=len(feats), n_questions=len(items),
+                 metric="val_f1")
     if validation is not None:
         stats["n_validation"] = len(validation)
     return stats

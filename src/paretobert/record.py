@@ -45,6 +45,7 @@ FIELDS: tuple[Field, ...] = (
     _F("status", "str", table=True, help="ok | failed"),
     _F("label", "str", table=True, help="short plot label (Variant.label)"),
     # ---- axes: every swept setting, from the stored variant
+    _F("task", "str", hover=True, help="classification | qa (extractive question answering: by the dataset)"),
     _F("dataset", "str"),
     _F("model", "str", hover=True),
     _F("weights", "str", help="auto | pretrained | stand-in | selected | selected-kd | distilled | scratch (asked for)"),
@@ -68,10 +69,20 @@ FIELDS: tuple[Field, ...] = (
     _F("distill_layers", "str", help="comma-separated 0-based teacher layers"),
     _F("exit_threshold", "float", "nats"),
     # ---- accuracy
-    _F("accuracy", "float", "fraction", hover=True, table=True),
+    _F("accuracy", "float", "fraction", hover=True, table=True,
+       help="classification: accuracy; qa: the exact-match rate (= exact_match)"),
     _F("macro_f1", "float", "fraction", hover=True, table=True),
-    _F("accuracy_ci_lo", "float", "fraction", hover=True, help="Wilson 95%"),
+    _F("accuracy_ci_lo", "float", "fraction", hover=True, help="Wilson 95% (qa: bootstrap over questions)"),
     _F("accuracy_ci_hi", "float", "fraction", hover=True),
+    _F("exact_match", "float", "fraction", hover=True, table=True,
+       help="qa: answers equal to a reference after SQuAD's normalisation (batch 1, the first seq_len window)"),
+    _F("exact_match_ci_lo", "float", "fraction", help="bootstrap 95% over questions"),
+    _F("exact_match_ci_hi", "float", "fraction"),
+    _F("f1", "float", "fraction", hover=True, table=True, help="qa: token-overlap F1, max over the references"),
+    _F("f1_ci_lo", "float", "fraction", hover=True, help="bootstrap 95% over questions"),
+    _F("f1_ci_hi", "float", "fraction", hover=True),
+    _F("answer_in_window", "float", "fraction", hover=True,
+       help="qa: test answers inside the first seq_len-token window (the rest are misses by construction)"),
     # ---- latency
     _F("latency_p50_ms", "float", "ms", hover=True, table=True),
     _F("latency_p90_ms", "float", "ms"),
@@ -116,6 +127,7 @@ FIELDS: tuple[Field, ...] = (
     _F("train_epochs", "float", "epochs", hover=True, help="epochs run (early stopping may end before the cap)"),
     _F("train_best_epoch", "float", "epochs", help="epoch of the kept (best validation) weights"),
     _F("train_val_accuracy", "float", "fraction", help="validation accuracy of the kept weights"),
+    _F("train_val_f1", "float", "fraction", help="qa: validation F1 of the kept weights (doc-stride windows)"),
     _F("train_stopped", "str", help="budget | patience | time (what ended fine-tuning)"),
     _F("train_warning", "str", hover=True, table=True, help="underfit / overfit diagnosis of the training curve"),
     _F("machine_id", "str", hover=True),
@@ -142,7 +154,8 @@ NESTED: dict[str, str] = {
     "environment": "CPU model, ISA flags, cores, library versions, machine_id",
     "data": "split sizes and fingerprint",
     "train": "fine-tuning statistics (seconds, losses, lr, epochs, stopped, the validation curve: step, epoch, "
-             "train_loss, val_accuracy, val_loss per evaluation; lr_search of train.lr=auto; warning)",
+             "train_loss, val_accuracy (qa: val_f1, val_exact_match), val_loss per evaluation; lr_search of "
+             "train.lr=auto; warning)",
     "latency": "raw timings (ms) of the round(s)", "latency_p50_rounds_ms": "p50 of each timing round (ms)",
     "latency_min_ms": "fastest call (ms)", "latency_max_ms": "slowest call (ms)",
     "throughput": "texts/s per batch size", "stage_seconds": "wall time per stage (s)",
@@ -224,7 +237,8 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
     # records from before train.head_lr_scale: the head learnt at the body's lr
     row.update(train_lr=train.get("lr"), train_head_lr=train.get("head_lr", train.get("lr")),
                train_best_epoch=train.get("best_epoch"),
-               train_val_accuracy=train.get("val_accuracy"), train_stopped=train.get("stopped"),
+               train_val_accuracy=train.get("val_accuracy"), train_val_f1=train.get("val_f1"),
+               train_stopped=train.get("stopped"),
                train_warning=train.get("warning"),
                # records from before early stopping: the whole budget ran
                train_epochs=train.get("epochs", (rec.get("variant") or {}).get("train", {}).get("epochs")))

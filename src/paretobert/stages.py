@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from paretobert import classic, measure
+from paretobert import classic, measure, qa_model
 from paretobert import export as onnx_export
 from paretobert import train as training
 from paretobert.config import DistillConfig, DropConfig, load_model_preset
-from paretobert.data import Split
+from paretobert.data import QASplit, Split
 from paretobert.data.split import split_indices
 from paretobert.encoding import encode_text
 from paretobert.models import build_model, load_tokenizer, resolve_source
@@ -61,20 +61,23 @@ def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Pa
     return fine_tune(tv, split, source.via, cache_dir, progress=progress, allow_network=allow_network)
 
 
-def _selected_student(variant: Variant, source: Source, split: Split, tok: Any, cache_dir: Path) -> tuple[Any, dict]:
+def _selected_student(variant: Variant, source: Source, label_names: list[str], tok: Any,
+                      cache_dir: Path) -> tuple[Any, dict]:
     """The variant's shape in its teacher's family, weights selected from the pretrained
-    teacher (:mod:`paretobert.models.select`), a new seeded head."""
+    teacher (:mod:`paretobert.models.select`), a new seeded head (a QA reader's for task=qa)."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
     assert source.teacher is not None and source.via is not None
-    big = build_model(source.via, load_model_preset(source.teacher), num_labels=len(split.label_names),
-                      tokenizer=tok, cache_dir=cache_dir, label_names=split.label_names, seed=variant.seed)
+    big = build_model(source.via, load_model_preset(source.teacher), num_labels=max(2, len(label_names)),
+                      tokenizer=tok, cache_dir=cache_dir, label_names=label_names or None, seed=variant.seed,
+                      task=variant.task)
     m = variant.model
     cfg = student_config(big.config, layers=m.layers, hidden=m.hidden, heads=m.heads, intermediate=m.intermediate)
     cfg._attn_implementation = "eager"
     torch.manual_seed(variant.seed)
-    student = AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
+    auto = AutoModelForQuestionAnswering if variant.task == "qa" else AutoModelForSequenceClassification
+    student = auto.from_config(cfg, attn_implementation="eager")
     stats = select_weights(big, student)
     del big
     return student, {"teacher": source.teacher, "arch": cfg.model_type, **stats}
@@ -143,14 +146,17 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             log.info("[%s] train.lr=auto: candidate %d/%d, lr=%g ...", variant.variant_id, i + 1, len(grid), lr)
             one = dataclasses.replace(variant, train=dataclasses.replace(variant.train, lr=lr))
             tried.append(fine_tune(one, split, source, cache_dir, progress=progress, allow_network=allow_network))
-        best = max(tried, key=lambda b: training.validation_rank(b.meta["train"]))
-        search = [{k: b.meta["train"].get(k) for k in ("lr", "val_accuracy", "val_loss", "epochs", "seconds")}
+        metric = _metric(tried[0])
+        best = max(tried, key=lambda b: training.validation_rank(b.meta["train"], metric))
+        search = [{k: b.meta["train"].get(k) for k in ("lr", metric, "val_loss", "epochs", "seconds")}
                   for b in tried]
-        log.info("[%s] train.lr=auto chose lr=%g (validation accuracy %.4f)", variant.variant_id,
-                 best.meta["train"]["lr"], best.meta["train"]["val_accuracy"])
+        log.info("[%s] train.lr=auto chose lr=%g (validation %s %.4f)", variant.variant_id,
+                 best.meta["train"]["lr"], metric.removeprefix("val_"), best.meta["train"][metric])
         train = {**best.meta["train"], "lr_search": search, "winner_seconds": best.meta["train"]["seconds"],
                  "seconds": sum(s["seconds"] for s in search)}
         return best._replace(meta={**best.meta, "train": train}, reused=all(b.reused for b in tried))
+    if variant.task == "qa":
+        return _fine_tune_qa(variant, split, source, cache_dir, progress=progress)
     retok = variant.model.retokenize and source.pretrained
     train_texts, train_labels, validation = carve_validation(variant, split)
     teacher_key = teacher_ckpt = None
@@ -170,7 +176,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                              train_texts=train_texts, cache_dir=cache_dir)
         selected = None
         if source.selects:
-            model, selected = _selected_student(variant, source, split, tok, cache_dir)
+            model, selected = _selected_student(variant, source, split.label_names, tok, cache_dir)
         elif variant.distill.layers is not None:
             model = None  # cut from the teacher below
         else:  # a stand-in is its teacher's pretrained body; distilled: the preset at random init
@@ -246,13 +252,64 @@ def _retry_unconverged(variant: Variant, built: Built, lr: float, split: Split, 
     half = dataclasses.replace(variant, train=dataclasses.replace(variant.train, lr=lr / 2))
     second = fine_tune(half, split, source, cache_dir, progress=progress, allow_network=allow_network)
     tried = (built, second)
-    best = max(tried, key=lambda b: training.validation_rank(b.meta["train"]))
-    retry = [{k: b.meta["train"].get(k) for k in ("lr", "val_accuracy", "val_loss", "epochs", "stopped", "warning",
+    metric = _metric(built)
+    best = max(tried, key=lambda b: training.validation_rank(b.meta["train"], metric))
+    retry = [{k: b.meta["train"].get(k) for k in ("lr", metric, "val_loss", "epochs", "stopped", "warning",
                                                    "seconds")} for b in tried]
-    log.info("[%s] kept lr=%g (validation accuracy %.4f)", variant.variant_id, best.meta["train"]["lr"],
-             best.meta["train"]["val_accuracy"])
+    log.info("[%s] kept lr=%g (validation %s %.4f)", variant.variant_id, best.meta["train"]["lr"],
+             metric.removeprefix("val_"), best.meta["train"][metric])
     train = {**best.meta["train"], "retry": retry, "seconds": sum(r["seconds"] for r in retry)}
     return best._replace(meta={**best.meta, "train": train}, reused=all(b.reused for b in tried))
+
+
+def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: Path, *, progress: bool) -> Built:
+    """The fine-tuned extractive reader: the pretrained (or stand-in) body with a new start/end
+    head, a body selected from a larger pretrained one, or random init; trained on doc-stride
+    windows of ``train_length`` tokens, validated by F1 on whole held-out train articles
+    (``train.validation_size`` of them), early stopping and the best weights kept
+    (:func:`paretobert.qa_model.fine_tune_qa`); lr and budget by
+    :func:`~paretobert.qa_model.qa_lr` / :func:`~paretobert.qa_model.qa_epochs`."""
+    t = variant.train
+    train, val = qa_model.carve_articles(split.train, t.validation_size, seed=variant.seed)
+    pretrained = _pretrained_body(variant, source)
+    epochs = qa_model.qa_epochs(t, pretrained=pretrained)
+    lr = qa_model.qa_lr(t, pretrained=pretrained, hidden=variant.model.hidden, selected=source.selects)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        texts = [i.question for i in train] + sorted({i.context for i in train})
+        tok = load_tokenizer(source, variant.model, train_texts=texts, cache_dir=cache_dir)
+        selected = None
+        if source.selects:
+            model, selected = _selected_student(variant, source, [], tok, cache_dir)
+        else:
+            model = build_model(source if source.pretrained else Source("scratch"), variant.model, num_labels=2,
+                                tokenizer=tok, cache_dir=cache_dir, seed=variant.seed, task="qa")
+        dropped = _drop(variant, model, tok, sorted({i.context for i in train})) \
+            if variant.drop.strategy != "none" else None
+        n_params = int(sum(p.numel() for p in model.parameters()))
+        ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned reader")
+        stats = qa_model.fine_tune_qa(model, tok, train, cfg=t, seed=variant.seed, lr=lr,
+                                      max_length=variant.train_length, doc_stride=variant.dataset.doc_stride,
+                                      validation=val or None, patience=t.patience, epochs=epochs,
+                                      language=split.language, progress=progress)
+        stats = {**stats, "n_validation_articles": len({i.article for i in val})}
+        if dropped is not None:
+            stats["drop"] = dropped
+        if selected is not None:
+            stats["selected"] = selected
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        return {"train": stats, "source": source.label, "model": variant.model.name, "task": "qa",
+                "n_params": n_params, "label_names": [], "data": split.fingerprint()}
+
+    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
+                            epochs=None if t.epochs is not None else epochs)
+    return rediagnosed(stage(cache_dir, "checkpoints", key, build))
+
+
+def _metric(built: Built) -> str:
+    """The validation metric a checkpoint was selected by: accuracy, or F1 for a QA reader."""
+    return (built.meta.get("train") or {}).get("metric", "val_accuracy")
 
 
 def rediagnosed(built: Built) -> Built:
@@ -263,8 +320,10 @@ def rediagnosed(built: Built) -> Built:
     if not train.get("curve"):
         return built
     # the classifier's chance loss (ln K) where its loss was the labels' cross-entropy alone
-    chance = None if train.get("distill") else training.chance_loss(len(built.meta.get("label_names") or []))
-    warning = training.diagnose(train["curve"], train.get("stopped", "budget"), chance_loss=chance)
+    metric = train.get("metric", "val_accuracy")
+    chance = None if train.get("distill") or metric != "val_accuracy" else \
+        training.chance_loss(len(built.meta.get("label_names") or []))
+    warning = training.diagnose(train["curve"], train.get("stopped", "budget"), metric=metric, chance_loss=chance)
     if warning == train.get("warning"):
         return built
     return built._replace(meta={**built.meta, "train": {**train, "warning": warning}})
@@ -350,14 +409,22 @@ def export_tfidf(variant: Variant, ckpt: Built, split: Split, cache_dir: Path) -
 def export(variant: Variant, ckpt: Built, split: Split, cache_dir: Path) -> Built:
     """The checkpoint as ONNX (fused with ``export.optimize``), its logits checked against torch."""
 
-    def build(tmp: Path) -> dict[str, Any]:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    qa = variant.task == "qa"
 
-        model = AutoModelForSequenceClassification.from_pretrained(ckpt.dir, attn_implementation="eager")
+    def build(tmp: Path) -> dict[str, Any]:
+        from transformers import (
+            AutoModelForQuestionAnswering,
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+        )
+
+        auto = AutoModelForQuestionAnswering if qa else AutoModelForSequenceClassification
+        model = auto.from_pretrained(ckpt.dir, attn_implementation="eager")
         tok = AutoTokenizer.from_pretrained(ckpt.dir)
         ensure_free_space(tmp, 4 * sum(p.numel() for p in model.parameters()) * 2.5 + 50e6, "the ONNX export")
         raw = tmp / "model.onnx"
-        names = onnx_export.export_onnx(model, tok, raw, opset=variant.export.opset)
+        outputs = qa_model.QA_OUTPUTS if qa else ("logits",)
+        names = onnx_export.export_onnx(model, tok, raw, opset=variant.export.opset, outputs=outputs)
         meta: dict[str, Any] = {"inputs": names, "file": raw.name, "fusion": {}}
         if variant.export.optimize:
             cfg = model.config
@@ -365,9 +432,9 @@ def export(variant: Variant, ckpt: Built, split: Split, cache_dir: Path) -> Buil
                                                    hidden_size=cfg.hidden_size)
             raw.unlink()
             meta["file"] = "model.fused.onnx"
-        sample = split.test_texts[:4]
+        sample = [(i.question, i.context) for i in split.test[:4]] if qa else split.test_texts[:4]
         meta["max_abs_diff"] = onnx_export.check_onnx(tmp / meta["file"], model, tok, sample,
-                                                      max_length=min(variant.train_length, 512))
+                                                      max_length=min(variant.train_length, 512), outputs=outputs)
         return meta
 
     return stage(cache_dir, "onnx", variant.export_key(train_key=ckpt.key), build)

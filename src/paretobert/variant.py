@@ -50,6 +50,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "validation_size"): 0.0, ("train", "patience"): 2, ("train", "eval_every"): None,
     ("train", "validation_max"): 2000,
     ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
+    ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
 
@@ -213,7 +214,7 @@ class Variant:
     def axes(self) -> dict[str, Any]:
         """Every swept axis as its own flat value: the columns of ``results.csv``."""
         return {
-            "dataset": self.dataset.name, "model": self.model.name, "weights": self.weights,
+            "task": self.task, "dataset": self.dataset.name, "model": self.model.name, "weights": self.weights,
             "weights_from": self.weights_from,
             "runtime": self.runtime_name, "precision": self.resolved_precision, "quant": self.quant,
             "seq_len": self.seq_len, "truncation": self.truncation, "train_length": self.train_length,
@@ -288,7 +289,12 @@ class Variant:
     @property
     def train_length(self) -> int:
         """Tokens per text at fine-tuning (see :func:`paretobert.config.train_length`)."""
-        return train_length(self.train, self.seq_len)
+        return train_length(self.train, self.seq_len, self.task, self.model.max_position)
+
+    @property
+    def task(self) -> str:
+        """``classification`` or ``qa`` (extractive question answering), by the dataset."""
+        return self.dataset.task
 
     def data_key(self) -> str:
         return content_hash({"dataset": self.dataset})
@@ -366,6 +372,8 @@ class Variant:
         inputs = {"model": model_key, "data": data_fingerprint, "seq_len": self.seq_len,
                   "truncation": self.truncation, "exit": self.exit.threshold,
                   "batch": self.eval.batch_size if self.exit.threshold is None else 1}
+        if self.task == "qa":
+            inputs["max_answer_length"] = self.dataset.max_answer_length
         if not self._runs_as_before_the_runtime_axis:
             # the same model file runs differently elsewhere (OpenVINO, bf16): evaluated apart
             inputs.update(runtime=self.runtime.name, precision=self.resolved_precision)

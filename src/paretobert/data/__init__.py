@@ -11,9 +11,10 @@ from paretobert.data.base import DataError, Document, Split
 from paretobert.data.folders import bbc_default_path, load_class_folders
 from paretobert.data.livedoor import load_livedoor, resolve_livedoor
 from paretobert.data.split import split_indices, stratified_subsample
+from paretobert.data.squad import QASplit, load_qa_split, resolve_squad
 from paretobert.data.tables import load_table, sst2_files
 
-__all__ = ["DataError", "Split", "load_split"]
+__all__ = ["DataError", "QASplit", "Split", "load_split"]
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,32 @@ def _split_docs(docs: Sequence[Document], cfg: DatasetConfig, source: str, skipp
     return _from_docs([docs[i] for i in train_idx], [docs[i] for i in test_idx], cfg=cfg, source=source, skipped=skipped)
 
 
-def load_split(cfg: DatasetConfig, *, cache_dir: Path | None = None, allow_network: bool = True) -> Split:
-    """Load the corpus named by ``cfg`` and split it (or use its own split)."""
+def _qa_split(cfg: DatasetConfig, cache_dir: Path, allow_network: bool) -> QASplit:
+    """A SQuAD-format dataset split by article (``split_seed``, ``test_size``), or its two files
+    as given; ``max_test``: that many test questions, evenly spread (a quicker evaluation)."""
+    path, test_path = resolve_squad(cfg.name, cfg.path, cfg.test_path, cache_dir=cache_dir,
+                                    allow_network=allow_network)
+    split = load_qa_split(path, test_path=test_path, test_size=cfg.test_size, seed=cfg.split_seed,
+                          max_train_articles=cfg.max_train_articles)
+    if not split.train:
+        raise DataError(f"{path}: no train question has its answer at its offset")
+    if cfg.max_test is not None and cfg.max_test < len(split.test):
+        import numpy as np
+
+        pick = sorted({int(i) for i in np.linspace(0, len(split.test) - 1, cfg.max_test)})
+        split.test = [split.test[i] for i in pick]
+    split.source = f"{cfg.name}:{split.source}"
+    split.language = "ja" if cfg.name == "jsquad" else "en"
+    return split
+
+
+def load_split(cfg: DatasetConfig, *, cache_dir: Path | None = None,
+               allow_network: bool = True) -> Split | QASplit:
+    """Load the corpus named by ``cfg`` and split it (or use its own split): a
+    :class:`QASplit` of questions for a QA dataset, else a :class:`Split` of labelled texts."""
     skipped: list[str] = []
+    if cfg.task == "qa":
+        return _qa_split(cfg, cache_dir or Path(".cache"), allow_network)
     if cfg.name == "bbc":
         path = Path(cfg.path).expanduser() if cfg.path else bbc_default_path()
         return _split_docs(load_class_folders(path, skipped), cfg, f"bbc:{path}", skipped)

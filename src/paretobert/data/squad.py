@@ -12,13 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretobert.data.base import DataError
 
-__all__ = ["QAItem", "QASplit", "load_qa_split", "read_squad", "split_articles"]
+__all__ = ["QAItem", "QASplit", "SQUAD_URLS", "load_qa_split", "read_squad", "resolve_squad", "split_articles"]
+
+# the official SQuAD v1.1 pair (with network: dataset=squad without dataset.path)
+SQUAD_URLS = {"train": "https://rajpurkar.github.io/SQuAD-explorer/dataset/train-v1.1.json",
+              "dev": "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json"}
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,9 @@ class QASplit:
     test_articles: list[str]
     skipped: list[str] = field(default_factory=list)
 
+    language: str = "en"  # ja: scored per character (JSQuAD)
+    task = "qa"
+
     def fingerprint(self) -> str:
         """Content hash: any change in questions, contexts, answers or the split changes it."""
         h = hashlib.sha256()
@@ -63,7 +72,7 @@ class QASplit:
         return h.hexdigest()[:16]
 
     def stats(self) -> dict[str, object]:
-        return {"source": self.source, "n_train": len(self.train), "n_test": len(self.test),
+        return {"source": self.source, "task": "qa", "n_train": len(self.train), "n_test": len(self.test),
                 "train_articles": len(self.train_articles), "test_articles": len(self.test_articles),
                 "skipped": self.skipped, "fingerprint": self.fingerprint()}
 
@@ -158,3 +167,34 @@ def load_qa_split(path: str | Path, *, test_path: str | Path | None = None, test
     return QASplit(train=train_items, test=[i for _, qs in test_articles for i in qs], source=source,
                    train_articles=[t for t, _ in train], test_articles=[t for t, _ in test_articles],
                    skipped=skipped)
+
+
+def resolve_squad(name: str, path: str | None, test_path: str | None, *, cache_dir: Path,
+                  allow_network: bool) -> tuple[Path, Path | None]:
+    """(file, test file or None) of a QA dataset: ``path`` as given, else (``squad`` with
+    network) a cached download of the official train / dev pair."""
+    if path:
+        return Path(path).expanduser(), Path(test_path).expanduser() if test_path else None
+    if name != "squad":
+        raise DataError(f"dataset={name} needs dataset.path=FILE (a SQuAD-format JSON, e.g. "
+                        "../shared/data/jsquad/jsquad-valid-v1.3.json)")
+    files = {k: Path(cache_dir) / "data" / "squad" / Path(u).name for k, u in SQUAD_URLS.items()}
+    for k, target in files.items():
+        if target.exists():
+            continue
+        if not allow_network:
+            raise DataError("dataset=squad offline needs dataset.path=FILE (a SQuAD-format JSON, e.g. "
+                            "../shared/data/squad/dev-v1.1.json: split by article)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        log.info("downloading %s", SQUAD_URLS[k])
+        try:
+            with urllib.request.urlopen(SQUAD_URLS[k], timeout=30) as r, open(tmp, "wb") as f:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+            read_squad(tmp)  # a SQuAD-format file, or DataError before it is kept
+        except (OSError, DataError) as e:
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"could not download {SQUAD_URLS[k]} ({e}); pass dataset.path=FILE") from e
+        os.replace(tmp, target)
+    return files["train"], files["dev"]

@@ -461,25 +461,32 @@ def load_tokenizer(
 
 def build_model(
     source: Source, model: ModelConfig, *, num_labels: int, tokenizer: Any, cache_dir: Path,
-    label_names: list[str] | None = None, seed: int = 0,
+    label_names: list[str] | None = None, seed: int = 0, task: str = "classification",
 ) -> Any:
-    """A sequence classifier: pretrained body + new head, or the architecture at random init.
+    """A sequence classifier (``task="qa"``: an extractive reader, start/end logits over the
+    tokens): pretrained body + new head, or the architecture at random init.
 
     The random parts (the head, or everything for scratch) are drawn after seeding with
     ``seed``, so a checkpoint is reproducible. Eager attention is requested so the exported
     graph matches ONNX Runtime's fusion patterns.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, BertConfig, MPNetConfig
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        BertConfig,
+        MPNetConfig,
+    )
 
     torch.manual_seed(seed)
-
+    auto = AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification
     names = label_names or [str(i) for i in range(num_labels)]
-    labels = {"num_labels": num_labels, "id2label": dict(enumerate(names)),
-              "label2id": {n: i for i, n in enumerate(names)}}
+    # a reader's head has 2 outputs (start, end) whatever head the checkpoint had
+    labels = {"num_labels": 2} if task == "qa" else {"num_labels": num_labels, "id2label": dict(enumerate(names)),
+                                      "label2id": {n: i for i, n in enumerate(names)}}
     if source.pretrained:
         # a checkpoint that already has a classifier for other labels gets a fresh head
-        return AutoModelForSequenceClassification.from_pretrained(
+        return auto.from_pretrained(
             model_dir(source, cache_dir=cache_dir), attn_implementation="eager",
             ignore_mismatched_sizes=True, **labels
         )
@@ -491,7 +498,7 @@ def build_model(
     else:
         cfg = BertConfig(max_position_embeddings=model.max_position, **common)
     cfg._attn_implementation = "eager"
-    return AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
+    return auto.from_config(cfg, attn_implementation="eager")
 
 
 def new_vocab_mlm(source: Source, tokenizer: Any, *, cache_dir: Path, seed: int = 0) -> Any:

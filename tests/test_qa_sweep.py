@@ -1,0 +1,135 @@
+"""Extractive QA as a sweep task (dataset=squad | jsquad): config checks, the loader behind
+``dataset=``, a tiny random reader through the whole pipeline (fine-tune, export with start/end
+logits, int8, EM/F1 with intervals, timing), the record and the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import make_squad
+
+from paretobert import measure
+from paretobert.config import (
+    BenchConfig,
+    Config,
+    ConfigError,
+    DatasetConfig,
+    ExitConfig,
+    ModelConfig,
+    TrainConfig,
+)
+from paretobert.data import DataError, QASplit, load_split
+from paretobert.env import resolve_variant
+from paretobert.pipeline import format_result_line, run_variant
+from paretobert.record import results_table
+from paretobert.variant import Variant
+
+MICRO = dict(name="micro", layers=1, hidden=32, heads=2, intermediate=64, max_position=128, tokenizer="wordpiece",
+             vocab_size=150)
+
+
+@pytest.fixture()
+def squad_file(tmp_path):
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(make_squad(n_articles=8, words=40)))
+    return path
+
+
+@pytest.fixture()
+def qa_variant(squad_file):
+    def make(**kw):
+        cfg = Config(model=ModelConfig(**MICRO), dataset=DatasetConfig(name="squad", path=str(squad_file)),
+                     train=TrainConfig(epochs=2, batch_size=8, max_length=64, lr=3e-3, validation_size=0.2),
+                     bench=BenchConfig(warmup=1, min_iters=5, min_seconds=0.0, max_seconds=2.0, n_texts=4),
+                     weights="scratch", seq_len=48, allow_network=False)
+        for k, v in kw.items():
+            setattr(cfg, k, v)
+        cfg.__post_init__()
+        return resolve_variant(Variant.from_config(cfg))
+
+    measure.clear_split_cache()
+    return make
+
+
+def test_the_task_comes_from_the_dataset_and_what_qa_cannot_do_is_refused_in_one_line(squad_file):
+    assert DatasetConfig(name="squad").task == "qa" and DatasetConfig(name="jsquad").task == "qa"
+    assert DatasetConfig().task == "classification"
+    ds = DatasetConfig(name="squad", path=str(squad_file))
+    for kw, key in ((dict(exit=ExitConfig(threshold=0.2)), "exit.threshold"),
+                    (dict(weights="selected-kd"), "weights"), (dict(truncation="head+tail"), "truncation"),
+                    (dict(model=ModelConfig(name="tfidf", arch="tfidf")), "model")):
+        with pytest.raises(ConfigError, match=key) as e:
+            Config(model=kw.pop("model", ModelConfig(**MICRO)), dataset=ds, **kw)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="dataset.max_train_articles"):
+        DatasetConfig(name="bbc", max_train_articles=3)
+    with pytest.raises(ConfigError, match="dataset.max_train"):
+        DatasetConfig(name="squad", max_train=10)
+
+
+def test_a_reader_trains_on_384_token_windows_unless_told_whatever_the_inference_length():
+    from paretobert.compose import variant_of
+    from paretobert.config import load_model_preset
+
+    minilm, null = load_model_preset("minilm-l6"), TrainConfig(max_length=None)
+    v = Variant.from_config(Config(model=minilm, dataset=DatasetConfig(name="squad", path="x.json"), seq_len=128,
+                                   train=null))
+    assert v.task == "qa" and v.train_length == 384 and v.axes()["task"] == "qa"
+    assert Variant.from_config(Config(model=minilm, seq_len=128, train=null)).train_length == 128  # a classifier
+    short = Variant.from_config(Config(model=ModelConfig(**MICRO), dataset=DatasetConfig(name="squad", path="x"),
+                                       train=null))
+    assert short.train_length == 128  # no longer than the model's positions
+    # from the command line: the default train.max_length follows the dataset
+    assert variant_of(["dataset=squad", "seq_len=128"], resolve=False)[1].train_length == 384
+    assert variant_of(["dataset=squad", "train.max_length=256"], resolve=False)[1].train_length == 256
+    assert variant_of(["seq_len=64"], resolve=False)[1].train_length == 128
+
+
+def test_the_loader_behind_dataset_squad_and_jsquad(squad_file, tmp_path):
+    split = load_split(DatasetConfig(name="squad", path=str(squad_file), test_size=0.25, max_test=5,
+                                     max_train_articles=3))
+    assert isinstance(split, QASplit) and split.language == "en" and len(split.test) == 5
+    assert len(split.train_articles) == 3 and not set(split.train_articles) & set(split.test_articles)
+    assert split.stats()["task"] == "qa"
+    assert load_split(DatasetConfig(name="jsquad", path=str(squad_file))).language == "ja"
+    with pytest.raises(DataError, match="offline needs dataset.path"):
+        load_split(DatasetConfig(name="squad"), cache_dir=tmp_path, allow_network=False)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"data": [{"title": "t"}]}')
+    with pytest.raises(DataError, match="not SQuAD format"):
+        load_split(DatasetConfig(name="squad", path=str(bad)))
+
+
+def test_a_tiny_reader_runs_through_the_sweep_and_records_em_and_f1(tmp_path, qa_variant):
+    cache = tmp_path / "cache"
+    recs = {}
+    for quant in (False, True):
+        v = qa_variant(quant=quant)
+        recs[quant] = rec = run_variant(v, out_dir=tmp_path / f"q{quant}", cache_dir=cache, progress=False)
+        assert rec["status"] == "ok", rec.get("traceback")
+        assert rec["task"] == "qa" and rec["n_test"] == 12  # 2 of 8 articles held out, 6 questions each
+        for name in ("exact_match", "f1"):
+            assert 0.0 <= rec[f"{name}_ci_lo"] <= rec[name] <= rec[f"{name}_ci_hi"] <= 1.0
+        assert rec["accuracy"] == rec["exact_match"] and rec["f1"] >= rec["exact_match"]
+        assert rec["answer_in_window"] == 1.0 and rec["latency_p50_ms"] > 0 and rec["onnx_max_abs_diff"] < 1e-3
+        assert rec["train"]["metric"] == "val_f1" and rec["train"]["n_validation_articles"] == 1
+        assert "exact_match=" in format_result_line(rec)
+    assert recs[True]["train_key"] == recs[False]["train_key"] and recs[True]["model_mb"] < recs[False]["model_mb"]
+    # a shorter window reads the same reader (one checkpoint) and misses the answers past it
+    short = run_variant(qa_variant(seq_len=32), out_dir=tmp_path / "short", cache_dir=cache, progress=False)
+    assert short["train_key"] == recs[False]["train_key"] and short["train_cached"]
+    assert short["answer_in_window"] < 1.0 and short["mean_tokens"] == 32
+    again = run_variant(qa_variant(), out_dir=tmp_path / "qFalse", cache_dir=cache, progress=False)
+    assert again["finished_at"] == recs[False]["finished_at"]  # done already: reused, not redone
+    df = results_table([recs[False], recs[True], short])
+    assert set(df["task"]) == {"qa"} and df["f1"].notna().all() and df["train_val_f1"].notna().all()
+
+
+def test_layers_dropped_before_a_reader_fine_tunes(tmp_path, qa_variant):
+    from paretobert.config import DropConfig
+
+    rec = run_variant(qa_variant(model=ModelConfig(**{**MICRO, "layers": 2}), drop=DropConfig(strategy="top", keep=1)),
+                      out_dir=tmp_path / "drop", cache_dir=tmp_path / "cache", progress=False)
+    assert rec["status"] == "ok", rec.get("traceback")
+    assert rec["train"]["drop"]["kept"] == [0] and rec["compression"] == "drop-top-1"
