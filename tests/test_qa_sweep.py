@@ -124,6 +124,10 @@ def test_a_tiny_reader_runs_through_the_sweep_and_records_em_and_f1(tmp_path, qa
     assert again["finished_at"] == recs[False]["finished_at"]  # done already: reused, not redone
     df = results_table([recs[False], recs[True], short])
     assert set(df["task"]) == {"qa"} and df["f1"].notna().all() and df["train_val_f1"].notna().all()
+    from paretobert.report import markdown_table
+
+    table = markdown_table(df, df.iloc[:1])
+    assert "EM % [95% CI]" in table and "nan" not in table and table.count("| yes |") == 1
 
 
 def test_layers_dropped_before_a_reader_fine_tunes(tmp_path, qa_variant):
@@ -133,3 +137,30 @@ def test_layers_dropped_before_a_reader_fine_tunes(tmp_path, qa_variant):
                       out_dir=tmp_path / "drop", cache_dir=tmp_path / "cache", progress=False)
     assert rec["status"] == "ok", rec.get("traceback")
     assert rec["train"]["drop"]["kept"] == [0] and rec["compression"] == "drop-top-1"
+
+
+def test_a_qa_bundle_answers_what_the_sweep_evaluated(tmp_path, qa_variant, capsys):
+    from paretobert import bundle
+    from paretobert.store import read_json
+
+    cache, out = tmp_path / "cache", tmp_path / "sweep"
+    v = qa_variant(quant=True, seq_len=40)
+    rec = run_variant(v, out_dir=out / v.variant_id, cache_dir=cache, progress=False)
+    assert rec["status"] == "ok", rec.get("traceback")
+    b_dir = bundle.export_bundle(out, rec["variant_id"], tmp_path / "b", cache_dir=cache)
+    b = bundle.load_bundle(b_dir)
+    split = measure.split_of(v, cache, False)
+    evaluated = read_json(cache / "eval" / rec["eval_key"] / "meta.json")["predictions"]
+    answers = [b.answer(i.question, i.context) for i in split.test]
+    assert [a["text"] for a in answers] == evaluated  # the bundle reads as the sweep scored
+    for a, i in zip(answers, split.test, strict=True):
+        assert a["text"] == "" or i.context[a["start"]:a["end"]] == a["text"]
+    info = read_json(b_dir / bundle.BUNDLE_FILE)
+    assert info["task"] == "qa" and info["measured"]["f1"] == rec["f1"] and "exact match" in (b_dir / "README.md").read_text()
+    with pytest.raises(bundle.BundleError, match="--question"):
+        b.predict(["a text"])
+    item = split.test[0]
+    assert bundle.predict_main([str(b_dir), "--question", item.question, "--context", item.context, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == evaluated[0]
+    assert bundle.predict_main([str(b_dir), "--question", item.question]) == 2
+    assert "--context" in capsys.readouterr().err

@@ -132,8 +132,9 @@ def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir:
     tok = _tokenizer(ckpt)
     prefix, suffix = _special_ids(tok)
     meta = read_json(ckpt / "meta.json") or {}
-    labels = meta.get("label_names")
-    if not labels:
+    qa = variant.task == "qa"
+    labels = [] if qa else meta.get("label_names")
+    if not labels and not qa:
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(ckpt)
@@ -157,10 +158,14 @@ def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir:
             "threads": variant.runtime.threads, "exit_threshold": variant.exit.threshold,
             "model_files": model_files, "tokenizer": "tokenizer.json",
             "special_ids": {"prefix": prefix, "suffix": suffix}, "pad_id": 0, "labels": list(labels),
+            "task": variant.task,
+            **({"max_answer_length": variant.dataset.max_answer_length} if qa else {}),
             "measured": {k: rec.get(k) for k in (
                 "accuracy", "accuracy_ci_lo", "accuracy_ci_hi", "n_test", "macro_f1", "latency_p50_ms",
                 "latency_p50_ms_ci_lo", "latency_p50_ms_ci_hi", "latency_p99_ms", "tokenize_p50_ms", "model_mb",
-                "dataset", "finished_at")},
+                "dataset", "finished_at",
+                *(("exact_match", "exact_match_ci_lo", "exact_match_ci_hi", "f1", "f1_ci_lo", "f1_ci_hi",
+                   "answer_in_window") if qa else ()))},
             "machine": {k: (rec.get("environment") or {}).get(k) for k in (
                 "cpu_model", "cpu_count", "isa_flags", "vnni", "bf16", "machine_id")},
         }
@@ -178,11 +183,14 @@ def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir:
     return out_dir
 
 
-def _readme(info: dict[str, Any]) -> str:
-    m = info["measured"]
+def _f(x: Any, spec: str) -> str:
+    return format(x, spec) if isinstance(x, int | float) else "n/a"
 
-    def f(x: Any, spec: str) -> str:
-        return format(x, spec) if isinstance(x, int | float) else "n/a"
+
+def _readme(info: dict[str, Any]) -> str:
+    if info.get("task") == "qa":
+        return _readme_qa(info)
+    m, f = info["measured"], _f
 
     return f"""# {info['variant_id']}
 
@@ -202,6 +210,31 @@ Labels: {', '.join(map(str, info['labels']))}.
 
     from paretobert import load_bundle
     pred = load_bundle(".").predict(["some text"])   # pred.labels, pred.probabilities
+
+Needs numpy, tokenizers and {info['runtime']} only (no torch). Every file is checked against
+its SHA-256 in `bundle.json` when the bundle is loaded.
+"""
+
+
+def _readme_qa(info: dict[str, Any]) -> str:
+    m, f = info["measured"], _f
+    return f"""# {info['variant_id']}
+
+{info['label']}: an extractive question-answering reader; {info['runtime']} ({info['runtime_version']}),
+{info['precision']}, the question and the first {info['seq_len']} tokens of the context (an answer past them
+is not found), answers of at most {info['max_answer_length']} tokens, {info['threads']} intra-op thread(s).
+
+Measured by paretobert on {info['machine'].get('cpu_model')}: exact match {f(m['exact_match'], '.4f')}
+[{f(m['exact_match_ci_lo'], '.3f')}, {f(m['exact_match_ci_hi'], '.3f')}], F1 {f(m['f1'], '.4f')}
+[{f(m['f1_ci_lo'], '.3f')}, {f(m['f1_ci_hi'], '.3f')}] (bootstrap 95%, {m['n_test']} test questions of {m['dataset']};
+{f(m['answer_in_window'], '.3f')} of their answers lie in the window), latency p50 {f(m['latency_p50_ms'], '.2f')} ms /
+p99 {f(m['latency_p99_ms'], '.2f')} ms at batch 1 (model only), {f(m['model_mb'], '.1f')} MB. `result.json` is the whole record.
+
+    paretobert predict . --question "Who wrote it?" --context "It was written by ..."
+    paretobert predict . --question "Who wrote it?" --context-file page.txt --json
+
+    from paretobert import load_bundle
+    ans = load_bundle(".").answer("Who wrote it?", "It was written by ...")   # text, start, end, score
 
 Needs numpy, tokenizers and {info['runtime']} only (no torch). Every file is checked against
 its SHA-256 in `bundle.json` when the bundle is loaded.
@@ -258,6 +291,7 @@ class Bundle:
         self.tokenizer.no_truncation()  # the bundle truncates (head or head+tail), as the sweep did
         self.tokenizer.no_padding()
         self.threshold = info.get("exit_threshold")
+        self.task = info.get("task", "classification")
         threads = threads if threads is not None else info.get("threads")
         paths = [self.dir / p for p in info["model_files"]]
         many = len(paths) > 1  # early-exit segments take turns: no spinning pools (as timed)
@@ -285,8 +319,32 @@ class Bundle:
             out = self.segments[i]({"hidden_in": out["hidden"], "attention_mask": feed["attention_mask"]})
         return out["logits"], len(self.segments)
 
+    def answer(self, question: str, context: str) -> dict[str, Any]:
+        """A QA bundle's answer to ``question`` in ``context``: ``text`` (the best span of the
+        context's first window, as measured; "" when none), its character ``start`` / ``end``
+        in ``context`` and ``score`` (start + end logit)."""
+        from paretobert.qa_spans import best_span
+
+        if self.task != "qa":
+            raise BundleError(f"{self.dir}: a {self.task} bundle: use predict(texts)")
+        self.tokenizer.enable_truncation(self.seq_len, strategy="only_second")
+        try:
+            enc = self.tokenizer.encode(str(question), str(context))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises its own kinds
+            raise BundleError(f"cannot read this question at seq_len={self.seq_len}: {e}") from None
+        arrays = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
+        out = self.segments[0]({n: np.asarray([arrays[n]], dtype=np.int64) for n in self.input_names})
+        offsets = [tuple(o) if sid == 1 else None for o, sid in zip(enc.offsets, enc.sequence_ids, strict=True)]
+        span = best_span(out["start_logits"][0], out["end_logits"][0], offsets,
+                         max_answer_length=int(self.info.get("max_answer_length", 30)))
+        if span is None:
+            return {"text": "", "start": None, "end": None, "score": None}
+        return {"text": str(context)[span[1]:span[2]], "start": span[1], "end": span[2], "score": span[0]}
+
     def predict(self, texts: Sequence[str] | str) -> Prediction:
         """Labels and class probabilities of ``texts`` (one at a time: batch 1, as measured)."""
+        if self.task == "qa":
+            raise BundleError(f"{self.dir}: a QA reader: ask it with --question Q --context C (Python: answer(question, context))")
         if isinstance(texts, str):
             texts = [texts]
         rows, exits = [], []
@@ -374,7 +432,12 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--file", type=Path, help="a UTF-8 file with one text per line")
     ap.add_argument("--threads", type=int, help="intra-op threads (default: the measured count)")
     ap.add_argument("--json", action="store_true", help="one JSON object per text")
+    ap.add_argument("--question", action="append", default=[], help="a QA reader: the question (repeatable)")
+    ap.add_argument("--context", help="a QA reader: the text to find the answer in")
+    ap.add_argument("--context-file", type=Path, help="a QA reader: a UTF-8 file holding the context")
     args = ap.parse_args(argv)
+    if args.question or args.context is not None or args.context_file is not None:
+        return _answer_main(args)
     texts = list(args.texts)
     try:
         if args.file is not None:
@@ -394,4 +457,26 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # `paretobert predict ... | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _answer_main(args: argparse.Namespace) -> int:
+    """``paretobert predict BUNDLE --question Q --context C``: a QA reader's answers."""
+    try:
+        if not args.question:
+            raise BundleError("a QA reader needs --question")
+        if (args.context is None) == (args.context_file is None):
+            raise BundleError("give the context with --context TEXT or --context-file FILE (one of them)")
+        context = args.context if args.context is not None else args.context_file.read_text(encoding="utf-8")
+        bundle = load_bundle(args.bundle, threads=args.threads)
+        answers = [bundle.answer(q, context) for q in args.question]
+    except (BundleError, OSError, UnicodeDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for q, a in zip(args.question, answers, strict=True):
+        if args.json:
+            print(json.dumps({"question": q, **a}, ensure_ascii=False))
+        else:
+            score = "n/a" if a["score"] is None else f"{a['score']:.2f}"
+            print(f"{a['text'] or '(no answer in the window)'}\t{score}\t{q[:80]}")
     return 0

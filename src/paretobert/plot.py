@@ -81,7 +81,8 @@ def frontier_figure(results: pd.DataFrame, front: pd.DataFrame, *, x: str = "lat
     names = [str(ok.iloc[i].get("label", ok.iloc[i].get("variant_id", ""))) for i in order]
     pts = [(float(ok[x].iloc[i]), float(ok[y].iloc[i])) for i in order]
     ax.set_xlabel(x.replace("_ms", " (ms)").replace("_", " "))
-    ax.set_ylabel(y)
+    qa = "task" in ok.columns and len(ok) and (ok["task"] == "qa").all()
+    ax.set_ylabel("exact match (fraction)" if qa and y == "accuracy" else y)
     ax.set_title(title)
     failed = results[results["status"] != "ok"] if "status" in results.columns else results.iloc[0:0]
     boxes = []

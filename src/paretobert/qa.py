@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from paretobert.data.squad import QAItem
+from paretobert.qa_spans import best_span
 from paretobert.stats import bootstrap_interval
 
-__all__ = ["Features", "exact_match", "f1", "normalize_answer", "postprocess", "prepare_features", "score"]
+__all__ = ["Features", "best_span", "exact_match", "f1", "normalize_answer", "postprocess", "prepare_features", "score"]
 
 _PUNCT = set(string.punctuation)
 
@@ -153,22 +154,12 @@ def prepare_features(tokenizer: Any, items: Sequence[QAItem], *, max_length: int
 def postprocess(items: Sequence[QAItem], features: Features, start_logits: np.ndarray, end_logits: np.ndarray,
                 *, n_best: int = 20, max_answer_length: int = 30) -> dict[str, str]:
     """Each question's answer: the context span (over all its windows) with the highest
-    start + end logit, end not before start, at most ``max_answer_length`` tokens; "" when no
-    window offers a span of the context."""
+    start + end logit (:func:`best_span`); "" when no window offers a span of the context."""
     start_logits, end_logits = np.asarray(start_logits), np.asarray(end_logits)
     best: dict[int, tuple[float, str]] = {}
     for r, i in enumerate(features.item):
-        offs = features.offsets[r]
-        n = len(offs)
-        s_top = np.argsort(start_logits[r][:n])[::-1][:n_best]
-        e_top = np.argsort(end_logits[r][:n])[::-1][:n_best]
-        for s in s_top:
-            if offs[s] is None:
-                continue
-            for e in e_top:
-                if offs[e] is None or e < s or e - s + 1 > max_answer_length:
-                    continue
-                value = float(start_logits[r][s] + end_logits[r][e])
-                if i not in best or value > best[i][0]:
-                    best[i] = (value, items[i].context[offs[s][0]:offs[e][1]])
+        span = best_span(start_logits[r], end_logits[r], features.offsets[r], n_best=n_best,
+                         max_answer_length=max_answer_length)
+        if span is not None and (i not in best or span[0] > best[i][0]):
+            best[i] = (span[0], items[i].context[span[1]:span[2]])
     return {items[i].id: best[i][1] if i in best else "" for i in range(len(items))}

@@ -95,11 +95,29 @@ def write_tables(df: pd.DataFrame, out_dir: Path, *, objectives: Sequence[Object
     return out
 
 
+def _markdown_qa(results: pd.DataFrame, ok: pd.DataFrame, on: set) -> str:
+    """The QA readers' table: exact match and F1 (percent, bootstrap 95%), answers in the window."""
+    def pct(r: Any, c: str) -> str:
+        return f"{100 * r[c]:.1f} [{100 * r[c + '_ci_lo']:.1f}, {100 * r[c + '_ci_hi']:.1f}]"
+
+    lines = ["| reader | EM % [95% CI] | F1 % [95% CI] | answer in window % | p50 ms | p99 ms | MB | frontier |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in ok.iterrows():
+        lines.append(f"| {r['label']} | {pct(r, 'exact_match')} | {pct(r, 'f1')} | {100 * r['answer_in_window']:.1f} | "
+                     f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['model_mb']:.1f} | "
+                     f"{'yes' if r['variant_id'] in on else ''} |")
+    for _, r in results[results["status"] != "ok"].iterrows():
+        lines.append(f"| {r['variant_id']} | failed: {r['error']} | | | | | | |")
+    return "\n".join(lines)
+
+
 def markdown_table(results: pd.DataFrame, front: pd.DataFrame) -> str:
     """A Markdown table of the ok rows (accuracy, macro-F1, latencies, MB, frontier mark),
     slowest first, for experiment READMEs."""
     ok = results[results["status"] == "ok"].sort_values("latency_p50_ms", ascending=False)
     on = set(front["variant_id"])
+    if len(ok) and "task" in ok.columns and (ok["task"] == "qa").all():
+        return _markdown_qa(results, ok, on)
     lines = ["| variant | accuracy | macro-F1 | p50 ms | p99 ms | tokenize p50 ms | MB | frontier |",
              "|---|---|---|---|---|---|---|---|"]
     for _, r in ok.iterrows():
