@@ -164,3 +164,28 @@ def test_a_qa_bundle_answers_what_the_sweep_evaluated(tmp_path, qa_variant, caps
     assert json.loads(capsys.readouterr().out)["text"] == evaluated[0]
     assert bundle.predict_main([str(b_dir), "--question", item.question]) == 2
     assert "--context" in capsys.readouterr().err
+
+
+def test_at_batch_1_each_window_runs_unpadded_as_deployed(squad_file):
+    import numpy as np
+
+    from paretobert.data.squad import load_qa_split
+    from paretobert.models import train_wordpiece
+    from paretobert.qa import prepare_features
+    from paretobert.qa_model import _logits
+
+    split = load_qa_split(squad_file)
+    items = split.test[:3]
+    tok = train_wordpiece([i.context for i in split.train], vocab_size=120, max_length=128, lowercase=True)
+    feats = prepare_features(tok, items, max_length=128, windows="first")
+    widths = []
+
+    def run(feed):
+        widths.append(feed["input_ids"].shape[1])
+        assert feed["attention_mask"].all()  # nothing padded
+        return np.zeros(feed["input_ids"].shape), np.zeros(feed["input_ids"].shape)
+
+    start, _ = _logits(run, feats, 1)
+    real = feats.attention_mask.sum(axis=1)
+    assert widths == list(real) and max(real) < 128 and start.shape == (3, 128)
+    assert np.isneginf(start[0, real[0]:]).all()  # cut positions are never an answer

@@ -89,11 +89,22 @@ def session_logits(session: Any) -> Logits:
 
 
 def _logits(run: Logits, feats: Features, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start/end logits of every window, ``batch_size`` windows a call, each batch cut to its
+    longest real row: at batch 1 a window runs unpadded, as a deployed reader runs it (dynamic
+    int8 scales its activations over the whole input, padding included). Cut-off positions get
+    -inf (never an answer)."""
+    width = feats.input_ids.shape[1]
     starts, ends = [], []
     for lo in range(0, len(feats), batch_size):
-        s, e = run(feats.inputs(slice(lo, lo + batch_size)))
-        starts.append(s)
-        ends.append(e)
+        feed = feats.inputs(slice(lo, lo + batch_size))
+        mask = feed["attention_mask"]
+        n = int(mask.sum(axis=1).max())
+        if not mask[:, n:].any():  # right padding only (never cut a real token)
+            feed = {k: v[:, :n] for k, v in feed.items()}
+        s, e = run(feed)
+        pad = ((0, 0), (0, width - s.shape[1]))
+        starts.append(np.pad(s, pad, constant_values=-np.inf))
+        ends.append(np.pad(e, pad, constant_values=-np.inf))
     return np.concatenate(starts), np.concatenate(ends)
 
 

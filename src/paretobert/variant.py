@@ -372,8 +372,8 @@ class Variant:
         inputs = {"model": model_key, "data": data_fingerprint, "seq_len": self.seq_len,
                   "truncation": self.truncation, "exit": self.exit.threshold,
                   "batch": self.eval.batch_size if self.exit.threshold is None else 1}
-        if self.task == "qa":
-            inputs["max_answer_length"] = self.dataset.max_answer_length
+        if self.task == "qa":  # v2: each window unpadded at eval.batch_size 1, as deployed
+            inputs.update(max_answer_length=self.dataset.max_answer_length, qa_eval=2)
         if not self._runs_as_before_the_runtime_axis:
             # the same model file runs differently elsewhere (OpenVINO, bf16): evaluated apart
             inputs.update(runtime=self.runtime.name, precision=self.resolved_precision)
