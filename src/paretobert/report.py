@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,38 +95,39 @@ def write_tables(df: pd.DataFrame, out_dir: Path, *, objectives: Sequence[Object
     return out
 
 
-def _markdown_qa(results: pd.DataFrame, ok: pd.DataFrame, on: set) -> str:
-    """The QA readers' table: exact match and F1 (percent, bootstrap 95%), answers in the window."""
-    def pct(r: Any, c: str) -> str:
-        return f"{100 * r[c]:.1f} [{100 * r[c + '_ci_lo']:.1f}, {100 * r[c + '_ci_hi']:.1f}]"
-
-    lines = ["| reader | EM % [95% CI] | F1 % [95% CI] | answer in window % | p50 ms | p99 ms | MB | frontier |",
-             "|---|---|---|---|---|---|---|---|"]
+def _table(results: pd.DataFrame, ok: pd.DataFrame, on: set, header: list[str],
+           cells: Callable[[Any], list[str]]) -> str:
+    """A Markdown table: one row of ``cells(r)`` per ok row (then its frontier mark), one line
+    per failed variant."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in ok.iterrows():
-        lines.append(f"| {r['label']} | {pct(r, 'exact_match')} | {pct(r, 'f1')} | {100 * r['answer_in_window']:.1f} | "
-                     f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['model_mb']:.1f} | "
-                     f"{'yes' if r['variant_id'] in on else ''} |")
+        lines.append("| " + " | ".join([*cells(r), "yes" if r["variant_id"] in on else ""]) + " |")
     for _, r in results[results["status"] != "ok"].iterrows():
-        lines.append(f"| {r['variant_id']} | failed: {r['error']} | | | | | | |")
+        lines.append(f"| {r['variant_id']} | failed: {r['error']} |" + " |" * (len(header) - 2))
     return "\n".join(lines)
 
 
+def _pct(r: Any, c: str) -> str:
+    return f"{100 * r[c]:.1f} [{100 * r[c + '_ci_lo']:.1f}, {100 * r[c + '_ci_hi']:.1f}]"
+
+
 def markdown_table(results: pd.DataFrame, front: pd.DataFrame) -> str:
-    """A Markdown table of the ok rows (accuracy, macro-F1, latencies, MB, frontier mark),
+    """A Markdown table of the ok rows (accuracy, macro-F1, latencies, MB, frontier mark;
+    QA readers: exact match and F1 in percent with bootstrap 95%, answers in the window),
     slowest first, for experiment READMEs."""
     ok = results[results["status"] == "ok"].sort_values("latency_p50_ms", ascending=False)
     on = set(front["variant_id"])
     if len(ok) and "task" in ok.columns and (ok["task"] == "qa").all():
-        return _markdown_qa(results, ok, on)
-    lines = ["| variant | accuracy | macro-F1 | p50 ms | p99 ms | tokenize p50 ms | MB | frontier |",
-             "|---|---|---|---|---|---|---|---|"]
-    for _, r in ok.iterrows():
-        lines.append(f"| {r['label']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['latency_p50_ms']:.2f} | "
-                     f"{r['latency_p99_ms']:.2f} | {r['tokenize_p50_ms']:.2f} | {r['model_mb']:.1f} | "
-                     f"{'yes' if r['variant_id'] in on else ''} |")
-    for _, r in results[results["status"] != "ok"].iterrows():
-        lines.append(f"| {r['variant_id']} | failed: {r['error']} | | | | | | |")
-    return "\n".join(lines)
+        return _table(results, ok, on, ["reader", "EM % [95% CI]", "F1 % [95% CI]", "answer in window %", "p50 ms",
+                                        "p99 ms", "MB", "frontier"],
+                      lambda r: [str(r["label"]), _pct(r, "exact_match"), _pct(r, "f1"),
+                                 f"{100 * r['answer_in_window']:.1f}", f"{r['latency_p50_ms']:.2f}",
+                                 f"{r['latency_p99_ms']:.2f}", f"{r['model_mb']:.1f}"])
+    return _table(results, ok, on, ["variant", "accuracy", "macro-F1", "p50 ms", "p99 ms", "tokenize p50 ms", "MB",
+                                    "frontier"],
+                  lambda r: [str(r["label"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+                             f"{r['latency_p50_ms']:.2f}", f"{r['latency_p99_ms']:.2f}",
+                             f"{r['tokenize_p50_ms']:.2f}", f"{r['model_mb']:.1f}"])
 
 
 def latest_sweep(root: Path = Path("multirun")) -> Path:
