@@ -310,3 +310,46 @@ def test_a_qa_reader_from_a_pretrained_body_and_one_selected_from_it(teacher_pre
     assert recs["big-t"]["weights_source"].startswith("path:") and recs["big-t"]["pretrained"] is True
     assert recs["small-t"]["weights_source"].startswith("selected<-big-t:path:")
     assert recs["small-t"]["train"]["selected"]["layers"] == [0] and recs["small-t"]["n_params"] < recs["big-t"]["n_params"]
+
+
+def test_readers_distilled_from_a_fine_tuned_reader(teacher_preset, tmp_path):
+    """task=qa distils on soft start/end targets: the size ladder's selected-kd and distilled
+    students share one fine-tuned teacher reader; a student cut from the teacher's layers
+    (distill.layers) too; a student that reads other tokens is a recorded failure."""
+    from conftest import make_squad
+
+    from paretobert import measure, pipeline
+    from paretobert.config import BenchConfig, Config, DatasetConfig, DistillConfig, TrainConfig
+    from paretobert.env import resolve_variant
+    from paretobert.variant import Variant
+
+    data = tmp_path / "squad.json"
+    data.write_text(json.dumps(make_squad(n_articles=6, words=30)))
+    measure.clear_split_cache()
+
+    def run(name, model, **kw):
+        cfg = Config(model=model, dataset=DatasetConfig(name="squad", path=str(data)),
+                     train=TrainConfig(epochs=1, batch_size=8, max_length=64, lr=1e-3, validation_size=0.2),
+                     bench=BenchConfig(warmup=1, min_iters=3, min_seconds=0.0, max_seconds=1.0, n_texts=2),
+                     seq_len=48, allow_network=False, **kw)
+        return pipeline.run_variant(resolve_variant(Variant.from_config(cfg)), out_dir=tmp_path / name,
+                                    cache_dir=tmp_path / "cache", progress=False)
+
+    small, big = teacher_preset["small-t"], teacher_preset["big-t"]
+    recs = {w: run(w, small, weights=w, weights_from="big-t") for w in ("selected-kd", "distilled")}
+    for w, rec in recs.items():
+        assert rec["status"] == "ok", rec.get("traceback")
+        assert rec["weights_source"].startswith(f"{w}<-big-t:path:") and rec["task"] == "qa"
+        kd = rec["train"]["distill"]
+        assert kd["teacher"] == "big-t" and kd["teacher_layers"] == 2 and 0.0 <= kd["teacher_train_f1"] <= 1.0
+    assert "selected" in recs["selected-kd"]["train"] and "selected" not in recs["distilled"]["train"]
+    teachers = [d for d in (tmp_path / "cache" / "checkpoints").iterdir() if (d / "meta.json").is_file()
+                and json.loads((d / "meta.json").read_text())["model"] == "big-t"]
+    assert len(teachers) == 1  # one teacher reader for both students
+    cut = run("cut", big, distill=DistillConfig(teacher="big-t", layers=[1], hidden_mse=1.0))
+    assert cut["status"] == "ok", cut.get("traceback")
+    assert cut["train"]["distill"]["student_init"] == [1] and "selected" not in cut["train"]
+    assert cut["n_params"] < json.loads((teachers[0] / "meta.json").read_text())["n_params"]
+    foreign = run("foreign", dataclasses.replace(small, name="own-vocab", tokenizer="wordpiece", vocab_size=120),
+                  weights="scratch", distill=DistillConfig(teacher="big-t"))
+    assert foreign["status"] == "failed" and "its tokenizer" in foreign["error"] and "\n" not in foreign["error"]

@@ -57,7 +57,7 @@ def test_the_task_comes_from_the_dataset_and_what_qa_cannot_do_is_refused_in_one
     assert DatasetConfig().task == "classification"
     ds = DatasetConfig(name="squad", path=str(squad_file))
     for kw, key in ((dict(exit=ExitConfig(threshold=0.2)), "exit.threshold"),
-                    (dict(weights="selected-kd"), "weights"), (dict(truncation="head+tail"), "truncation"),
+                    (dict(truncation="head+tail"), "truncation"),
                     (dict(model=ModelConfig(name="tfidf", arch="tfidf")), "model")):
         with pytest.raises(ConfigError, match=key) as e:
             Config(model=kw.pop("model", ModelConfig(**MICRO)), dataset=ds, **kw)
@@ -189,3 +189,47 @@ def test_at_batch_1_each_window_runs_unpadded_as_deployed(squad_file):
     answers = answer(run, tok, items, seq_len=128, windows="first", batch_size=1)
     assert widths == list(real) and max(real) < 128
     assert all(a for a in answers.values())  # a span of the context, never a cut-off position
+
+
+def test_span_distillation_matches_the_teachers_start_and_end_over_real_tokens():
+    import copy
+
+    import numpy as np
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from paretobert.qa import Features
+    from paretobert.qa_model import SpanDistillation
+
+    torch.manual_seed(0)
+    teacher = BertForQuestionAnswering(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2,
+                                                  num_attention_heads=2, intermediate_size=32)).eval()
+    ids = torch.randint(5, 40, (4, 12))
+    mask = torch.ones_like(ids)
+    mask[:2, 8:] = 0  # two windows padded
+    feats = Features(ids.numpy(), mask.numpy(), None, [0, 1, 2, 3], [[None] * 12] * 4)
+    kd = SpanDistillation(teacher=teacher, temperature=2.0, alpha=1.0)
+    kd.targets(feats, "cpu", batch_size=3, progress=False)
+    assert kd.start.shape == (4, 12)
+    enc = {"input_ids": ids, "attention_mask": mask, "start_positions": torch.tensor([1, 2, 3, 4]),
+           "end_positions": torch.tensor([2, 3, 4, 5])}
+    idx = np.arange(4)
+    twin = copy.deepcopy(teacher).eval()
+    assert float(kd.loss(twin, enc, idx)) == pytest.approx(0.0, abs=1e-5)  # the teacher itself: nothing to learn
+    kd.start[:2, 8:] += 100.0  # what the teacher says of padding is not a target
+    assert float(kd.loss(twin, enc, idx)) == pytest.approx(0.0, abs=1e-5)
+    other = BertForQuestionAnswering(teacher.config).eval()
+    soft = float(kd.loss(other, enc, idx))
+    with torch.no_grad():  # by hand: KL(teacher || student) over each window's real tokens, x T^2
+        out = other(**enc)
+        want = 0.0
+        for s_logits, t_logits in ((out.start_logits, kd.start), (out.end_logits, kd.end)):
+            for r in range(4):
+                n = int(mask[r].sum())
+                p, q = torch.softmax(t_logits[r, :n] / 2, -1), torch.log_softmax(s_logits[r, :n] / 2, -1)
+                want += float((p * (p.log() - q)).sum()) * 4 / 4 / 2
+    assert soft == pytest.approx(want, rel=1e-4) and soft > 0
+    kd.alpha = 0.0  # the hard start/end loss alone
+    assert float(kd.loss(other, enc, idx)) == pytest.approx(float(other(**enc).loss), rel=1e-5)
+    kd.alpha, kd.hidden_mse, kd.layer_map = 1.0, 1.0, [0, 1]
+    assert float(kd.loss(other, enc, idx)) > soft  # and the hidden states' distance on top

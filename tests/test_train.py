@@ -379,6 +379,33 @@ def test_cached_checkpoint_warning_follows_the_current_rule(tmp_path):
     assert rediagnosed(no_curve) is no_curve
 
 
+def test_a_reader_that_learnt_little_is_said_so_even_after_one_evaluation(tmp_path):
+    from paretobert.qa_model import QA_LEARNT_LITTLE_F1
+    from paretobert.stages import rediagnosed
+    from paretobert.store import Built
+    from paretobert.train import diagnose
+
+    # the tiny reader selected from MiniLM-L6 on SQuAD (experiments/qa-reader): F1 flat at 0.08
+    tiny = [{"epoch": e, "val_f1": f, "val_loss": v, "train_loss": t}
+            for e, f, v, t in ((1.0, 0.0762, 4.31, 4.40), (2.0, 0.0793, 4.89, 3.63), (3.0, 0.0786, 5.39, 3.23))]
+    said = diagnose(tiny, "budget", metric="val_f1", floor=QA_LEARNT_LITTLE_F1)
+    assert said.startswith("learnt little") and "f1 was 0.0793 (epoch 2.00 of 3.00)" in said
+    assert diagnose(tiny, "budget", metric="val_f1") is None  # no floor: nothing to say of this curve
+    assert diagnose(tiny[:1], "budget", metric="val_f1", floor=0.2).startswith("learnt little")
+    assert diagnose(tiny[:1], "budget", metric="val_f1", floor=0.05) is None
+    rising = [{**p, "val_f1": f} for p, f in zip(tiny, (0.05, 0.10, 0.15), strict=True)]
+    assert diagnose(rising, "budget", metric="val_f1", floor=0.2).startswith("underfit")  # the budget first
+    reader = Built(key="k", dir=tmp_path, meta={"train": {"curve": tiny, "stopped": "budget", "metric": "val_f1",
+                                                          "warning": None}}, reused=True)
+    assert rediagnosed(reader).meta["train"]["warning"].startswith("learnt little")
+    good = [{**p, "val_f1": f} for p, f in zip(tiny, (0.60, 0.65, 0.64), strict=True)]
+    assert rediagnosed(reader._replace(meta={"train": {**reader.meta["train"], "curve": good}})
+                       ).meta["train"]["warning"] is None
+    accuracy = [{"epoch": 1.0, "val_accuracy": 0.1, "val_loss": 2.0}]  # a classifier has its own rules
+    classifier = Built(key="k", dir=tmp_path, meta={"train": {"curve": accuracy, "stopped": "budget"}}, reused=True)
+    assert rediagnosed(classifier).meta["train"].get("warning") is None
+
+
 def test_a_fine_tune_that_did_not_converge_is_retried_once_at_half_the_lr(tmp_path, variant_of, monkeypatch):
     import dataclasses
 

@@ -602,10 +602,6 @@ class Config:
         if self.exit.threshold is not None:
             _fail("exit.threshold", self.exit.threshold, "null for a QA dataset (an off-ramp would need start/end "
                   "heads over every token at every layer and an exit rule for a span: not built)")
-        if self.distill.teacher is not None or self.weights in ("selected-kd", "distilled"):
-            key, value = ("distill.teacher", self.distill.teacher) if self.distill.teacher else ("weights", self.weights)
-            _fail(key, value, "no distillation for a QA dataset (soft start/end targets are not built): "
-                  "weights=auto | pretrained | stand-in | selected | scratch")
         if self.truncation != "head":
             _fail("truncation", self.truncation, "head for a QA dataset (the context is cut into windows)")
         if self.model.retokenize:

@@ -7,6 +7,7 @@ session on the exported ONNX: :func:`paretobert.export.export_onnx` with
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,9 +16,9 @@ import torch
 from paretobert.config import TrainConfig
 from paretobert.data.squad import QAItem
 from paretobert.qa import Features, postprocess, prepare_features, score
-from paretobert.train import seed_everything, torch_device, train_loop
+from paretobert.train import hidden_state_mse, seed_everything, torch_device, train_loop
 
-__all__ = ["QA_OUTPUTS", "answer", "carve_articles", "fine_tune_qa", "qa_epochs", "qa_lr", "session_logits",
+__all__ = ["QA_LEARNT_LITTLE_F1", "QA_OUTPUTS", "SpanDistillation", "answer", "carve_articles", "fine_tune_qa", "qa_epochs", "qa_lr", "session_logits",
            "torch_logits"]
 
 QA_OUTPUTS = ("start_logits", "end_logits")
@@ -26,6 +27,10 @@ QA_OUTPUTS = ("start_logits", "end_logits")
 # 69.4, 1e-4 x 4 69.5, 5e-5 x 4 69.0, 1e-4 x 2 67.5
 QA_PRETRAINED_LR = 2e-4
 QA_PRETRAINED_EPOCHS = 3.0
+# a reader whose best validation F1 stays below this learnt too little to be worth timing: the
+# sliding-window word-overlap baseline, with no learning at all, scores F1 20.2 on SQuAD v1.1 dev
+# (Rajpurkar et al. 2016, Table 2); the tiny reader selected from MiniLM-L6 peaked at 0.079
+QA_LEARNT_LITTLE_F1 = 0.20
 QA_BUILT_EPOCHS = 10.0  # a selected or random-init body: random init's kind of budget (early stopping ends it)
 
 
@@ -118,15 +123,70 @@ def answer(run: Logits, tokenizer: Any, items: Sequence[QAItem], *, seq_len: int
     return postprocess(items, feats, start, end, max_answer_length=max_answer_length)
 
 
+@dataclass
+class SpanDistillation:
+    """Distil a fine-tuned reader (``teacher``, the student's tokenizer) into the student:
+    ``alpha`` x the KL divergence between the teacher's and the student's start and end
+    distributions over each window's real tokens at ``temperature`` (x T^2), plus
+    ``1 - alpha`` x the hard start/end loss; with ``hidden_mse`` > 0 also student layer i's
+    output against teacher layer ``layer_map[i]``'s (:func:`paretobert.train.hidden_state_mse`).
+    The teacher's logits over every training window are computed once (:meth:`targets`)."""
+
+    teacher: Any
+    temperature: float = 2.0
+    alpha: float = 0.5
+    hidden_mse: float = 0.0
+    layer_map: list[int] | None = None
+    start: torch.Tensor | None = None
+    end: torch.Tensor | None = None
+
+    def targets(self, feats: Features, device: Any, *, batch_size: int = 32, progress: bool = True) -> None:
+        """The teacher's start/end logits on every window of ``feats`` (eval mode, no grad)."""
+        from tqdm.auto import tqdm
+
+        self.teacher.to(device).eval()
+        starts, ends = [], []
+        with torch.no_grad():
+            for lo in tqdm(range(0, len(feats), batch_size), desc="teacher logits", unit="batch",
+                           disable=not progress, leave=False):
+                feed = {k: torch.from_numpy(v).to(device) for k, v in feats.inputs(slice(lo, lo + batch_size)).items()}
+                out = self.teacher(**feed)
+                starts.append(out.start_logits.float().cpu())
+                ends.append(out.end_logits.float().cpu())
+        self.start, self.end = torch.cat(starts), torch.cat(ends)
+
+    def loss(self, model: Any, enc: dict[str, torch.Tensor], idx: np.ndarray) -> torch.Tensor:
+        assert self.start is not None and self.end is not None, "targets() first"
+        want_hidden = self.hidden_mse > 0
+        out = model(**enc, output_hidden_states=want_hidden)
+        real = enc["attention_mask"].bool()
+        t = self.temperature
+        rows = torch.as_tensor(idx)
+
+        def kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+            s = student.masked_fill(~real, -1e4) / t
+            p = torch.softmax(teacher.to(student.device).masked_fill(~real, -1e4) / t, -1)
+            return torch.nn.functional.kl_div(torch.log_softmax(s, -1), p, reduction="batchmean") * t * t
+
+        soft = (kl(out.start_logits, self.start[rows]) + kl(out.end_logits, self.end[rows])) / 2
+        loss = self.alpha * soft + (1 - self.alpha) * out.loss
+        if want_hidden:
+            assert self.layer_map is not None
+            loss = loss + self.hidden_mse * hidden_state_mse(out.hidden_states, self.teacher, enc, self.layer_map)
+        return loss
+
+
 def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: TrainConfig, seed: int, lr: float,
                  max_length: int, doc_stride: int = 128, validation: Sequence[QAItem] | None = None,
                  every: int | None = None, patience: int = 2, epochs: float | None = None,
-                 head_lr_scale: float = 1.0, language: str = "en", progress: bool = True) -> dict[str, Any]:
+                 head_lr_scale: float = 1.0, language: str = "en", distill: SpanDistillation | None = None,
+                 progress: bool = True) -> dict[str, Any]:
     """Fine-tune a QA ``model`` in place on the windows of ``items`` (``max_length`` tokens,
     ``doc_stride`` apart; a window without the answer points at [CLS]). With ``validation``
     (held-out questions, whole articles) the F1 over all their windows is the metric
     (``val_f1``, a fraction) every ``every`` steps (default: once per epoch), with early
-    stopping after ``patience`` evaluations without a better one and the best weights kept."""
+    stopping after ``patience`` evaluations without a better one and the best weights kept.
+    With ``distill`` the loss is its soft + hard one (the teacher's logits on every window first)."""
     seed_everything(seed)
     feats = prepare_features(tokenizer, items, max_length=max_length, doc_stride=doc_stride, windows="all",
                              labels=True)
@@ -138,7 +198,12 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
         out["end_positions"] = torch.from_numpy(f.end_positions[rows]).to(device)
         return out
 
+    if distill is not None:
+        distill.targets(feats, device, progress=progress)
+
     def batch_loss(idx: np.ndarray) -> torch.Tensor:
+        if distill is not None:
+            return distill.loss(model, tensors(feats, idx), idx)
         return model(**tensors(feats, idx)).loss
 
     val_feats = None if validation is None else prepare_features(
@@ -164,6 +229,9 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
                        patience=patience, metric="val_f1")
     stats.update(max_length=max_length, doc_stride=doc_stride, n_windows=len(feats), n_questions=len(items),
                  metric="val_f1")
+    if distill is not None:  # how well the soft targets read the training questions themselves
+        taught = postprocess(items, feats, distill.start.numpy(), distill.end.numpy())
+        stats["teacher_train_f1"] = score(taught, items, language=language)["f1"] / 100
     if validation is not None:
         stats["n_validation"] = len(validation)
     return stats

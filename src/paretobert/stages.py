@@ -156,19 +156,11 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                  "seconds": sum(s["seconds"] for s in search)}
         return best._replace(meta={**best.meta, "train": train}, reused=all(b.reused for b in tried))
     if variant.task == "qa":
-        return _fine_tune_qa(variant, split, source, cache_dir, progress=progress)
+        return _fine_tune_qa(variant, split, source, cache_dir, progress=progress, allow_network=allow_network)
     retok = variant.model.retokenize and source.pretrained
     train_texts, train_labels, validation = carve_validation(variant, split)
-    teacher_key = teacher_ckpt = None
-    if source.distils:
-        teacher = ladder_teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
-        teacher_key, teacher_ckpt = teacher.key, teacher.dir
-    elif variant.distill.teacher:
-        tv = teacher_variant(variant)
-        tsource = resolve_source(tv.model, weights="auto", cache_dir=cache_dir, allow_network=allow_network)
-        log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, tsource.label)
-        teacher = fine_tune(tv, split, tsource, cache_dir, progress=progress, allow_network=allow_network)
-        teacher_key, teacher_ckpt = teacher.key, teacher.dir
+    teacher = _teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
+    teacher_key, teacher_ckpt = (teacher.key, teacher.dir) if teacher is not None else (None, None)
 
     def build(tmp: Path) -> dict[str, Any]:
         # retokenize: the tokenizer is trained on the train split as for scratch weights
@@ -237,6 +229,20 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                               allow_network=allow_network)
 
 
+def _teacher(variant: Variant, source: Source, split: Split | QASplit, cache_dir: Path, *, progress: bool,
+             allow_network: bool) -> Built | None:
+    """The fine-tuned teacher a variant distils from: the size ladder's (selected-kd,
+    distilled: :func:`ladder_teacher`), ``distill.teacher`` fine-tuned like the variant, or None."""
+    if source.distils:
+        return ladder_teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
+    if not variant.distill.teacher:
+        return None
+    tv = teacher_variant(variant)
+    tsource = resolve_source(tv.model, weights="auto", cache_dir=cache_dir, allow_network=allow_network)
+    log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, tsource.label)
+    return fine_tune(tv, split, tsource, cache_dir, progress=progress, allow_network=allow_network)
+
+
 def _retry_unconverged(variant: Variant, built: Built, lr: float, split: Split, source: Source, cache_dir: Path, *,
                        progress: bool, allow_network: bool) -> Built:
     """The default policy's one second chance (``train.lr: null`` only): a fine-tune that early
@@ -262,49 +268,85 @@ def _retry_unconverged(variant: Variant, built: Built, lr: float, split: Split, 
     return best._replace(meta={**best.meta, "train": train}, reused=all(b.reused for b in tried))
 
 
-def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: Path, *, progress: bool) -> Built:
+def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: Path, *, progress: bool,
+                  allow_network: bool = True) -> Built:
     """The fine-tuned extractive reader: the pretrained (or stand-in) body with a new start/end
-    head, a body selected from a larger pretrained one, or random init; trained on doc-stride
-    windows of ``train_length`` tokens, validated by F1 on whole held-out train articles
-    (``train.validation_size`` of them), early stopping and the best weights kept
-    (:func:`paretobert.qa_model.fine_tune_qa`); lr and budget by
+    head, a body selected from a larger pretrained one, random init, or the fine-tuned teacher
+    cut to ``distill.layers``; trained on doc-stride windows of ``train_length`` tokens, with a
+    teacher (``distill.teacher``, or the size ladder's for selected-kd / distilled) on its soft
+    start/end distributions too (:class:`~paretobert.qa_model.SpanDistillation`); validated by F1
+    on whole held-out train articles (``train.validation_size`` of them), early stopping and the
+    best weights kept (:func:`paretobert.qa_model.fine_tune_qa`); lr and budget by
     :func:`~paretobert.qa_model.qa_lr` / :func:`~paretobert.qa_model.qa_epochs`."""
     t = variant.train
     train, val = qa_model.carve_articles(split.train, t.validation_size, seed=variant.seed)
     pretrained = _pretrained_body(variant, source)
     epochs = qa_model.qa_epochs(t, pretrained=pretrained)
     lr = qa_model.qa_lr(t, pretrained=pretrained, hidden=variant.model.hidden, selected=source.selects)
+    teacher = _teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
 
     def build(tmp: Path) -> dict[str, Any]:
-        texts = [i.question for i in train] + sorted({i.context for i in train})
-        tok = load_tokenizer(source, variant.model, train_texts=texts, cache_dir=cache_dir)
-        selected = None
+        contexts = sorted({i.context for i in train})
+        tok = load_tokenizer(source, variant.model, train_texts=[i.question for i in train] + contexts,
+                             cache_dir=cache_dir)
+        selected = kd = kd_stats = None
         if source.selects:
             model, selected = _selected_student(variant, source, [], tok, cache_dir)
-        else:
+        elif variant.distill.layers is None:
             model = build_model(source if source.pretrained else Source("scratch"), variant.model, num_labels=2,
                                 tokenizer=tok, cache_dir=cache_dir, seed=variant.seed, task="qa")
-        dropped = _drop(variant, model, tok, sorted({i.context for i in train})) \
-            if variant.drop.strategy != "none" else None
+        if teacher is not None:
+            model, tok, kd, kd_stats = _span_distill_setup(variant, teacher, model if variant.distill.layers is None
+                                                           else None, tok)
+        dropped = _drop(variant, model, tok, contexts) if variant.drop.strategy != "none" else None
         n_params = int(sum(p.numel() for p in model.parameters()))
         ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned reader")
         stats = qa_model.fine_tune_qa(model, tok, train, cfg=t, seed=variant.seed, lr=lr,
                                       max_length=variant.train_length, doc_stride=variant.dataset.doc_stride,
                                       validation=val or None, patience=t.patience, epochs=epochs,
-                                      language=split.language, progress=progress)
+                                      language=split.language, distill=kd, progress=progress)
         stats = {**stats, "n_validation_articles": len({i.article for i in val})}
-        if dropped is not None:
-            stats["drop"] = dropped
-        if selected is not None:
-            stats["selected"] = selected
+        for name, value in (("drop", dropped), ("selected", selected), ("distill", kd_stats)):
+            if value is not None:
+                stats[name] = value
+        if kd_stats is not None:
+            stats["distill"]["teacher_train_f1"] = stats.pop("teacher_train_f1")
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         return {"train": stats, "source": source.label, "model": variant.model.name, "task": "qa",
-                "n_params": n_params, "label_names": [], "data": split.fingerprint()}
+                "n_params": int(sum(p.numel() for p in model.parameters())), "label_names": [],
+                "data": split.fingerprint()}
 
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
-                            epochs=None if t.epochs is not None else epochs)
+                            teacher_key=teacher.key if teacher is not None else None,
+                            epochs=None if t.epochs is not None else epochs, distils=source.distils)
     return rediagnosed(stage(cache_dir, "checkpoints", key, build))
+
+
+def _span_distill_setup(variant: Variant, teacher: Built, model: Any | None, tok: Any):
+    """(student, its tokenizer, SpanDistillation, stats) for a reader: with ``distill.layers``
+    (``model`` None) the student is the fine-tuned teacher keeping those layers, else ``model``,
+    which must read the teacher's tokens (the soft targets are per token of the same windows)."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    d = variant.distill
+    big = AutoModelForQuestionAnswering.from_pretrained(teacher.dir, attn_implementation="eager")
+    ttok = AutoTokenizer.from_pretrained(teacher.dir)
+    n_teacher = len(encoder_layers(big))
+    if model is None:
+        if max(d.layers) >= n_teacher:
+            raise ValueError(f"distill.layers={d.layers}: the teacher has {n_teacher} layers")
+        model, tok = copy.deepcopy(big), ttok
+        drop_layers(model, d.layers)
+    elif tok.get_vocab() != ttok.get_vocab():
+        raise ValueError(f"distill.teacher={teacher.meta.get('model')}: a reader distils only into a student with "
+                         f"its tokenizer (start/end targets are per token); model={variant.model.name} reads other "
+                         "tokens: use weights=distilled or selected-kd, or distill.layers")
+    kd = qa_model.SpanDistillation(teacher=big, temperature=d.temperature, alpha=d.alpha, hidden_mse=d.hidden_mse,
+                                   layer_map=d.layers)
+    stats = {"teacher": teacher.meta.get("model"), "teacher_layers": n_teacher, "student_init": d.layers,
+             "teacher_val_f1": (teacher.meta.get("train") or {}).get("val_f1")}
+    return model, tok, kd, stats
 
 
 def _metric(built: Built) -> str:
@@ -323,7 +365,9 @@ def rediagnosed(built: Built) -> Built:
     metric = train.get("metric", "val_accuracy")
     chance = None if train.get("distill") or metric != "val_accuracy" else \
         training.chance_loss(len(built.meta.get("label_names") or []))
-    warning = training.diagnose(train["curve"], train.get("stopped", "budget"), metric=metric, chance_loss=chance)
+    floor = qa_model.QA_LEARNT_LITTLE_F1 if metric == "val_f1" else None
+    warning = training.diagnose(train["curve"], train.get("stopped", "budget"), metric=metric, chance_loss=chance,
+                                floor=floor)
     if warning == train.get("warning"):
         return built
     return built._replace(meta={**built.meta, "train": {**train, "warning": warning}})

@@ -30,6 +30,7 @@ __all__ = [
     "default_lr",
     "diagnose",
     "fine_tune",
+    "hidden_state_mse",
     "lr_grid",
     "max_epochs",
     "mask_tokens",
@@ -199,7 +200,7 @@ def validation_rank(point: dict[str, Any], metric: str = "val_accuracy") -> tupl
 
 
 def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_accuracy",
-             chance_loss: float | None = None) -> str | None:
+             chance_loss: float | None = None, floor: float | None = None) -> str | None:
     """A one-line warning when the curve says the budget did not fit, else None:
     ``underfit`` when, at the end of the budget, the last evaluation was the best and still
     clearly rising (higher accuracy, or the same accuracy at a validation loss over 10% lower: a
@@ -212,11 +213,19 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
     evaluation's train loss was still at ``chance_loss`` (within 5%: the cross-entropy of a
     uniform guess, ln K for K classes) and the best validation accuracy less than halfway from
     a uniform guess (1/K) to 1 (the model learnt nothing: medium seed 2 on BBC, loss 1.61 = ln 5
-    throughout, accuracy 0.23); ``overfit`` when the first of at least 3 evaluations stayed the
-    best."""
-    if len(curve) < 2:
+    throughout, accuracy 0.23); ``learnt little`` when the best validation ``metric`` stayed
+    below ``floor`` (a reader's F1 under what a baseline without learning reaches:
+    :data:`paretobert.qa_model.QA_LEARNT_LITTLE_F1`; said of a single evaluation too);
+    ``overfit`` when the first of at least 3 evaluations stayed the best."""
+    if not curve:
         return None
     best = max(range(len(curve)), key=lambda i: validation_rank(curve[i], metric))
+    little = None if floor is None or curve[best][metric] >= floor else (
+        f"learnt little: the best validation {metric[4:]} was {curve[best][metric]:.4f} (epoch "
+        f"{curve[best]['epoch']:.2f} of {curve[-1]['epoch']:.2f}), below {floor:.2f}, what a baseline without "
+        f"learning reaches: a larger or pretrained model, distillation from one, or more data")
+    if len(curve) < 2:
+        return little
     last, prev = curve[-1], curve[-2]
     falling = last["val_loss"] < 0.9 * prev["val_loss"] and last["val_loss"] <= min(c["val_loss"] for c in curve)
     if stopped != "patience" and (falling or best == len(curve) - 1 and last[metric] > prev[metric]):
@@ -236,6 +245,8 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
         return (f"not converged: the train loss stayed at chance ({min(losses):.3f} at its lowest; a uniform "
                 f"guess scores {chance_loss:.3f}) until early stopping ended fine-tuning: the model learnt "
                 f"nothing ({metric[4:]} {curve[best][metric]:.4f}); try another seed or a lower train.lr")
+    if little:
+        return little
     if best == 0 and len(curve) >= 3:
         return (f"overfit: the first evaluation (epoch {curve[0]['epoch']:.2f}) stayed the best of "
                 f"{len(curve)}: lower train.lr or train.epochs")
@@ -290,13 +301,21 @@ class Distillation:
         loss = self.alpha * kl + (1 - self.alpha) * torch.nn.functional.cross_entropy(out.logits, y)
         if want_hidden:
             assert self.teacher is not None and self.layer_map is not None
-            with torch.no_grad():
-                th = self.teacher(**enc, output_hidden_states=True).hidden_states
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            terms = [(((out.hidden_states[i + 1] - th[j + 1]) ** 2) * mask).sum() / (mask.sum() * th[j + 1].shape[-1])
-                     for i, j in enumerate(self.layer_map)]
-            loss = loss + self.hidden_mse * torch.stack(terms).mean()
+            loss = loss + self.hidden_mse * hidden_state_mse(out.hidden_states, self.teacher, enc, self.layer_map)
         return loss
+
+
+def hidden_state_mse(student_hidden: Sequence[torch.Tensor], teacher: Any, enc: dict[str, torch.Tensor],
+                     layer_map: Sequence[int]) -> torch.Tensor:
+    """The mean squared difference between student layer i's output and teacher layer
+    ``layer_map[i]``'s on the same inputs (real tokens only), averaged over the layers."""
+    feed = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        th = teacher(**feed, output_hidden_states=True).hidden_states
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    terms = [(((student_hidden[i + 1] - th[j + 1]) ** 2) * mask).sum() / (mask.sum() * th[j + 1].shape[-1])
+             for i, j in enumerate(layer_map)]
+    return torch.stack(terms).mean()
 
 
 def teacher_logits(teacher: Any, tokenizer: Any, texts: list[str], *, max_length: int, truncation: str = "head",
