@@ -165,6 +165,33 @@ def test_sst2_and_csv(tmp_path):
         load_split(DatasetConfig(name="csv", path=str(csv)))
 
 
+def test_csv_files_as_spreadsheets_write_them(tmp_path, caplog):
+    """A byte-order mark, semicolons, a field over csv's 128 KiB default, rows without a text
+    or label (counted), and a column named in another case (a one-line hint)."""
+    rows = "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20))
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufefftext,label\n".encode() + rows.encode())
+    assert load_split(DatasetConfig(name="csv", path=str(bom))).label_names == ["a", "b"]
+    semi = tmp_path / "semi.csv"
+    semi.write_text('text;label\n"one; two";a\n' + rows.replace(",", ";"))
+    split = load_split(DatasetConfig(name="csv", path=str(semi), test_size=0.1))
+    assert "one; two" in split.train_texts + split.test_texts and split.label_names == ["a", "b"]
+    big = tmp_path / "big.csv"
+    big.write_text("text,label\n" + rows + f"{'x' * 200_000},a\n")
+    split = load_split(DatasetConfig(name="csv", path=str(big)))
+    assert max(map(len, split.train_texts + split.test_texts)) == 200_000
+    holes = tmp_path / "holes.csv"
+    holes.write_text("text,label\n" + rows + ",a\nno label,\n")
+    with caplog.at_level("WARNING"):
+        split = load_split(DatasetConfig(name="csv", path=str(holes)))
+    assert len(split.train_texts) + len(split.test_texts) == 20
+    assert "left out 2 row(s) without a text or a label (line 22, 23)" in caplog.text
+    upper = tmp_path / "upper.csv"
+    upper.write_text("Text,Label\n" + rows)
+    with pytest.raises(DataError, match=r"did you mean dataset.text_column=Text\?$"):
+        load_split(DatasetConfig(name="csv", path=str(upper)))
+
+
 def test_one_class_train_is_an_error_and_bad_config_values(tmp_path):
     csv = tmp_path / "one.csv"
     csv.write_text("text,label\n" + "".join(f"t{i},a\n" for i in range(8)))
