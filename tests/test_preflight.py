@@ -67,7 +67,23 @@ def test_model_path_of_another_shape_or_architecture(tmp_path):
     msg = _fails("model.path", "preset's shape", model=ModelConfig(**{**MINILM, "path": str(d)}))
     assert "model.layers=12 model.hidden=768 model.intermediate=3072" in msg
     mp = _model_dir(tmp_path / "mp", model_type="mpnet")
-    _fails("model.path", "model.arch", model=ModelConfig(**{**MINILM, "path": str(mp)}))
+    assert "set model.arch=mpnet" in _fails("model.path", "model.arch", model=ModelConfig(**{**MINILM, "path": str(mp)}))
+    xlmr = _model_dir(tmp_path / "xlmr", model_type="xlm-roberta")
+    _check(model=ModelConfig(**{**MINILM, "path": str(xlmr), "arch": "xlm-roberta"}))
+    gpt = _model_dir(tmp_path / "gpt", model_type="gpt2")
+    assert "a model_type of bert | mpnet | roberta" in _fails("model.path", "model.arch",
+                                                              model=ModelConfig(**{**MINILM, "path": str(gpt)}))
+
+
+def test_a_distilbert_path_is_checked_by_its_own_shape_names(tmp_path):
+    d = tmp_path / "distil"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "distilbert", "n_layers": 6, "dim": 768, "n_heads": 12,
+                                               "hidden_dim": 3072}))
+    (d / "model.safetensors").write_bytes(b"weights")
+    msg = _fails("model.path", "preset's shape", model=ModelConfig(**{**MINILM, "path": str(d), "arch": "distilbert"}))
+    assert "set model.hidden=768 model.intermediate=3072" in msg
+    _check(model=ModelConfig(**{**MINILM, "path": str(d), "arch": "distilbert", "hidden": 768, "intermediate": 3072}))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")

@@ -22,6 +22,7 @@ from paretobert.models.drop import DROP_STRATEGIES, kept_layers
 
 __all__ = [
     "ARCHES",
+    "ENCODER_ARCHES",
     "BenchConfig",
     "Config",
     "ConfigError",
@@ -55,7 +56,9 @@ TASKS = ("classification", "qa")
 # a QA reader's training windows when train.max_length is null (SQuAD's usual 384 tokens,
 # doc stride 128): one checkpoint serves every inference seq_len, as in S1
 QA_TRAIN_LENGTH = 384
-ARCHES = ("bert", "mpnet", "tfidf")
+# transformer encoders a preset (its model.path / hub_id / random init) may be: config.json's model_type
+ENCODER_ARCHES = ("bert", "mpnet", "roberta", "xlm-roberta", "electra", "distilbert")
+ARCHES = (*ENCODER_ARCHES, "tfidf")
 SCRATCH_TOKENIZERS = ("bert-uncased", "wordpiece", "bpe")
 TRUNCATIONS = ("head", "head+tail")
 QUANT_WEIGHT_TYPES = ("qint8", "quint8")
@@ -107,7 +110,8 @@ class ModelConfig:
     path: str | None = field(default=None, metadata={"help": "local model directory"})
     arch: str = field(
         default="bert",
-        metadata={"help": "bert | mpnet (random-init architecture) | tfidf (TF-IDF + linear SVM)"},
+        metadata={"help": "the encoder's model_type: bert | mpnet | roberta | xlm-roberta | electra | distilbert; "
+                          "tfidf (TF-IDF + linear SVM)"},
     )
     layers: int = 6
     hidden: int = 384

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from paretobert.config import Config, ConfigError, load_model_preset, model_presets
+from paretobert.config import ENCODER_ARCHES, Config, ConfigError, load_model_preset, model_presets
 
 __all__ = ["check", "check_model_path"]
 
@@ -19,7 +19,9 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.ind
 # config.json key -> ModelConfig field
 SHAPE = (("num_hidden_layers", "layers"), ("hidden_size", "hidden"), ("num_attention_heads", "heads"),
          ("intermediate_size", "intermediate"))
-ARCH_OF_TYPE = {"bert": "bert", "mpnet": "mpnet"}
+# DistilBERT's config.json names its shape its own way
+SHAPE_OF_TYPE = {"distilbert": (("n_layers", "layers"), ("dim", "hidden"), ("n_heads", "heads"),
+                                ("hidden_dim", "intermediate"))}
 
 
 def _fail(key: str, value: Any, expected: str) -> None:
@@ -57,11 +59,13 @@ def check_model_path(conf: Config) -> None:
         _fail("model.path", m.path, f"a config.json naming its model_type ({cfg_file})")
     if not any((d / f).is_file() for f in WEIGHT_FILES):
         _fail("model.path", m.path, f"a model directory with weights ({' or '.join(WEIGHT_FILES[:2])} in {d})")
-    arch = ARCH_OF_TYPE.get(str(cfg["model_type"]))
-    if arch is None or arch != m.arch:
+    kind = str(cfg["model_type"]).replace("_", "-")
+    if kind != m.arch:
+        fix = f"model.arch={kind}" if kind in ENCODER_ARCHES else "a model_type of " + " | ".join(ENCODER_ARCHES)
         _fail("model.path", m.path, f"a {m.arch} model for model.arch={m.arch} (config.json says model_type="
-                                    f"{cfg['model_type']!r}; set model.arch to match, bert | mpnet)")
-    wrong = [(k, f, cfg[k], getattr(m, f)) for k, f in SHAPE if k in cfg and cfg[k] != getattr(m, f)]
+                                    f"{cfg['model_type']!r}; set {fix})")
+    shape = SHAPE_OF_TYPE.get(kind, SHAPE)
+    wrong = [(k, f, cfg[k], getattr(m, f)) for k, f in shape if k in cfg and cfg[k] != getattr(m, f)]
     if wrong:
         have = ", ".join(f"{k}={v}" for k, _, v, _ in wrong)
         fix = " ".join(f"model.{f}={v}" for _, f, v, _ in wrong)

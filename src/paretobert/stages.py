@@ -28,7 +28,7 @@ from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
 from paretobert.models.early_exit import export_segments, layer_logits, train_ramps
 from paretobert.models.select import select_weights, student_config
-from paretobert.models.zoo import Source, new_vocab_mlm, transplant_body
+from paretobert.models.zoo import Source, match_inputs, new_vocab_mlm, transplant_body
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes.segmented import EarlyExitRunner
 from paretobert.store import Built, ensure_free_space, stage
@@ -179,6 +179,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         if teacher_ckpt is not None:
             model, tok, distill, kd_stats = _distill_setup(variant, train_texts, train_labels, teacher_ckpt, model,
                                                            tok, progress)
+        tok = match_inputs(tok, model)  # the inputs the model takes (no token types for DistilBERT)
         warm = None
         if retok:
             mlm = new_vocab_mlm(source, tok, cache_dir=cache_dir, seed=variant.seed)
@@ -298,6 +299,7 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
         if teacher is not None:
             model, tok, kd, kd_stats = _span_distill_setup(variant, teacher, model if variant.distill.layers is None
                                                            else None, tok)
+        tok = match_inputs(tok, model)
         dropped = _drop(variant, model, tok, contexts) if variant.drop.strategy != "none" else None
         n_params = int(sum(p.numel() for p in model.parameters()))
         ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned reader")

@@ -58,10 +58,20 @@ def kept_layers(strategy: str, n_layers: int, keep: int, *,
     return [i for i in layers if i not in dropped]
 
 
-def encoder_layers(model: Any) -> Any:
-    """The ``nn.ModuleList`` of transformer layers of a BERT / MPNet model (any head)."""
+def _stack(model: Any) -> Any:
+    """The module holding the transformer layers as ``.layer``: the encoder (BERT, MPNet,
+    RoBERTa, ELECTRA), DistilBERT's transformer."""
     base = getattr(model, model.base_model_prefix, model)
-    return base.encoder.layer
+    for name in ("encoder", "transformer"):
+        holder = getattr(base, name, None)
+        if holder is not None and hasattr(holder, "layer"):
+            return holder
+    raise ValueError(f"no stack of transformer layers found in a {model.config.model_type} model")
+
+
+def encoder_layers(model: Any) -> Any:
+    """The ``nn.ModuleList`` of transformer layers of an encoder model (any head)."""
+    return _stack(model).layer
 
 
 def layer_similarity(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int = 128) -> list[float]:
@@ -85,9 +95,9 @@ def drop_layers(model: Any, kept: Sequence[int]) -> None:
     """Keep only the layers ``kept`` (in that order) and update the config to match."""
     import torch
 
-    layers = encoder_layers(model)
+    stack = _stack(model)
+    stack.layer = torch.nn.ModuleList([stack.layer[i] for i in kept])
     base = getattr(model, model.base_model_prefix, model)
-    base.encoder.layer = torch.nn.ModuleList([layers[i] for i in kept])
     model.config.num_hidden_layers = len(kept)
     if hasattr(base, "config") and base.config is not model.config:
         base.config.num_hidden_layers = len(kept)

@@ -26,6 +26,8 @@ __all__ = [
     "load_tokenizer",
     "AUTO_METHOD",
     "BUILT",
+    "match_inputs",
+    "random_init_config",
     "pip_model_dir",
     "resolve_source",
     "new_vocab_mlm",
@@ -471,12 +473,7 @@ def build_model(
     graph matches ONNX Runtime's fusion patterns.
     """
     import torch
-    from transformers import (
-        AutoModelForQuestionAnswering,
-        AutoModelForSequenceClassification,
-        BertConfig,
-        MPNetConfig,
-    )
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
     torch.manual_seed(seed)
     auto = AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification
@@ -490,15 +487,42 @@ def build_model(
             model_dir(source, cache_dir=cache_dir), attn_implementation="eager",
             ignore_mismatched_sizes=True, **labels
         )
-    common = dict(vocab_size=len(tokenizer), hidden_size=model.hidden, num_hidden_layers=model.layers,
-                  num_attention_heads=model.heads, intermediate_size=model.intermediate,
-                  pad_token_id=tokenizer.pad_token_id, **labels)
-    if model.arch == "mpnet":
-        cfg: Any = MPNetConfig(max_position_embeddings=model.max_position + 2, **common)
-    else:
-        cfg = BertConfig(max_position_embeddings=model.max_position, **common)
+    cfg = random_init_config(model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **labels)
     cfg._attn_implementation = "eager"
     return auto.from_config(cfg, attn_implementation="eager")
+
+
+def match_inputs(tokenizer: Any, model: Any) -> Any:
+    """``tokenizer`` emitting only the inputs ``model`` takes (DistilBERT takes no
+    ``token_type_ids``, which a BERT vocabulary's tokenizer emits), saved with it; returned."""
+    import inspect
+
+    takes = inspect.signature(model.forward).parameters
+    names = [n for n in tokenizer.model_input_names if n in takes]
+    if names != list(tokenizer.model_input_names):
+        tokenizer.model_input_names = names
+        tokenizer.init_kwargs["model_input_names"] = names
+    return tokenizer
+
+
+def random_init_config(model: ModelConfig, **extra: Any) -> Any:
+    """The transformers config of the preset's architecture (``model.arch``, a model_type) and
+    shape at random init: BERT's field names, DistilBERT's own; the RoBERTa-style position
+    table (MPNet, RoBERTa, XLM-R) holds 2 more rows (padding offset); ELECTRA's embeddings as
+    wide as its hidden layers."""
+    from transformers import AutoConfig
+
+    if model.arch == "distilbert":
+        return AutoConfig.for_model("distilbert", dim=model.hidden, n_layers=model.layers, n_heads=model.heads,
+                                    hidden_dim=model.intermediate, max_position_embeddings=model.max_position, **extra)
+    shape = dict(hidden_size=model.hidden, num_hidden_layers=model.layers, num_attention_heads=model.heads,
+                 intermediate_size=model.intermediate, **extra)
+    if model.arch in ("mpnet", "roberta", "xlm-roberta"):
+        return AutoConfig.for_model(model.arch, max_position_embeddings=model.max_position + 2, **shape)
+    if model.arch == "electra":
+        return AutoConfig.for_model("electra", embedding_size=model.hidden,
+                                    max_position_embeddings=model.max_position, **shape)
+    return AutoConfig.for_model("bert", max_position_embeddings=model.max_position, **shape)
 
 
 def new_vocab_mlm(source: Source, tokenizer: Any, *, cache_dir: Path, seed: int = 0) -> Any:
