@@ -190,8 +190,11 @@ def evaluate_qa(variant: Variant, split: QASplit, paths: list[Path], ckpt: Path,
     sess, _ = get_runtime(variant.runtime_name).open(paths[0], precision=variant.resolved_precision)  # untimed
     tok = AutoTokenizer.from_pretrained(ckpt)
     items = split.test
+    # one tokenisation: the windows read, and where each answer lies in them
+    feats = prepare_features(tok, items, max_length=variant.seq_len, windows="first", labels=True)
     preds = answer(session_logits(sess), tok, items, seq_len=variant.seq_len, windows="first",
-                   batch_size=variant.eval.batch_size, max_answer_length=variant.dataset.max_answer_length)
+                   batch_size=variant.eval.batch_size, max_answer_length=variant.dataset.max_answer_length,
+                   features=feats, progress=progress)
     del sess
     s = score(preds, items, language=split.language)
     out: dict[str, Any] = {"task": "qa", "n_test": len(items)}
@@ -200,7 +203,6 @@ def evaluate_qa(variant: Variant, split: QASplit, paths: list[Path], ckpt: Path,
             name, f"{name}_ci_lo", f"{name}_ci_hi"))
     out.update(accuracy=out["exact_match"], accuracy_ci_lo=out["exact_match_ci_lo"],
                accuracy_ci_hi=out["exact_match_ci_hi"])
-    feats = prepare_features(tok, items, max_length=variant.seq_len, windows="first", labels=True)
     inside = [i for i, s0 in enumerate(feats.start_positions) if s0 > 0]
     out["answer_in_window"] = len(inside) / len(items)
     out["mean_tokens"] = float(feats.attention_mask.sum(axis=1).mean())

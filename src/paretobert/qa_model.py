@@ -93,14 +93,16 @@ def session_logits(session: Any) -> Logits:
     return run
 
 
-def _logits(run: Logits, feats: Features, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _logits(run: Logits, feats: Features, batch_size: int, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Start/end logits of every window, ``batch_size`` windows a call, each batch cut to its
     longest real row: at batch 1 a window runs unpadded, as a deployed reader runs it (dynamic
     int8 scales its activations over the whole input, padding included). Cut-off positions get
     -inf (never an answer)."""
     width = feats.input_ids.shape[1]
     starts, ends = [], []
-    for lo in range(0, len(feats), batch_size):
+    from tqdm.auto import tqdm
+
+    for lo in tqdm(range(0, len(feats), batch_size), desc="read", unit="batch", disable=not progress, leave=False):
         feed = feats.inputs(slice(lo, lo + batch_size))
         mask = feed["attention_mask"]
         n = int(mask.sum(axis=1).max())
@@ -114,12 +116,15 @@ def _logits(run: Logits, feats: Features, batch_size: int) -> tuple[np.ndarray, 
 
 
 def answer(run: Logits, tokenizer: Any, items: Sequence[QAItem], *, seq_len: int, windows: str = "first",
-           doc_stride: int = 128, batch_size: int = 1, max_answer_length: int = 30) -> dict[str, str]:
+           doc_stride: int = 128, batch_size: int = 1, max_answer_length: int = 30, features: Features | None = None,
+           progress: bool = False) -> dict[str, str]:
     """Each question's answer text (question id -> text) from ``run`` on windows of
     ``seq_len`` tokens: ``windows="first"`` is what a deployed reader sees at batch 1 (an
-    answer past the window is a miss), ``"all"`` the doc-stride reading."""
-    feats = prepare_features(tokenizer, items, max_length=seq_len, doc_stride=doc_stride, windows=windows)
-    start, end = _logits(run, feats, batch_size)
+    answer past the window is a miss), ``"all"`` the doc-stride reading; ``features``: those
+    windows already built (:func:`~paretobert.qa.prepare_features` of ``items``)."""
+    feats = features if features is not None else prepare_features(tokenizer, items, max_length=seq_len,
+                                                                    doc_stride=doc_stride, windows=windows)
+    start, end = _logits(run, feats, batch_size, progress)
     return postprocess(items, feats, start, end, max_answer_length=max_answer_length)
 
 
