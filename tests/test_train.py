@@ -450,3 +450,62 @@ def test_a_fine_tune_that_did_not_converge_is_retried_once_at_half_the_lr(tmp_pa
     stage_fine_tune(dataclasses.replace(v, train=dataclasses.replace(v.train, lr=0.123)), split, src, tmp_path,
                     progress=False)
     assert calls == [0.123]
+
+
+def test_an_interrupted_fine_tune_resumes_exactly_from_its_snapshot(tmp_path, tiny_model, monkeypatch, caplog):
+    """Killed mid-way (here: at the 8th step), a fine-tune given the same snapshot path picks
+    up where it was (model, optimizer, schedule, dropout's random state, the curve and the best
+    weights) and ends with the very weights and curve of an uninterrupted one; the snapshot is
+    gone once training ends; a snapshot of another run is ignored, and said."""
+    import copy
+
+    from paretobert import train
+    from paretobert.config import TrainConfig
+    from paretobert.train import train_loop
+
+    monkeypatch.setattr(train, "SNAPSHOT_SECONDS", 0.0)  # a snapshot after every step
+    g = torch.Generator().manual_seed(0)
+    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
+
+    def run(model, *, stop_at=None, snapshot=None, lr=1e-3):
+        calls = []
+
+        def batch_loss(idx):
+            calls.append(1)
+            if stop_at is not None and len(calls) > stop_at:
+                raise KeyboardInterrupt
+            return model(input_ids=ids[idx], labels=y[idx]).loss
+
+        def evaluate():
+            out = model(input_ids=ids[:8], labels=y[:8])
+            return {"val_accuracy": float((out.logits.argmax(-1) == y[:8]).float().mean()), "val_loss": float(out.loss)}
+
+        torch.manual_seed(0)
+        return train_loop(model, n_items=40, batch_loss=batch_loss, cfg=TrainConfig(epochs=3, batch_size=8), seed=0,
+                          lr=lr, epochs=3, evaluate=evaluate, every=4, patience=10, progress=False, snapshot=snapshot)
+
+    whole = copy.deepcopy(tiny_model)
+    want = run(whole)
+    snap = tmp_path / ".key.resume.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(copy.deepcopy(tiny_model), stop_at=7, snapshot=snap)
+    assert snap.is_file()
+    again = copy.deepcopy(tiny_model)  # as a new process builds it
+    with caplog.at_level("INFO"):
+        got = run(again, snapshot=snap)
+    assert "resumed at step 7 of 15" in caplog.text and not snap.exists()
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
+    drop = ("seconds",)
+    assert [{k: v for k, v in p.items() if k not in drop} for p in got["curve"]] == \
+           [{k: v for k, v in p.items() if k not in drop} for p in want["curve"]]
+    assert got["steps"] == want["steps"] == 15 and got["loss_last"] == want["loss_last"]
+    with pytest.raises(KeyboardInterrupt):
+        run(copy.deepcopy(tiny_model), stop_at=3, snapshot=snap)
+    with caplog.at_level("WARNING"):
+        other = run(copy.deepcopy(tiny_model), snapshot=snap, lr=2e-3)  # another lr: not this run's state
+    assert "of another run: starting over" in caplog.text and other["steps"] == 15
+    snap.write_bytes(b"torn")
+    with caplog.at_level("WARNING"):
+        run(copy.deepcopy(tiny_model), snapshot=snap)
+    assert "unreadable" in caplog.text and not snap.exists()

@@ -185,7 +185,7 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
                  max_length: int, doc_stride: int = 128, validation: Sequence[QAItem] | None = None,
                  every: int | None = None, patience: int = 2, epochs: float | None = None,
                  head_lr_scale: float = 1.0, language: str = "en", distill: SpanDistillation | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, snapshot: Any = None) -> dict[str, Any]:
     """Fine-tune a QA ``model`` in place on the windows of ``items`` (``max_length`` tokens,
     ``doc_stride`` apart; a window without the answer points at [CLS]). With ``validation``
     (held-out questions, whole articles) the F1 over all their windows is the metric
@@ -231,7 +231,7 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
     stats = train_loop(model, n_items=len(feats), batch_loss=batch_loss, cfg=cfg, seed=seed, lr=lr, epochs=epochs,
                        head_lr_scale=head_lr_scale, device=device, progress=progress,
                        evaluate=None if validation is None else evaluate, every=every or per_epoch,
-                       patience=patience, metric="val_f1")
+                       patience=patience, metric="val_f1", snapshot=snapshot)
     stats.update(max_length=max_length, doc_stride=doc_stride, n_windows=len(feats), n_questions=len(items),
                  metric="val_f1")
     if distill is not None:  # how well the soft targets read the training questions themselves

@@ -197,7 +197,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         stats = training.fine_tune(model, tok, texts=train_texts, labels=train_labels,
                                    cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
                                    truncation=variant.truncation, distill=distill, validation=validation,
-                                   epochs=epochs, head_lr_scale=head_scale, progress=progress)
+                                   epochs=epochs, head_lr_scale=head_scale, progress=progress,
+                                   snapshot=_snapshot(cache_dir, key))
         if warm is not None:
             stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
         if dropped is not None:
@@ -228,6 +229,12 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     built = rediagnosed(stage(cache_dir, "checkpoints", key, build))
     return _retry_unconverged(variant, built, lr, split, source, cache_dir, progress=progress,
                               allow_network=allow_network)
+
+
+def _snapshot(cache_dir: Path, key: str) -> Path:
+    """Where the fine-tune of checkpoint ``key`` keeps its resumable state while it runs
+    (:func:`paretobert.train.train_loop`): beside the checkpoint, never published with it."""
+    return Path(cache_dir) / "checkpoints" / f".{key}.resume.pt"
 
 
 def _teacher(variant: Variant, source: Source, split: Split | QASplit, cache_dir: Path, *, progress: bool,
@@ -306,7 +313,8 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
         stats = qa_model.fine_tune_qa(model, tok, train, cfg=t, seed=variant.seed, lr=lr,
                                       max_length=variant.train_length, doc_stride=variant.dataset.doc_stride,
                                       validation=val or None, patience=t.patience, epochs=epochs,
-                                      language=split.language, distill=kd, progress=progress)
+                                      language=split.language, distill=kd, progress=progress,
+                                      snapshot=_snapshot(cache_dir, key))
         stats = {**stats, "n_validation_articles": len({i.article for i in val})}
         for name, value in (("drop", dropped), ("selected", selected), ("distill", kd_stats)):
             if value is not None:

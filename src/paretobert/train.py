@@ -8,10 +8,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,8 @@ STEPS_PER_CLASS = 50
 TRAIN_POLICY = 3
 # a pretrained body fine-tuned for more optimizer steps than this gets half the lr (default_lr)
 LARGE_BUDGET_STEPS = 5000
+# a fine-tune given a snapshot path saves its whole state this often (an interruption loses at most this much)
+SNAPSHOT_SECONDS = 600.0
 
 
 class TrainingError(RuntimeError):
@@ -350,6 +354,7 @@ def fine_tune(
     epochs: float | None = None,
     head_lr_scale: float = 1.0,
     progress: bool = True,
+    snapshot: Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place on (texts, labels) at learning rate ``lr`` (resolved by
     :func:`default_lr`) on inputs of at most ``max_length`` tokens cut by ``truncation``
@@ -387,7 +392,7 @@ def fine_tune(
                        epochs=epochs, head_lr_scale=head_lr_scale, device=device, progress=progress,
                        evaluate=None if validation is None else evaluate,
                        every=validation.every if validation else 0, patience=validation.patience if validation else 0,
-                       chance_loss=chance_loss(len(set(labels))) if distill is None else None)
+                       chance_loss=chance_loss(len(set(labels))) if distill is None else None, snapshot=snapshot)
     stats.update(max_length=max_length, truncation=truncation)
     if validation is not None:
         stats["n_validation"] = len(validation.texts)
@@ -397,14 +402,18 @@ def fine_tune(
 def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], torch.Tensor], cfg: TrainConfig,
                seed: int, lr: float, epochs: float | None, head_lr_scale: float = 1.0, device: Any = None,
                evaluate: Callable[[], dict[str, float]] | None = None, every: int = 0, patience: int = 0,
-               metric: str = "val_accuracy", progress: bool = True, chance_loss: float | None = None) -> dict[str, Any]:
+               metric: str = "val_accuracy", progress: bool = True, chance_loss: float | None = None,
+               snapshot: Path | None = None) -> dict[str, Any]:
     """The optimisation loop of every task: AdamW (:func:`param_groups`), linear warm-up and
     decay over ``epochs`` passes of ``n_items`` in shuffled batches of ``cfg.batch_size``,
     ``batch_loss(indices)`` per step (the model in train mode on ``device``), stopped by
     ``cfg.max_minutes``. With ``evaluate`` (returning ``metric`` and ``val_loss``) every
     ``every`` steps: the curve, early stopping after ``patience`` evaluations without a better
     one (:func:`validation_rank`), the best weights restored, and the underfit / overfit
-    diagnosis. Returns the statistics (the model ends on the CPU, in eval mode)."""
+    diagnosis. With ``snapshot`` (a file path) the whole training state is saved there every
+    :data:`SNAPSHOT_SECONDS` and a later call with the same arguments resumes from it exactly
+    (:func:`_resumed`): an interrupted fine-tune loses at most that much work. Returns the
+    statistics (the model ends on the CPU, in eval mode)."""
     device = device if device is not None else torch_device(cfg.device)
     model.to(device).train()
     opt = torch.optim.AdamW(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale),
@@ -429,9 +438,26 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     losses: list[float] = []
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress)
+    start, spent = 0, 0.0
+    plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size}
+    resumed = _resumed(snapshot, plan) if snapshot is not None else None
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["scheduler"])
+        torch.set_rng_state(resumed["rng"])
+        start, spent, losses, curve = resumed["step"], resumed["seconds"], resumed["losses"], resumed["curve"]
+        best, best_state = resumed["best"], resumed["best_state"]
+        since_best, since_eval = resumed["since_best"], resumed["since_eval"]
+        log.info("fine-tune: resumed at step %d of %d (%.0f s done) from %s", start, total, spent, snapshot)
+    t0 = time.perf_counter() - spent
+    if deadline is not None:
+        deadline -= spent
+    saved = time.perf_counter()
+    bar = tqdm(total=total, initial=start, desc="fine-tune", unit="step", disable=not progress)
     for step, idx in enumerate(shuffled_batches(n_items, cfg.batch_size, total, seed)):
+        if step < start:
+            continue  # done before the snapshot (the batches are a function of the seed)
         loss = batch_loss(idx)
         if not torch.isfinite(loss):
             bar.close()
@@ -449,7 +475,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                 scores = evaluate()
             model.train(was_training)
             point = {"step": done, "epoch": round(done / per_epoch, 4),
-                     "train_loss": float(np.mean(losses[-since_eval:])), **scores,
+                     "train_loss": float(np.mean(losses[-since_eval:])), **{k: float(v) for k, v in scores.items()},
                      "seconds": round(time.perf_counter() - t0, 2)}
             curve.append(point)
             since_eval = 0
@@ -466,7 +492,16 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         if out_of_time and done < total:
             stopped = "time"
             break
+        if snapshot is not None and done < total and time.perf_counter() - saved >= SNAPSHOT_SECONDS:
+            _save_snapshot(snapshot, {
+                "plan": plan, "step": done, "seconds": time.perf_counter() - t0, "losses": losses, "curve": curve,
+                "best": best, "best_state": best_state, "since_best": since_best, "since_eval": since_eval,
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": torch.get_rng_state()})
+            saved = time.perf_counter()
     bar.close()
+    if snapshot is not None:
+        snapshot.unlink(missing_ok=True)  # finished: the caller publishes the checkpoint
     if best_state is not None:
         model.load_state_dict(best_state)
     model.to("cpu").eval()
@@ -493,6 +528,34 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         if stats["warning"]:
             log.warning("fine-tune: %s", stats["warning"])
     return stats
+
+
+def _save_snapshot(path: Path, state: dict[str, Any]) -> None:
+    """Write the training state atomically (a temporary name, then renamed)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _resumed(path: Path, plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The training state saved at ``path`` when it is of this very run (``plan``: items,
+    steps, seed, lr, batch size), else None: a missing, unreadable or foreign snapshot is
+    ignored (and said) and training starts over. Loaded as data only (``weights_only``: a
+    snapshot in a shared cache runs no code)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: start over
+        log.warning("fine-tune: snapshot %s unreadable (%s): starting over", path, e)
+        return None
+    if not isinstance(state, dict) or state.get("plan") != plan:
+        log.warning("fine-tune: snapshot %s is of another run: starting over", path)
+        return None
+    return state
 
 
 def mask_tokens(ids: torch.Tensor, special: torch.Tensor, *, mask_id: int, vocab_size: int,
