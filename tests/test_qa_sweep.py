@@ -233,3 +233,25 @@ def test_span_distillation_matches_the_teachers_start_and_end_over_real_tokens()
     assert float(kd.loss(other, enc, idx)) == pytest.approx(float(other(**enc).loss), rel=1e-5)
     kd.alpha, kd.hidden_mse, kd.layer_map = 1.0, 1.0, [0, 1]
     assert float(kd.loss(other, enc, idx)) > soft  # and the hidden states' distance on top
+
+
+def test_one_reader_read_by_onnxruntime_and_openvino_gives_the_same_answers(tmp_path, qa_variant):
+    """Another engine on the same fine-tuned reader: OpenVINO (fp32) reads the very checkpoint
+    ONNX Runtime does and scores the same EM / F1; its int8 (NNCF) is scored too."""
+    from paretobert.config import RuntimeConfig
+    from paretobert.store import read_json
+
+    cache = tmp_path / "cache"
+    recs = {}
+    for name, precision in (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8")):
+        v = qa_variant(runtime=RuntimeConfig(name=name), precision=precision)
+        recs[name, precision] = rec = run_variant(v, out_dir=tmp_path / f"{name}-{precision}", cache_dir=cache,
+                                                  progress=False)
+        assert rec["status"] == "ok", rec.get("traceback")
+        assert rec["task"] == "qa" and rec["runtime"] == name
+    ort, ov = recs["onnxruntime", "fp32"], recs["openvino", "fp32"]
+    assert ort["train_key"] == ov["train_key"] == recs["openvino", "int8"]["train_key"]
+    preds = {k: read_json(cache / "eval" / r["eval_key"] / "meta.json")["predictions"] for k, r in recs.items()}
+    same = sum(a == b for a, b in zip(preds["onnxruntime", "fp32"], preds["openvino", "fp32"], strict=True))
+    assert same >= len(preds["onnxruntime", "fp32"]) - 1  # fp32 engines agree (one tie may break otherwise)
+    assert abs(ort["f1"] - ov["f1"]) <= 1 / ort["n_test"] + 1e-9
