@@ -1,8 +1,9 @@
 """Fault injection on real smoke sweeps (slow: `make test` runs these, `make test-fast` skips).
 
 Kills at random moments (SIGKILL, SIGTERM, SIGINT), two sweeps on one cache at once, and bad
-input through the command line: afterwards the results must equal a clean run's, no cached
-artifact may be trusted that is incomplete, and no error may be a bare traceback.
+input through the command line: afterwards the results must equal a clean run's (a fine-tune
+killed mid-way resumes from its snapshot, taken after every step here, to the same accuracy),
+no cached artifact may be trusted that is incomplete, and no error may be a bare traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ KILLS = int(os.environ.get("PARETOBERT_FAULT_KILLS", "4"))
 
 
 def _env(cache: Path) -> dict[str, str]:
-    return {**os.environ, "PARETOBERT_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    # a fine-tune snapshot after every step: kills land mid-fine-tune and the re-run resumes from one
+    return {**os.environ, "PARETOBERT_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PARETOBERT_SNAPSHOT_SECONDS": "0"}
 
 
 def _run(*args: str, cache: Path, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -77,7 +79,9 @@ def test_killed_at_random_moments_the_sweep_resumes_to_the_clean_result(tmp_path
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, sig)
                 proc.wait(timeout=60)
-                log.append((k, sig.name, round(delay, 1), f"killed with {len(_results(sweep))} results"))
+                snaps = len(list(cache.glob("checkpoints/.*.resume.pt")))  # a fine-tune killed mid-way
+                log.append((k, sig.name, round(delay, 1), f"killed with {len(_results(sweep))} results, {snaps} "
+                                                          "snapshots"))
             _assert_cache_trustworthy(cache)
             for vid, rec in _results(sweep).items():  # whatever was written is whole and right
                 assert rec["status"] == "ok" and rec["accuracy"] == want[vid], (vid, log)
@@ -88,6 +92,7 @@ def test_killed_at_random_moments_the_sweep_resumes_to_the_clean_result(tmp_path
         assert all(r["status"] == "ok" for r in got.values())
         assert _assert_cache_trustworthy(cache) >= 4  # checkpoint, onnx, int8, evaluations
         assert not list(cache.glob("*/.*.tmp")), "temp dirs of killed builds are swept by the next build"
+        assert not list(cache.glob("checkpoints/.*.resume.pt*")), "finished fine-tunes leave no snapshot"
     killed = sum("killed" in entry[3] for entry in log)
     assert killed >= KILLS, log  # most attempts really interrupted a run
     print(f"faults ({killed} kills of {len(log)} attempts):", log)
@@ -125,3 +130,29 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, override, message):
     assert message in p.stderr, p.stderr[-2000:]
     assert "Traceback" not in p.stderr
     assert not cache.exists() or not any(cache.rglob("meta.json"))  # nothing built
+
+
+def test_a_sweep_killed_mid_fine_tune_resumes_it_from_its_snapshot(tmp_path):
+    """SIGKILL the moment a fine-tune's snapshot exists: the re-run says it resumed that
+    fine-tune (not started over) and every result equals a clean run's."""
+    clean = tmp_path / "clean"
+    p = _run(*SMOKE, f"hydra.sweep.dir={clean}", cache=tmp_path / "clean-cache")
+    assert p.returncode == 0, p.stderr[-3000:]
+    want = {vid: r["accuracy"] for vid, r in _results(clean).items()}
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, *SMOKE, f"hydra.sweep.dir={sweep}"], cwd=REPO, env=_env(cache),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list(cache.glob("checkpoints/.*.resume.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no fine-tune snapshot seen"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    _assert_cache_trustworthy(cache)
+    left = sorted(p.name for p in cache.glob("checkpoints/.*.resume.pt"))
+    again = _run(*SMOKE, f"hydra.sweep.dir={sweep}", cache=cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    said = [line for line in (again.stdout + again.stderr).splitlines() if "resum" in line or "snapshot" in line]
+    assert left and any("fine-tune: resumed at step" in line for line in said), (left, said)
+    assert {vid: r["accuracy"] for vid, r in _results(sweep).items()} == want
+    assert not list(cache.glob("checkpoints/.*.resume.pt*"))

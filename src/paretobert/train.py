@@ -63,8 +63,9 @@ STEPS_PER_CLASS = 50
 TRAIN_POLICY = 3
 # a pretrained body fine-tuned for more optimizer steps than this gets half the lr (default_lr)
 LARGE_BUDGET_STEPS = 5000
-# a fine-tune given a snapshot path saves its whole state this often (an interruption loses at most this much)
-SNAPSHOT_SECONDS = 600.0
+# a fine-tune given a snapshot path saves its whole state this often (an interruption loses at most this much);
+# $PARETOBERT_SNAPSHOT_SECONDS sets it (the fault-injection tests snapshot every step)
+SNAPSHOT_SECONDS = float(os.environ.get("PARETOBERT_SNAPSHOT_SECONDS") or 600.0)
 
 
 class TrainingError(RuntimeError):
@@ -440,6 +441,9 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     losses: list[float] = []
     start, spent = 0, 0.0
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size}
+    if snapshot is not None:  # a write torn by a kill (the caller holds this checkpoint's build lock)
+        for torn in snapshot.parent.glob(f"{snapshot.name}.*.part"):
+            torn.unlink(missing_ok=True)
     resumed = _resumed(snapshot, plan) if snapshot is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
