@@ -215,11 +215,11 @@ def test_span_distillation_matches_the_teachers_start_and_end_over_real_tokens()
            "end_positions": torch.tensor([2, 3, 4, 5])}
     idx = np.arange(4)
     twin = copy.deepcopy(teacher).eval()
-    assert float(kd.loss(twin, enc, idx)) == pytest.approx(0.0, abs=1e-5)  # the teacher itself: nothing to learn
+    assert kd.loss(twin, enc, idx).item() == pytest.approx(0.0, abs=1e-5)  # the teacher itself: nothing to learn
     kd.start[:2, 8:] += 100.0  # what the teacher says of padding is not a target
-    assert float(kd.loss(twin, enc, idx)) == pytest.approx(0.0, abs=1e-5)
+    assert kd.loss(twin, enc, idx).item() == pytest.approx(0.0, abs=1e-5)
     other = BertForQuestionAnswering(teacher.config).eval()
-    soft = float(kd.loss(other, enc, idx))
+    soft = kd.loss(other, enc, idx).item()
     with torch.no_grad():  # by hand: KL(teacher || student) over each window's real tokens, x T^2
         out = other(**enc)
         want = 0.0
@@ -227,12 +227,12 @@ def test_span_distillation_matches_the_teachers_start_and_end_over_real_tokens()
             for r in range(4):
                 n = int(mask[r].sum())
                 p, q = torch.softmax(t_logits[r, :n] / 2, -1), torch.log_softmax(s_logits[r, :n] / 2, -1)
-                want += float((p * (p.log() - q)).sum()) * 4 / 4 / 2
+                want += float((p * (p.log() - q)).sum()) * 2**2 / 4 / 2  # x T^2, over 4 windows, start and end
     assert soft == pytest.approx(want, rel=1e-4) and soft > 0
     kd.alpha = 0.0  # the hard start/end loss alone
-    assert float(kd.loss(other, enc, idx)) == pytest.approx(float(other(**enc).loss), rel=1e-5)
+    assert kd.loss(other, enc, idx).item() == pytest.approx(other(**enc).loss.item(), rel=1e-5)
     kd.alpha, kd.hidden_mse, kd.layer_map = 1.0, 1.0, [0, 1]
-    assert float(kd.loss(other, enc, idx)) > soft  # and the hidden states' distance on top
+    assert kd.loss(other, enc, idx).item() > soft  # and the hidden states' distance on top
 
 
 def test_one_reader_read_by_onnxruntime_and_openvino_gives_the_same_answers(tmp_path, qa_variant):
