@@ -300,12 +300,13 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
         selected = kd = kd_stats = None
         if source.selects:
             model, selected = _selected_student(variant, source, [], tok, cache_dir)
-        elif variant.distill.layers is None:
+        elif variant.distill.layers is not None:
+            model = None  # cut from the teacher below
+        else:
             model = build_model(source if source.pretrained else Source("scratch"), variant.model, num_labels=2,
                                 tokenizer=tok, cache_dir=cache_dir, seed=variant.seed, task="qa")
         if teacher is not None:
-            model, tok, kd, kd_stats = _span_distill_setup(variant, teacher, model if variant.distill.layers is None
-                                                           else None, tok)
+            model, tok, kd, kd_stats = _span_distill_setup(variant, teacher, model, tok)
         tok = match_inputs(tok, model)
         dropped = _drop(variant, model, tok, contexts) if variant.drop.strategy != "none" else None
         n_params = int(sum(p.numel() for p in model.parameters()))
@@ -333,6 +334,17 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
     return rediagnosed(stage(cache_dir, "checkpoints", key, build))
 
 
+def _cut_teacher(teacher: Any, layers: list[int]) -> Any:
+    """A copy of the fine-tuned ``teacher`` keeping only its ``layers`` (``distill.layers``:
+    the student S2's layer reduction starts from)."""
+    n_teacher = len(encoder_layers(teacher))
+    if max(layers) >= n_teacher:
+        raise ValueError(f"distill.layers={layers}: the teacher has {n_teacher} layers")
+    student = copy.deepcopy(teacher)
+    drop_layers(student, layers)
+    return student
+
+
 def _span_distill_setup(variant: Variant, teacher: Built, model: Any | None, tok: Any):
     """(student, its tokenizer, SpanDistillation, stats) for a reader: with ``distill.layers``
     (``model`` None) the student is the fine-tuned teacher keeping those layers, else ``model``,
@@ -344,10 +356,7 @@ def _span_distill_setup(variant: Variant, teacher: Built, model: Any | None, tok
     ttok = AutoTokenizer.from_pretrained(teacher.dir)
     n_teacher = len(encoder_layers(big))
     if model is None:
-        if max(d.layers) >= n_teacher:
-            raise ValueError(f"distill.layers={d.layers}: the teacher has {n_teacher} layers")
-        model, tok = copy.deepcopy(big), ttok
-        drop_layers(model, d.layers)
+        model, tok = _cut_teacher(big, d.layers), ttok
     elif tok.get_vocab() != ttok.get_vocab():
         raise ValueError(f"distill.teacher={teacher.meta.get('model')}: a reader distils only into a student with "
                          f"its tokenizer (start/end targets are per token); model={variant.model.name} reads other "
@@ -396,10 +405,7 @@ def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teache
     ttok = AutoTokenizer.from_pretrained(teacher_ckpt)
     n_teacher = len(encoder_layers(teacher))
     if d.layers is not None:
-        if max(d.layers) >= n_teacher:
-            raise ValueError(f"distill.layers={d.layers}: the teacher has {n_teacher} layers")
-        model, tok = copy.deepcopy(teacher), ttok
-        drop_layers(model, d.layers)
+        model, tok = _cut_teacher(teacher, d.layers), ttok
     soft = training.teacher_logits(teacher, ttok, texts, max_length=variant.train_length,
                                    truncation=variant.truncation, progress=progress)
     teacher_acc = float((soft.argmax(-1) == torch.as_tensor(labels)).float().mean())
