@@ -12,14 +12,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from paretobert.config import TrainConfig
 from paretobert.data.squad import QAItem
 from paretobert.qa import Features, postprocess, prepare_features, score
 from paretobert.train import hidden_state_mse, seed_everything, torch_device, train_loop
 
-__all__ = ["QA_LEARNT_LITTLE_F1", "QA_OUTPUTS", "SpanDistillation", "answer", "carve_articles", "fine_tune_qa", "qa_epochs", "qa_lr", "session_logits",
-           "torch_logits"]
+__all__ = ["QA_LEARNT_LITTLE_F1", "QA_OUTPUTS", "SpanDistillation", "answer", "carve_articles", "fine_tune_qa",
+           "qa_epochs", "qa_lr", "session_logits", "torch_logits"]
 
 QA_OUTPUTS = ("start_logits", "end_logits")
 # a pretrained reader's default lr and epochs (one lr for body and head): all-MiniLM-L6-v2 on
@@ -100,8 +101,6 @@ def _logits(run: Logits, feats: Features, batch_size: int, progress: bool = Fals
     -inf (never an answer)."""
     width = feats.input_ids.shape[1]
     starts, ends = [], []
-    from tqdm.auto import tqdm
-
     for lo in tqdm(range(0, len(feats), batch_size), desc="read", unit="batch", disable=not progress, leave=False):
         feed = feats.inputs(slice(lo, lo + batch_size))
         mask = feed["attention_mask"]
@@ -146,19 +145,12 @@ class SpanDistillation:
     end: torch.Tensor | None = None
 
     def targets(self, feats: Features, device: Any, *, batch_size: int = 32, progress: bool = True) -> None:
-        """The teacher's start/end logits on every window of ``feats`` (eval mode, no grad)."""
-        from tqdm.auto import tqdm
-
+        """The teacher's start/end logits on every window of ``feats`` (eval mode, no grad; read
+        as every reader is read, :func:`_logits`: positions past a batch's longest window are
+        -inf, padding the loss masks out anyway)."""
         self.teacher.to(device).eval()
-        starts, ends = [], []
-        with torch.no_grad():
-            for lo in tqdm(range(0, len(feats), batch_size), desc="teacher logits", unit="batch",
-                           disable=not progress, leave=False):
-                feed = {k: torch.from_numpy(v).to(device) for k, v in feats.inputs(slice(lo, lo + batch_size)).items()}
-                out = self.teacher(**feed)
-                starts.append(out.start_logits.float().cpu())
-                ends.append(out.end_logits.float().cpu())
-        self.start, self.end = torch.cat(starts), torch.cat(ends)
+        start, end = _logits(torch_logits(self.teacher, device), feats, batch_size, progress)
+        self.start, self.end = torch.from_numpy(start), torch.from_numpy(end)
 
     def loss(self, model: Any, enc: dict[str, torch.Tensor], idx: np.ndarray) -> torch.Tensor:
         assert self.start is not None and self.end is not None, "targets() first"

@@ -441,9 +441,6 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     losses: list[float] = []
     start, spent = 0, 0.0
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size}
-    if snapshot is not None:  # a write torn by a kill (the caller holds this checkpoint's build lock)
-        for torn in snapshot.parent.glob(f"{snapshot.name}.*.part"):
-            torn.unlink(missing_ok=True)
     resumed = _resumed(snapshot, plan) if snapshot is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -548,7 +545,10 @@ def _resumed(path: Path, plan: dict[str, Any]) -> dict[str, Any] | None:
     """The training state saved at ``path`` when it is of this very run (``plan``: items,
     steps, seed, lr, batch size), else None: a missing, unreadable or foreign snapshot is
     ignored (and said) and training starts over. Loaded as data only (``weights_only``: a
-    snapshot in a shared cache runs no code)."""
+    snapshot in a shared cache runs no code). Writes torn by a kill are swept first (the caller
+    holds this checkpoint's build lock)."""
+    for torn in path.parent.glob(f"{path.name}.*.part"):
+        torn.unlink(missing_ok=True)
     if not path.is_file():
         return None
     try:
