@@ -353,3 +353,55 @@ def test_readers_distilled_from_a_fine_tuned_reader(teacher_preset, tmp_path):
     foreign = run("foreign", dataclasses.replace(small, name="own-vocab", tokenizer="wordpiece", vocab_size=120),
                   weights="scratch", distill=DistillConfig(teacher="big-t"))
     assert foreign["status"] == "failed" and "its tokenizer" in foreign["error"] and "\n" not in foreign["error"]
+
+
+
+@pytest.mark.parametrize("task", ["classification", "qa"])
+def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, teacher_preset, variant_of, tmp_path,
+                                                                        monkeypatch, caplog):
+    """A distilled fine-tune killed after its teacher's logits were taken (21 min for a reader
+    here) reads them back on the re-run instead of computing them again, ends as an
+    uninterrupted one, and leaves no file behind."""
+    from conftest import make_squad
+
+    from paretobert import measure, pipeline, qa_model
+    from paretobert import train as training
+    from paretobert.config import DatasetConfig, DistillConfig
+
+    kw = {}
+    if task == "qa":
+        data = tmp_path / "squad.json"
+        data.write_text(json.dumps(make_squad(n_articles=6, words=30)))
+        measure.clear_split_cache()
+        kw = dict(dataset=DatasetConfig(name="squad", path=str(data)), seq_len=48)
+    v = variant_of(model=teacher_preset["big-t"], weights="pretrained", distill=DistillConfig(teacher="big-t", layers=[1]),
+                   **kw)
+    kill, computed = [True], []
+    real_once = training.saved_once
+
+    def once(path, what, compute, **k):
+        def counted():
+            computed.append(what)
+            return compute()
+
+        got = real_once(path, what, counted, **k)
+        if kill[0]:  # the process dies right after the teacher's logits were taken
+            raise KeyboardInterrupt
+        return got
+
+    monkeypatch.setattr(training, "saved_once", once)
+    monkeypatch.setattr(qa_model, "saved_once", once)
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_variant(v, out_dir=tmp_path / "killed", cache_dir=cache, progress=False)
+    assert len(computed) == 1 and len(list(cache.glob("checkpoints/.*.teacher.pt"))) == 1
+    kill[0] = False
+    with caplog.at_level("INFO"):
+        rec = pipeline.run_variant(v, out_dir=tmp_path / "again", cache_dir=cache, progress=False)
+    assert rec["status"] == "ok" and rec["task"] == task, rec.get("traceback")
+    assert len(computed) == 1 and "read back" in caplog.text  # not computed a second time
+    assert not list(cache.glob("checkpoints/.*.teacher.pt")), "a finished fine-tune keeps no teacher logits"
+    whole = pipeline.run_variant(v, out_dir=tmp_path / "whole", cache_dir=tmp_path / "fresh", progress=False)
+    metric = "f1" if task == "qa" else "accuracy"
+    assert whole[metric] == rec[metric] and whole["train"]["curve"][-1]["train_loss"] == pytest.approx(
+        rec["train"]["curve"][-1]["train_loss"], rel=1e-5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 from paretobert.config import TrainConfig
 from paretobert.data.squad import QAItem
 from paretobert.qa import Features, postprocess, prepare_features, score
-from paretobert.train import hidden_state_mse, seed_everything, torch_device, train_loop
+from paretobert.train import hidden_state_mse, saved_once, seed_everything, torch_device, train_loop
 
 __all__ = ["QA_LEARNT_LITTLE_F1", "QA_OUTPUTS", "SpanDistillation", "answer", "carve_articles", "fine_tune_qa",
            "qa_epochs", "qa_lr", "session_logits", "torch_logits"]
@@ -134,13 +135,15 @@ class SpanDistillation:
     distributions over each window's real tokens at ``temperature`` (x T^2), plus
     ``1 - alpha`` x the hard start/end loss; with ``hidden_mse`` > 0 also student layer i's
     output against teacher layer ``layer_map[i]``'s (:func:`paretobert.train.hidden_state_mse`).
-    The teacher's logits over every training window are computed once (:meth:`targets`)."""
+    The teacher's logits over every training window are computed once (:meth:`targets`) and,
+    with ``saved_at``, kept there so a killed fine-tune does not compute them again."""
 
     teacher: Any
     temperature: float = 2.0
     alpha: float = 0.5
     hidden_mse: float = 0.0
     layer_map: list[int] | None = None
+    saved_at: Path | None = None  # where the teacher's logits are kept until the fine-tune ends (resume)
     start: torch.Tensor | None = None
     end: torch.Tensor | None = None
 
@@ -149,8 +152,13 @@ class SpanDistillation:
         as every reader is read, :func:`_logits`: positions past a batch's longest window are
         -inf, padding the loss masks out anyway)."""
         self.teacher.to(device).eval()
-        start, end = _logits(torch_logits(self.teacher, device), feats, batch_size, progress)
-        self.start, self.end = torch.from_numpy(start), torch.from_numpy(end)
+
+        def compute() -> dict[str, torch.Tensor]:
+            start, end = _logits(torch_logits(self.teacher, device), feats, batch_size, progress)
+            return {"start": torch.from_numpy(start), "end": torch.from_numpy(end)}
+
+        got = saved_once(self.saved_at, "the teacher's start/end logits", compute, rows=len(feats))
+        self.start, self.end = got["start"], got["end"]
 
     def loss(self, model: Any, enc: dict[str, torch.Tensor], idx: np.ndarray) -> torch.Tensor:
         assert self.start is not None and self.end is not None, "targets() first"

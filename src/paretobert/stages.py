@@ -178,7 +178,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         distill, kd_stats = None, None
         if teacher_ckpt is not None:
             model, tok, distill, kd_stats = _distill_setup(variant, train_texts, train_labels, teacher_ckpt, model,
-                                                           tok, progress)
+                                                           tok, progress, saved_at=_teacher_targets(cache_dir, key))
         tok = match_inputs(tok, model)  # the inputs the model takes (no token types for DistilBERT)
         warm = None
         if retok:
@@ -199,6 +199,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                    truncation=variant.truncation, distill=distill, validation=validation,
                                    epochs=epochs, head_lr_scale=head_scale, progress=progress,
                                    snapshot=_snapshot(cache_dir, key))
+        _teacher_targets(cache_dir, key).unlink(missing_ok=True)
         if warm is not None:
             stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
         if dropped is not None:
@@ -235,6 +236,12 @@ def _snapshot(cache_dir: Path, key: str) -> Path:
     """Where the fine-tune of checkpoint ``key`` keeps its resumable state while it runs
     (:func:`paretobert.train.train_loop`): beside the checkpoint, never published with it."""
     return Path(cache_dir) / "checkpoints" / f".{key}.resume.pt"
+
+
+def _teacher_targets(cache_dir: Path, key: str) -> Path:
+    """Where a distilled fine-tune of checkpoint ``key`` keeps its teacher's logits while it
+    runs (:func:`paretobert.train.saved_once`): a re-run after a kill reads them back."""
+    return Path(cache_dir) / "checkpoints" / f".{key}.teacher.pt"
 
 
 def _teacher(variant: Variant, source: Source, split: Split | QASplit, cache_dir: Path, *, progress: bool,
@@ -307,6 +314,7 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
                                 tokenizer=tok, cache_dir=cache_dir, seed=variant.seed, task="qa")
         if teacher is not None:
             model, tok, kd, kd_stats = _span_distill_setup(variant, teacher, model, tok)
+            kd.saved_at = _teacher_targets(cache_dir, key)
         tok = match_inputs(tok, model)
         dropped = _drop(variant, model, tok, contexts) if variant.drop.strategy != "none" else None
         n_params = int(sum(p.numel() for p in model.parameters()))
@@ -316,6 +324,7 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
                                       validation=val or None, patience=t.patience, epochs=epochs,
                                       language=split.language, distill=kd, progress=progress,
                                       snapshot=_snapshot(cache_dir, key))
+        _teacher_targets(cache_dir, key).unlink(missing_ok=True)
         stats = {**stats, "n_validation_articles": len({i.article for i in val})}
         for name, value in (("drop", dropped), ("selected", selected), ("distill", kd_stats)):
             if value is not None:
@@ -393,10 +402,10 @@ def rediagnosed(built: Built) -> Built:
 
 
 def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teacher_ckpt: Path, model: Any | None,
-                   tok: Any, progress: bool):
+                   tok: Any, progress: bool, saved_at: Path | None = None):
     """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
     fine-tuned teacher keeping those layers (and its tokenizer; ``model`` is None), else the
-    variant's own ``model``."""
+    variant's own ``model``. The teacher's logits are kept at ``saved_at`` for a re-run."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -406,8 +415,9 @@ def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teache
     n_teacher = len(encoder_layers(teacher))
     if d.layers is not None:
         model, tok = _cut_teacher(teacher, d.layers), ttok
-    soft = training.teacher_logits(teacher, ttok, texts, max_length=variant.train_length,
-                                   truncation=variant.truncation, progress=progress)
+    soft = training.saved_once(saved_at, "the teacher's logits", lambda: {"logits": training.teacher_logits(
+        teacher, ttok, texts, max_length=variant.train_length, truncation=variant.truncation,
+        progress=progress)}, rows=len(texts))["logits"]
     teacher_acc = float((soft.argmax(-1) == torch.as_tensor(labels)).float().mean())
     kd = training.Distillation(soft_targets=soft, temperature=d.temperature, alpha=d.alpha,
                                hidden_mse=d.hidden_mse, teacher=teacher if d.hidden_mse else None,
