@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from paretobert.store import artifact, atomic_write_json, atomic_write_text, is_done, load_results
+from paretobert.store import (
+    artifact,
+    atomic_write_json,
+    atomic_write_text,
+    is_done,
+    leftovers,
+    load_results,
+    prune,
+)
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):
@@ -102,3 +110,48 @@ def test_sealed_records_detect_alteration():
     assert seal_ok(rec) and seal_ok(json.loads(json.dumps(rec)))
     assert not seal_ok({**rec, "accuracy": 0.99})
     assert seal_ok({"variant_id": "old record without a seal"})
+
+
+def test_leftovers_are_listed_and_pruned_unless_their_build_runs(tmp_path, capsys):
+    """What builds leave beside the artifacts (a killed build's temporary directory, torn
+    writes, an old atomic-write temp file) is pruned; a running build's (its key's lock held)
+    and a fresh atomic write are kept; snapshots and teacher logits only when asked; artifacts
+    are never touched."""
+    import fcntl
+    import os
+
+    from paretobert import cache
+
+    root = tmp_path / "cache"
+    final, _, _ = artifact(root, "checkpoints", "done", lambda d: (d / "w.bin").write_bytes(b"x" * 10) and {})
+    ck = root / "checkpoints"
+    (ck / ".killed.ab12.tmp").mkdir()
+    (ck / ".killed.ab12.tmp" / "w.bin").write_bytes(b"y" * 1000)
+    for name in (".paused.resume.pt", ".paused.teacher.pt", ".torn.resume.pt.123.part", ".busy.x1.tmp"):
+        (ck / name).write_bytes(b"z" * 100)
+    for key in ("killed", "paused", "torn", "busy"):
+        (ck / f"{key}.lock").touch()
+    res = root / "results"
+    res.mkdir()
+    (res / ".a-b.json.old.tmp").write_text("{}")
+    os.utime(res / ".a-b.json.old.tmp", (1, 1))
+    (res / ".c-d.json.new.tmp").write_text("{}")
+    with open(ck / "busy.lock", "w") as held:  # a build of "busy" is running
+        fcntl.flock(held, fcntl.LOCK_EX)
+        found = {x.path.name: x for x in leftovers(root)}
+        assert set(found) == {".killed.ab12.tmp", ".paused.resume.pt", ".paused.teacher.pt",
+                              ".torn.resume.pt.123.part", ".busy.x1.tmp", ".a-b.json.old.tmp", ".c-d.json.new.tmp"}
+        assert found[".killed.ab12.tmp"].bytes == 1000 and found[".killed.ab12.tmp"].key == "killed"
+        assert {n for n, x in found.items() if x.running} == {".busy.x1.tmp", ".c-d.json.new.tmp"}
+        assert {n for n, x in found.items() if x.resumable} == {".paused.resume.pt", ".paused.teacher.pt"}
+        assert cache.main(["--cache-dir", str(root)]) == 0
+        out = capsys.readouterr().out
+        assert "leftovers: 7" in out and "a build of this key is running: kept" in out and " MB" in out
+        gone = {x.path.name for x in prune(root)}
+        assert gone == {".killed.ab12.tmp", ".torn.resume.pt.123.part", ".a-b.json.old.tmp"}
+        assert (ck / ".busy.x1.tmp").exists() and (ck / ".paused.resume.pt").exists()
+        assert {x.path.name for x in prune(root, resumable=True)} == {".paused.resume.pt", ".paused.teacher.pt"}
+    assert {x.path.name for x in leftovers(root)} == {".busy.x1.tmp", ".c-d.json.new.tmp"}
+    assert is_done(final, "done") and (final / "w.bin").read_bytes() == b"x" * 10
+    assert cache.main(["--cache-dir", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

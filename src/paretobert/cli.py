@@ -14,6 +14,8 @@
   a self-contained bundle of exactly what was measured
 - ``paretobert predict OUT_DIR "text" ... | --file texts.txt [--json]``: labels and probabilities
   from a bundle (numpy, tokenizers and the runtime only)
+- ``paretobert cache [--prune] [--prune-snapshots]``: the artifact cache per kind, and what
+  killed builds left in it (deleted unless a build of that key is running)
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from paretobert import compare, pick, report, retime
+from paretobert import cache, compare, pick, report, retime
 
 __all__ = ["main"]
 
-COMMANDS = ("retime", "report", "compare", "search", "cluster", "pick", "export", "predict")
+COMMANDS = ("retime", "report", "compare", "search", "cluster", "pick", "export", "predict", "cache")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from paretobert import distributed, search
 
         return {"search": search.main, "cluster": distributed.main}[args[0]](args[1:])
-    return {"retime": retime.main, "compare": compare.main, "report": report.main, "pick": pick.main}[args[0]](args[1:])
+    return {"retime": retime.main, "compare": compare.main, "report": report.main, "pick": pick.main,
+            "cache": cache.main}[args[0]](args[1:])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,8 +36,11 @@ __all__ = [
     "find_results",
     "integrity_problems",
     "is_done",
+    "Leftover",
+    "leftovers",
     "load_results",
     "model_bytes",
+    "prune",
     "read_json",
     "seal",
     "seal_ok",
@@ -87,6 +91,104 @@ def _locked(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# what a build leaves beside the artifacts of a kind while it runs ("." names, never published):
+# its temporary directory (.KEY.RANDOM.tmp), a fine-tune's snapshot and teacher logits
+# (.KEY.resume.pt, .KEY.teacher.pt) and their torn writes (.KEY.resume.pt.PID.part); an
+# atomic write's temporary file (.NAME.RANDOM.tmp) lives for milliseconds
+RESUMABLE = (".resume.pt", ".teacher.pt")
+ATOMIC_GRACE_S = 60.0
+
+
+class Leftover(NamedTuple):
+    """A build's file or directory beside the artifacts of ``kind``: its key, bytes, age, and
+    whether a build of that key runs now (holds the key's lock)."""
+
+    path: Path
+    kind: str
+    key: str
+    bytes: int
+    age_s: float
+    running: bool
+
+    @property
+    def resumable(self) -> bool:
+        """A fine-tune's snapshot or teacher logits: a re-run of its key resumes from it."""
+        return self.path.name.endswith(RESUMABLE)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def _lock_free(lock_path: Path) -> bool:
+    """True when no process holds ``lock_path`` (a non-blocking try, released at once)."""
+    try:
+        with open(lock_path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return True
+    except OSError:
+        return True
+
+
+def leftovers(root: Path) -> list[Leftover]:
+    """Everything under the cache ``root`` that a build left beside its artifacts (temporary
+    directories of killed builds, snapshots and teacher logits of fine-tunes killed and never
+    re-run, torn writes), and whether a build of its key is running now."""
+    out: list[Leftover] = []
+    root, now = Path(root).expanduser(), time.time()
+    if not root.is_dir():
+        return out
+    for kind_dir in sorted(d for d in root.iterdir() if d.is_dir()):
+        for path in sorted(kind_dir.glob(".*")):
+            key = path.name[1:].split(".", 1)[0]
+            lock = kind_dir / f"{key}.lock"
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:  # finished while we looked
+                continue
+            running = not _lock_free(lock) if lock.exists() else age < ATOMIC_GRACE_S
+            out.append(Leftover(path, kind_dir.name, key, _size(path), age, running))
+    return out
+
+
+def prune(root: Path, *, resumable: bool = False) -> list[Leftover]:
+    """Delete the :func:`leftovers` of builds that are not running (holding each key's lock
+    while deleting, so a build starting meanwhile waits); snapshots and teacher logits only
+    with ``resumable`` (a re-run of their key would resume from them). Returns what was deleted."""
+    gone = []
+    for left in leftovers(root):
+        if left.running or (left.resumable and not resumable):
+            continue
+        lock = left.path.parent / f"{left.key}.lock"
+        if lock.exists():
+            with open(lock, "a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # a build of this key started since we looked
+                    continue
+                try:
+                    _remove(left.path)
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        else:
+            _remove(left.path)
+        gone.append(left)
+    return gone
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def is_done(directory: Path, key: str) -> bool:
