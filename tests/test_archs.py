@@ -1,7 +1,7 @@
-"""Other encoder checkpoints than BERT and MPNet (RoBERTa, XLM-R, ELECTRA, DistilBERT): a tiny
-random one saved on disk goes through the whole sweep as ``model.path`` (fine-tune, export,
-int8, score, time), random init builds each architecture, and layer dropping finds
-DistilBERT's layers."""
+"""Other encoder checkpoints than BERT and MPNet (RoBERTa, XLM-R, ELECTRA, DistilBERT, ALBERT,
+CamemBERT, DeBERTa-v2): a tiny random one saved on disk goes through the whole sweep as
+``model.path`` (fine-tune, export, int8, score, time), random init builds each architecture
+(its own family, never a BERT in its place), and layer dropping finds DistilBERT's layers."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def _checkpoint(arch, tokenizer, root):
     return root
 
 
-@pytest.mark.parametrize("arch", ["roberta", "xlm-roberta", "electra", "distilbert"])
+@pytest.mark.parametrize("arch", ["roberta", "xlm-roberta", "electra", "distilbert", "albert", "camembert",
+                                  "deberta-v2"])
 def test_a_checkpoint_of_another_encoder_runs_the_sweep(arch, tokenizer, variant_of, tmp_path):
     path = _checkpoint(arch, tokenizer, tmp_path / arch)
     model = ModelConfig(name=f"my-{arch}", arch=arch, path=str(path), **SHAPE)
@@ -48,7 +49,7 @@ def test_a_checkpoint_of_another_encoder_runs_the_sweep(arch, tokenizer, variant
         preflight.check(Config(model=ModelConfig(name="wrong", arch="bert", path=str(path), **SHAPE)))
 
 
-@pytest.mark.parametrize("arch", ["mpnet", "roberta", "electra", "distilbert", "bert"])
+@pytest.mark.parametrize("arch", ["mpnet", "roberta", "electra", "distilbert", "bert", "camembert", "deberta-v2"])
 def test_random_init_builds_each_architecture_at_the_presets_shape(arch, tokenizer):
     from paretobert.models import Source, build_model
     from paretobert.models.drop import encoder_layers

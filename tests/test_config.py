@@ -99,8 +99,11 @@ def test_threads_bounded_by_cores_at_the_entry_point_only(monkeypatch):
 def test_dataclass_validation_without_hydra_reads_no_disk(tmp_path):
     with pytest.raises(ConfigError):
         DatasetConfig(name="imdb")
-    with pytest.raises(ConfigError):
-        ModelConfig(arch="gpt")
+    with pytest.raises(ConfigError, match=r"^invalid config: model.arch='GPT 2'; accepted: tfidf or a transformers"):
+        ModelConfig(arch="GPT 2")
+    unknown = ModelConfig(arch="nosuch-bert")  # well-formed: whether transformers knows it is the machine's question
+    with pytest.raises(ConfigError, match=r"^invalid config: model.arch='nosuch-bert'; accepted: a model_type transformers"):
+        preflight.check(Config(model=unknown))
     missing = DatasetConfig(name="sst2", path=str(tmp_path / "missing"))  # pure: no disk access
     with pytest.raises(ConfigError, match=r"^invalid config: dataset.path=.*; accepted: an existing"):
         preflight.check(Config(dataset=missing))

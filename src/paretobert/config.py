@@ -12,6 +12,7 @@ the paths a config names, preset files) is checked once at the entry point by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,12 @@ TASKS = ("classification", "qa")
 # a QA reader's training windows when train.max_length is null (SQuAD's usual 384 tokens,
 # doc stride 128): one checkpoint serves every inference seq_len, as in S1
 QA_TRAIN_LENGTH = 384
-# transformer encoders a preset (its model.path / hub_id / random init) may be: config.json's model_type
-ENCODER_ARCHES = ("bert", "mpnet", "roberta", "xlm-roberta", "electra", "distilbert")
+# model.arch is config.json's model_type: any encoder transformers knows (checked at the entry
+# point, paretobert.preflight); these families are tested end to end (tests/test_archs.py)
+ENCODER_ARCHES = ("bert", "mpnet", "roberta", "xlm-roberta", "electra", "distilbert", "albert", "camembert",
+                  "deberta-v2")
 ARCHES = (*ENCODER_ARCHES, "tfidf")
+MODEL_TYPE = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 SCRATCH_TOKENIZERS = ("bert-uncased", "wordpiece", "bpe")
 TRUNCATIONS = ("head", "head+tail")
 QUANT_WEIGHT_TYPES = ("qint8", "quint8")
@@ -136,7 +140,9 @@ class ModelConfig:
         _floats(self)
         if not self.name:
             _fail("model.name", self.name, "a non-empty preset name")
-        _check_choice("model.arch", self.arch, ARCHES)
+        if not isinstance(self.arch, str) or not MODEL_TYPE.fullmatch(self.arch):
+            _fail("model.arch", self.arch, "tfidf or a transformers model_type (config.json's), e.g. "
+                  + " | ".join(ENCODER_ARCHES))
         _check_choice("model.tokenizer", self.tokenizer, SCRATCH_TOKENIZERS)
         for key in ("layers", "hidden", "heads", "intermediate", "max_position", "vocab_size"):
             _check_positive(f"model.{key}", getattr(self, key))

@@ -12,7 +12,7 @@ from typing import Any
 
 from paretobert.config import ENCODER_ARCHES, Config, ConfigError, load_model_preset, model_presets
 
-__all__ = ["check", "check_model_path"]
+__all__ = ["check", "check_arch", "check_model_path"]
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
@@ -41,6 +41,26 @@ def _readable(key: str, value: str, *, kind: str) -> Path:
     return p
 
 
+def _same_type(a: str, b: str) -> bool:
+    """One model_type spelt either way (config.json's ``deberta-v2``, ``big_bird``)."""
+    return a.replace("_", "-") == b.replace("_", "-")
+
+
+def check_arch(conf: Config) -> None:
+    """``model.arch``: tfidf, or a model_type this transformers knows (an encoder it can build
+    a sequence-classification or QA head on, from weights or at random init)."""
+    arch = conf.model.arch
+    if arch == "tfidf":
+        return
+    from transformers import CONFIG_MAPPING
+
+    if not any(_same_type(arch, k) for k in CONFIG_MAPPING):
+        import transformers
+
+        _fail("model.arch", arch, f"a model_type transformers {transformers.__version__} knows (config.json's "
+                                  f"model_type), e.g. {' | '.join(ENCODER_ARCHES)}")
+
+
 def check_model_path(conf: Config) -> None:
     """``model.path``: a readable directory with a usable ``config.json``, weights, and the
     preset's architecture and shape (a mismatch would mislabel every result)."""
@@ -59,12 +79,11 @@ def check_model_path(conf: Config) -> None:
         _fail("model.path", m.path, f"a config.json naming its model_type ({cfg_file})")
     if not any((d / f).is_file() for f in WEIGHT_FILES):
         _fail("model.path", m.path, f"a model directory with weights ({' or '.join(WEIGHT_FILES[:2])} in {d})")
-    kind = str(cfg["model_type"]).replace("_", "-")
-    if kind != m.arch:
-        fix = f"model.arch={kind}" if kind in ENCODER_ARCHES else "a model_type of " + " | ".join(ENCODER_ARCHES)
+    kind = str(cfg["model_type"])
+    if _same_type(kind, m.arch) is False:
         _fail("model.path", m.path, f"a {m.arch} model for model.arch={m.arch} (config.json says model_type="
-                                    f"{cfg['model_type']!r}; set {fix})")
-    shape = SHAPE_OF_TYPE.get(kind, SHAPE)
+                                    f"{kind!r}; set model.arch={kind})")
+    shape = SHAPE_OF_TYPE.get(kind.replace("_", "-"), SHAPE)
     wrong = [(k, f, cfg[k], getattr(m, f)) for k, f in shape if k in cfg and cfg[k] != getattr(m, f)]
     if wrong:
         have = ", ".join(f"{k}={v}" for k, _, v, _ in wrong)
@@ -92,4 +111,5 @@ def check(conf: Config) -> None:
             _fail("distill.teacher", conf.distill.teacher, "a transformer preset")
         if conf.distill.layers and max(conf.distill.layers) >= teacher.layers:
             _fail("distill.layers", conf.distill.layers, f"indices below the teacher's {teacher.layers} layers")
+    check_arch(conf)
     check_model_path(conf)

@@ -506,10 +506,10 @@ def match_inputs(tokenizer: Any, model: Any) -> Any:
 
 
 def random_init_config(model: ModelConfig, **extra: Any) -> Any:
-    """The transformers config of the preset's architecture (``model.arch``, a model_type) and
-    shape at random init: BERT's field names, DistilBERT's own; the RoBERTa-style position
-    table (MPNet, RoBERTa, XLM-R) holds 2 more rows (padding offset); ELECTRA's embeddings as
-    wide as its hidden layers."""
+    """The transformers config of the preset's architecture (``model.arch``, any model_type)
+    and shape at random init: BERT's field names, DistilBERT's own; the RoBERTa-style position
+    table (MPNet, RoBERTa, XLM-R, CamemBERT, ...) holds 2 more rows (padding offset); ELECTRA's
+    and ALBERT's embeddings as wide as their hidden layers."""
     from transformers import AutoConfig
 
     if model.arch == "distilbert":
@@ -517,12 +517,28 @@ def random_init_config(model: ModelConfig, **extra: Any) -> Any:
                                     hidden_dim=model.intermediate, max_position_embeddings=model.max_position, **extra)
     shape = dict(hidden_size=model.hidden, num_hidden_layers=model.layers, num_attention_heads=model.heads,
                  intermediate_size=model.intermediate, **extra)
-    if model.arch in ("mpnet", "roberta", "xlm-roberta"):
-        return AutoConfig.for_model(model.arch, max_position_embeddings=model.max_position + 2, **shape)
-    if model.arch == "electra":
-        return AutoConfig.for_model("electra", embedding_size=model.hidden,
-                                    max_position_embeddings=model.max_position, **shape)
-    return AutoConfig.for_model("bert", max_position_embeddings=model.max_position, **shape)
+    kind = model_type(model.arch)
+    if kind in OFFSET_POSITIONS:
+        return AutoConfig.for_model(kind, max_position_embeddings=model.max_position + 2, **shape)
+    if kind in ("electra", "albert"):  # factorised embeddings: as wide as the hidden layers here
+        return AutoConfig.for_model(kind, embedding_size=model.hidden, max_position_embeddings=model.max_position,
+                                    **shape)
+    return AutoConfig.for_model(kind, max_position_embeddings=model.max_position, **shape)
+
+
+# families whose position table starts after the padding index (RoBERTa's layout): 2 more rows
+OFFSET_POSITIONS = ("mpnet", "roberta", "xlm-roberta", "camembert", "data2vec-text", "roberta-prelayernorm",
+                    "xmod", "longformer")
+
+
+def model_type(arch: str) -> str:
+    """transformers' own spelling of the model_type ``arch`` (``deberta-v2``, ``big_bird``)."""
+    from transformers import CONFIG_MAPPING
+
+    for k in CONFIG_MAPPING:
+        if k.replace("_", "-") == arch.replace("_", "-"):
+            return k
+    raise ValueError(f"model.arch={arch}: not a model_type transformers knows")
 
 
 def new_vocab_mlm(source: Source, tokenizer: Any, *, cache_dir: Path, seed: int = 0) -> Any:
