@@ -69,6 +69,9 @@ QUANT_WEIGHT_TYPES = ("qint8", "quint8")
 RUNTIME_NAMES = ("onnxruntime", "openvino")
 # precision=: int8 is the runtime's default int8 (what quant=true means)
 PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static")
+# train.precision: the fine-tune's matrix arithmetic (the weights, optimizer and export stay fp32);
+# auto is bf16 autocast where the training device has fast bf16 units, fp32 elsewhere (paretobert.env)
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_INT8 = {"onnxruntime": "int8-dynamic", "openvino": "int8-static"}
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 
@@ -243,6 +246,11 @@ class TrainConfig:
         default=None, metadata={"help": "optimizer steps between evaluations; null: an epoch, at most 1000"}
     )
     max_minutes: float | None = field(default=None, metadata={"help": "wall-time budget of one fine-tune (min)"})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto | fp32 | bf16: the fine-tune's forward/backward in bf16 autocast (fp32 master weights, "
+                          "fp32 export); auto: bf16 where the CPU has AVX512-BF16 / AMX-BF16 (a CUDA device: bf16 "
+                          "support), else fp32 (resolved at the start, recorded)"})
 
     def __post_init__(self) -> None:
         _floats(self)
@@ -267,6 +275,7 @@ class TrainConfig:
             _fail("train.warmup_ratio", self.warmup_ratio, "a fraction in [0, 1)")
         _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
         _check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        _check_choice("train.precision", self.precision, TRAIN_PRECISIONS)
         if not 0.0 <= self.validation_size < 0.5:
             _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
         if self.lr == "auto" and self.validation_size == 0:

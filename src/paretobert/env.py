@@ -15,7 +15,8 @@ from typing import Any
 
 from paretobert.variant import Variant, content_hash, library_versions
 
-__all__ = ["cpu_features", "default_reduce_range", "environment", "machine_id", "resolve_variant"]
+__all__ = ["cpu_features", "default_reduce_range", "default_train_precision", "environment", "machine_id",
+           "resolve_variant"]
 
 _FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
           "amx_int8")
@@ -82,10 +83,27 @@ def default_reduce_range() -> bool:
     return not cpu_features()["vnni"]
 
 
+def default_train_precision(device: str = "auto") -> str:
+    """``train.precision=auto`` for a fine-tune on ``device`` (``train.device``): bf16 autocast
+    where the hardware multiplies bf16 natively (a CUDA device that supports it; a CPU with
+    AVX512-BF16 or AMX-BF16, where a training step ran 2.3-2.9x faster than fp32:
+    benchmarks/train_precision.py), fp32 elsewhere (a CPU without them would emulate bf16,
+    slower than fp32)."""
+    if device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_features()["bf16"] else "fp32"
+
+
 def resolve_variant(variant: Variant) -> Variant:
-    """The variant with this CPU's defaults filled in (before it is hashed): ``quantize.reduce_range``
-    null becomes :func:`default_reduce_range`."""
-    if variant.quantize.reduce_range is not None:
-        return variant
-    q = dataclasses.replace(variant.quantize, reduce_range=default_reduce_range())
-    return dataclasses.replace(variant, quantize=q)
+    """The variant with this machine's defaults filled in (before it is hashed): ``quantize.reduce_range``
+    null becomes :func:`default_reduce_range`, ``train.precision`` auto :func:`default_train_precision`."""
+    if variant.quantize.reduce_range is None:
+        q = dataclasses.replace(variant.quantize, reduce_range=default_reduce_range())
+        variant = dataclasses.replace(variant, quantize=q)
+    if variant.train.precision == "auto":
+        t = dataclasses.replace(variant.train, precision=default_train_precision(variant.train.device))
+        variant = dataclasses.replace(variant, train=t)
+    return variant

@@ -134,6 +134,8 @@ FIELDS: tuple[Field, ...] = (
     _F("machine_id", "str", hover=True),
     _F("build_host", "str", help="the host that built it (fine-tune, export, quantize, evaluate)"),
     _F("train_device", "str", help="where it was fine-tuned: cpu | cuda (train.device resolved)"),
+    _F("train_precision", "str", hover=True,
+       help="fp32 | bf16: the fine-tune's arithmetic (train.precision resolved; bf16 = autocast, fp32 weights)"),
     _F("build_node", "str", help="paretobert cluster: the Ray node that built it"),
     _F("timing_node", "str", help="paretobert cluster: the Ray node that timed it (the reference machine)"),
     _F("timing_host", "str", hover=True, help="the host that timed it"),
@@ -235,6 +237,8 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
     train = rec.get("train") or {}
     row["train_seconds"] = train.get("seconds")
     row["train_device"] = train.get("device")
+    # records from before train.precision (and TF-IDF, which trains no network): fp32
+    row["train_precision"] = train.get("precision", "fp32" if train.get("device") else None)
     # records from before train.head_lr_scale: the head learnt at the body's lr
     row.update(train_lr=train.get("lr"), train_head_lr=train.get("head_lr", train.get("lr")),
                train_best_epoch=train.get("best_epoch"),

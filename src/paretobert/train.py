@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from paretobert.config import TrainConfig
 from paretobert.encoding import encode_batch, encode_ids
+from paretobert.env import default_train_precision
 from paretobert.export import input_names
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "teacher_logits",
     "torch_device",
     "train_loop",
+    "train_precision",
     "validation_rank",
 ]
 
@@ -283,6 +285,19 @@ def torch_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+def train_precision(cfg: TrainConfig) -> str:
+    """``train.precision`` as it runs: ``auto`` (a variant arrives resolved by
+    ``env.resolve_variant``; direct calls resolve here, by the same rule) is
+    :func:`paretobert.env.default_train_precision` of ``train.device``."""
+    return default_train_precision(cfg.device) if cfg.precision == "auto" else cfg.precision
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    """bf16 autocast of the forward pass (matrix products in bf16, reductions and the loss in
+    fp32; the weights, the optimizer state and the gradients stay fp32), or nothing for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @dataclass
 class Distillation:
     """What :func:`fine_tune` needs to distil: the teacher's logits on every train text (in
@@ -416,6 +431,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     (:func:`_resumed`): an interrupted fine-tune loses at most that much work. Returns the
     statistics (the model ends on the CPU, in eval mode)."""
     device = device if device is not None else torch_device(cfg.device)
+    precision = train_precision(cfg)
     model.to(device).train()
     opt = torch.optim.AdamW(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale),
                             lr=lr)
@@ -440,7 +456,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     losses: list[float] = []
     start, spent = 0, 0.0
-    plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size}
+    plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size,
+            **({"precision": precision} if precision != "fp32" else {})}
     resumed = _resumed(snapshot, plan) if snapshot is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -459,7 +476,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     for step, idx in enumerate(shuffled_batches(n_items, cfg.batch_size, total, seed)):
         if step < start:
             continue  # done before the snapshot (the batches are a function of the seed)
-        loss = batch_loss(idx)
+        with _autocast(device, precision):
+            loss = batch_loss(idx)
         if not torch.isfinite(loss):
             bar.close()
             raise TrainingError(
@@ -472,7 +490,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         if evaluate is not None and (done % every == 0 or done == total or out_of_time):
             was_training = model.training
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), _autocast(device, precision):
                 scores = evaluate()
             model.train(was_training)
             point = {"step": done, "epoch": round(done / per_epoch, 4),
@@ -516,6 +534,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "lr": lr,
         "head_lr": lr * head_lr_scale,
         "device": str(device),
+        "precision": precision,
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[:k])),
         "loss_last": float(np.mean(losses[-k:])),

@@ -50,6 +50,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "validation_size"): 0.0, ("train", "patience"): 2, ("train", "eval_every"): None,
     ("train", "validation_max"): 2000,
     ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
+    ("train", "precision"): "fp32",
     ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
@@ -57,13 +58,15 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
 def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
     """The variant's dict with settings that change nothing in it set to the value records had
     before they existed (off-ramp pooling without early exit; patience and evaluation interval
-    without a validation split), so they leave hashes and keys alone."""
+    without a validation split; the training precision of TF-IDF), so they leave hashes and keys alone."""
     d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
     if d["exit"].get("threshold") is None:
         d["exit"]["pooling"] = _NEW_AT_DEFAULT[("exit", "pooling")]
     if not d["train"].get("validation_size"):
         for key in ("patience", "eval_every", "validation_max"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
+    if d["model"].get("arch") == "tfidf":  # no network is trained
+        d["train"]["precision"] = _NEW_AT_DEFAULT[("train", "precision")]
     return d
 
 
