@@ -98,7 +98,14 @@ def test_model_config_validation():
     with pytest.raises(ConfigError, match="model.heads"):
         ModelConfig(hidden=100, heads=3)
     with pytest.raises(ConfigError, match="model.arch"):
-        ModelConfig(arch="gpt")
+        ModelConfig(arch="GPT 2!")  # not a model_type's spelling: refused by the config itself
+    # a well-spelt model_type transformers does not know: refused at the entry point, in one line
+    from paretobert.config import Config
+    from paretobert.preflight import check_arch
+
+    check_arch(Config(model=ModelConfig(arch="roberta")))
+    with pytest.raises(ConfigError, match=r"model.arch='gpt'; accepted: a model_type transformers .* knows"):
+        check_arch(Config(model=ModelConfig(arch="gpt")))
     with pytest.raises(ModelError, match="model.package"):
         zoo.pip_model_dir("nope", cache_dir=".")
 
