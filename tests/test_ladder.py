@@ -265,6 +265,13 @@ def test_policy_by_method(variant_of):
     assert train.default_lr(cfg, pretrained=False, hidden=256, selected=True) == pytest.approx(5e-4)
     assert train.default_lr(cfg, pretrained=False, hidden=256) == pytest.approx(1e-3)
     assert train.lr_grid(pretrained=False, hidden=512, selected=True) == pytest.approx([7.5e-5, 2.5e-4, 7.5e-4])
+    # policy 4: a selected body deeper than 4 layers also scales with depth (medium 8/512: 1.25e-4)
+    assert train.default_lr(cfg, pretrained=False, hidden=512, selected=True, layers=4) == pytest.approx(2.5e-4)
+    assert train.default_lr(cfg, pretrained=False, hidden=512, selected=True, layers=8) == pytest.approx(1.25e-4)
+    assert train.default_lr(cfg, pretrained=False, hidden=128, selected=True, layers=2) == pytest.approx(1e-3)
+    assert train.default_lr(cfg, pretrained=False, hidden=512, layers=8) == pytest.approx(5e-4)  # scratch: width only
+    assert train.lr_grid(pretrained=False, hidden=512, selected=True, layers=8) == pytest.approx(
+        [3.75e-5, 1.25e-4, 3.75e-4])
     assert train.max_epochs(cfg, n_train=1500, n_classes=5, pretrained=kinds["selected"]) == 10
 
 

@@ -223,7 +223,7 @@ class TrainConfig:
         default=None,
         metadata={"help": "a number; null: 1e-4 x min(1, 384/hidden) for pretrained weights (5e-5 with "
                           "head_lr_scale 1), 1e-3 x min(1, 256/hidden) for scratch and distilled, "
-                          "1e-3 x min(1, 128/hidden) for weights=selected / selected-kd; "
+                          "1e-3 x min(1, 128/hidden) x min(1, 4/layers) for weights=selected / selected-kd; "
                           "auto: the best of a small grid on the validation split"}
     )
     head_lr_scale: float = field(

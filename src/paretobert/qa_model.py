@@ -36,7 +36,8 @@ QA_LEARNT_LITTLE_F1 = 0.20
 QA_BUILT_EPOCHS = 10.0  # a selected or random-init body: random init's kind of budget (early stopping ends it)
 
 
-def qa_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = False) -> float:
+def qa_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = False,
+          layers: int | None = None) -> float:
     """``train.lr``, else a reader's default: :data:`QA_PRETRAINED_LR` for a pretrained body
     of MiniLM's width, scaled down for wider ones (x 384 / hidden: 1e-4 for a 768-wide body, as
     for classification); random init's rule (:func:`paretobert.train.default_lr`) otherwise."""
@@ -46,7 +47,7 @@ def qa_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = F
         return cfg.lr
     if pretrained:
         return QA_PRETRAINED_LR * min(1.0, 384 / hidden)
-    return default_lr(cfg, pretrained=False, hidden=hidden, selected=selected)
+    return default_lr(cfg, pretrained=False, hidden=hidden, selected=selected, layers=layers)
 
 
 def qa_epochs(cfg: TrainConfig, *, pretrained: bool) -> float:

@@ -140,7 +140,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     ``meta["train"]["lr_search"]``."""
     if variant.train.lr == "auto":
         grid = training.lr_grid(pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden,
-                                selected=source.selects)
+                                selected=source.selects, layers=variant.model.layers)
         tried = []
         for i, lr in enumerate(grid):
             log.info("[%s] train.lr=auto: candidate %d/%d, lr=%g ...", variant.variant_id, i + 1, len(grid), lr)
@@ -219,7 +219,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names),
                                  pretrained=pretrained)
     lr = training.default_lr(variant.train, pretrained=pretrained, hidden=variant.model.hidden,
-                             selected=source.selects,
+                             selected=source.selects, layers=variant.model.layers,
                              steps=training.n_steps(len(train_texts), variant.train.batch_size, epochs))
     # a new head on a pretrained body learns faster; a student cut from its teacher keeps the teacher's head
     head_scale = variant.train.head_lr_scale if source.pretrained and variant.distill.layers is None else 1.0
@@ -297,7 +297,8 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
     train, val = qa_model.carve_articles(split.train, t.validation_size, seed=variant.seed)
     pretrained = _pretrained_body(variant, source)
     epochs = qa_model.qa_epochs(t, pretrained=pretrained)
-    lr = qa_model.qa_lr(t, pretrained=pretrained, hidden=variant.model.hidden, selected=source.selects)
+    lr = qa_model.qa_lr(t, pretrained=pretrained, hidden=variant.model.hidden, selected=source.selects,
+                        layers=variant.model.layers)
     teacher = _teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
 
     def build(tmp: Path) -> dict[str, Any]:

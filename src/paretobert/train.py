@@ -62,7 +62,12 @@ STEPS_PER_CLASS = 50
 # 3: a pretrained body's lr halves when the budget passes LARGE_BUDGET_STEPS optimizer steps,
 #    early stopping's patience spans at least an epoch of evaluations (SST-2, README), and a
 #    classifier whose train loss stayed at chance is "not converged" (retried; medium seed 2).
-TRAIN_POLICY = 3
+# 4: a selected student's lr also falls with depth past 4 layers (x 4 / layers: medium 8/512 from
+#    2.5e-4 to 1.25e-4), and a classifier whose train loss ended at chance (it had dipped and
+#    diverged back) is "not converged" too (retried): medium seed 0 in bf16 on BBC, 0.4514, silent.
+TRAIN_POLICY = 4
+# a selected student deeper than this gets its lr scaled by SELECTED_DEPTH / layers (default_lr)
+SELECTED_DEPTH = 4
 # a pretrained body fine-tuned for more optimizer steps than this gets half the lr (default_lr)
 LARGE_BUDGET_STEPS = 5000
 # a fine-tune given a snapshot path saves its whole state this often (an interruption loses at most this much);
@@ -112,7 +117,7 @@ def _optimizer_step(loss: torch.Tensor, model: Any, opt: Any, sched: Any, losses
 
 
 def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = False,
-               steps: int | None = None) -> float:
+               steps: int | None = None, layers: int | None = None) -> float:
     """The configured lr, else for pretrained bodies 1e-4 scaled down for widths above 384
     (1e-4 x 384 / hidden: 1e-4 for MiniLM-L6, 5e-5 for BERT-base-wide bodies, BERT's own
     recommendation) when the head has its own lr (``train.head_lr_scale`` != 1; the two were
@@ -126,28 +131,33 @@ def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: boo
     A ``selected`` body (weight selection from a larger model, trained with random init's
     budget) halves sooner: 1e-3 x min(1, 128 / hidden). On BBC, mini (256) at 1e-3 scored
     0.9424 / 0.9442 / 0.9083 over seeds 0-2 (spread 3.6 points), at 5e-4 0.9424 / 0.9406 /
-    0.9478 (0.7); tiny (128) keeps 1e-3 (README, the size ladder).
+    0.9478 (0.7); tiny (128) keeps 1e-3 (README, the size ladder). A selected body of more
+    than :data:`SELECTED_DEPTH` ``layers`` is scaled by SELECTED_DEPTH / layers as well (policy
+    4): medium (8/512) at 2.5e-4 stalled in 3 of 4 BBC runs (fp32 seeds 1, 2; bf16 seed 0), at
+    1.25e-4 both runs converged (0.9460, 0.9640).
     ``train.lr=auto`` is resolved by the caller over :func:`lr_grid`."""
     if isinstance(cfg.lr, float):
         return cfg.lr
     if not pretrained:
-        return 1e-3 * _random_init_scale(hidden, selected)
+        return 1e-3 * _random_init_scale(hidden, selected, layers)
     if cfg.head_lr_scale == 1.0:
         return 5e-5
     long_budget = steps is not None and steps > LARGE_BUDGET_STEPS
     return 1e-4 * min(1.0, 384 / hidden) * (0.5 if long_budget else 1.0)
 
 
-def _random_init_scale(hidden: int, selected: bool) -> float:
-    return min(1.0, (128 if selected else 256) / hidden)
+def _random_init_scale(hidden: int, selected: bool, layers: int | None = None) -> float:
+    if not selected:
+        return min(1.0, 256 / hidden)
+    return min(1.0, 128 / hidden) * (min(1.0, SELECTED_DEPTH / layers) if layers else 1.0)
 
 
-def lr_grid(*, pretrained: bool, hidden: int, selected: bool = False) -> list[float]:
+def lr_grid(*, pretrained: bool, hidden: int, selected: bool = False, layers: int | None = None) -> list[float]:
     """The candidates of ``train.lr=auto``: around the default, one step below and two above
     (small pretrained models often want more than BERT-base's 5e-5)."""
     if pretrained:
         return [2e-5, 5e-5, 1e-4, 2e-4]
-    scale = _random_init_scale(hidden, selected)
+    scale = _random_init_scale(hidden, selected, layers)
     return [3e-4 * scale, 1e-3 * scale, 3e-3 * scale]
 
 
@@ -216,11 +226,12 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
     still learning); ``not converged`` when early stopping ended it while the train loss was
     still over half the first evaluation's and had fallen over 10% since the best evaluation
     (it stopped a model that had not fit its training data: a medium student built from
-    MPNet-base, seed 1, stopped at validation accuracy 0.47 on BBC), or while every
-    evaluation's train loss was still at ``chance_loss`` (within 5%: the cross-entropy of a
-    uniform guess, ln K for K classes) and the best validation accuracy less than halfway from
-    a uniform guess (1/K) to 1 (the model learnt nothing: medium seed 2 on BBC, loss 1.61 = ln 5
-    throughout, accuracy 0.23); ``learnt little`` when the best validation ``metric`` stayed
+    MPNet-base, seed 1, stopped at validation accuracy 0.47 on BBC), or while the last
+    evaluation's train loss was at ``chance_loss`` (within 5%: the cross-entropy of a uniform
+    guess, ln K for K classes) and the best validation accuracy less than halfway from a
+    uniform guess (1/K) to 1 (the model learnt nothing: medium seed 2 on BBC, loss 1.61 = ln 5
+    throughout, accuracy 0.23; or what it learnt did not last: medium seed 0 in bf16, loss
+    1.57 -> 1.45 -> 1.61 -> 1.62, validation 0.42 -> 0.46 -> 0.18); ``learnt little`` when the best validation ``metric`` stayed
     below ``floor`` (a reader's F1 under what a baseline without learning reaches:
     :data:`paretobert.qa_model.QA_LEARNT_LITTLE_F1`; said of a single evaluation too);
     ``overfit`` when the first of at least 3 evaluations stayed the best."""
@@ -247,11 +258,13 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
                 f"{losses[0]:.3f}): the model had not fit its training data ({metric[4:]} "
                 f"{curve[best][metric]:.4f}); try another seed, a lower train.lr or a higher train.patience")
     uniform = 1 / math.exp(chance_loss) if chance_loss else None  # a uniform guess's accuracy, 1/K
-    if stopped == "patience" and chance_loss and None not in losses and min(losses) >= 0.95 * chance_loss \
+    if stopped == "patience" and chance_loss and None not in losses and losses[-1] >= 0.95 * chance_loss \
             and metric == "val_accuracy" and curve[best][metric] < (1 + uniform) / 2:
-        return (f"not converged: the train loss stayed at chance ({min(losses):.3f} at its lowest; a uniform "
-                f"guess scores {chance_loss:.3f}) until early stopping ended fine-tuning: the model learnt "
-                f"nothing ({metric[4:]} {curve[best][metric]:.4f}); try another seed or a lower train.lr")
+        how = (f"stayed at chance ({min(losses):.3f} at its lowest" if min(losses) >= 0.95 * chance_loss else
+               f"went back to chance ({min(losses):.3f} at its lowest, {losses[-1]:.3f} at the end")
+        return (f"not converged: the train loss {how}; a uniform guess scores {chance_loss:.3f}) when early "
+                f"stopping ended fine-tuning: the model learnt nothing that lasted ({metric[4:]} "
+                f"{curve[best][metric]:.4f}); try another seed or a lower train.lr")
     if little:
         return little
     if best == 0 and len(curve) >= 3:
