@@ -13,10 +13,11 @@ import platform
 from functools import lru_cache
 from typing import Any
 
+from paretobert.config import TrainConfig
 from paretobert.variant import Variant, content_hash, library_versions
 
 __all__ = ["cpu_features", "default_reduce_range", "default_train_precision", "environment", "machine_id",
-           "resolve_variant"]
+           "resolve_variant", "train_precision"]
 
 _FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
           "amx_int8")
@@ -97,13 +98,19 @@ def default_train_precision(device: str = "auto") -> str:
     return "bf16" if cpu_features()["bf16"] else "fp32"
 
 
+def train_precision(cfg: TrainConfig) -> str:
+    """``train.precision`` as it runs: ``auto`` is :func:`default_train_precision` of
+    ``train.device``; fp32 / bf16 as set (never second-guessed)."""
+    return default_train_precision(cfg.device) if cfg.precision == "auto" else cfg.precision
+
+
 def resolve_variant(variant: Variant) -> Variant:
     """The variant with this machine's defaults filled in (before it is hashed): ``quantize.reduce_range``
-    null becomes :func:`default_reduce_range`, ``train.precision`` auto :func:`default_train_precision`."""
+    null becomes :func:`default_reduce_range`, ``train.precision`` auto :func:`train_precision`."""
     if variant.quantize.reduce_range is None:
         q = dataclasses.replace(variant.quantize, reduce_range=default_reduce_range())
         variant = dataclasses.replace(variant, quantize=q)
     if variant.train.precision == "auto":
-        t = dataclasses.replace(variant.train, precision=default_train_precision(variant.train.device))
-        variant = dataclasses.replace(variant, train=t)
+        variant = dataclasses.replace(variant, train=dataclasses.replace(variant.train,
+                                                                         precision=train_precision(variant.train)))
     return variant

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from paretobert.config import TrainConfig
 from paretobert.encoding import encode_batch, encode_ids
-from paretobert.env import default_train_precision
+from paretobert.env import train_precision  # the one rule (env.resolve_variant's too), re-exported
 from paretobert.export import input_names
 
 __all__ = [
@@ -296,13 +296,6 @@ def torch_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def train_precision(cfg: TrainConfig) -> str:
-    """``train.precision`` as it runs: ``auto`` (a variant arrives resolved by
-    ``env.resolve_variant``; direct calls resolve here, by the same rule) is
-    :func:`paretobert.env.default_train_precision` of ``train.device``."""
-    return default_train_precision(cfg.device) if cfg.precision == "auto" else cfg.precision
 
 
 def _autocast(device: torch.device, precision: str) -> Any:
