@@ -9,7 +9,7 @@ seconds drift between runs on shared machines. Run it alone.
     python benchmarks/train_precision.py [--models minilm-l6 medium base] [--steps 4] [--rounds 3]
 
 Latency of a step does not depend on the weight values: the models are random init at the
-preset's shape (MiniLM-L6's is 6/384, medium 8/512, base 12/768). Whether bf16 costs accuracy
+preset's shape and family (``conf/model``: MiniLM-L6 6/384, medium 8/512, base 12/768). Whether bf16 costs accuracy
 is not measured here but by the sweep itself (README: training precision).
 """
 
@@ -25,26 +25,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paretobert.config import TrainConfig
+from paretobert.config import TrainConfig, load_model_preset, model_presets
 from paretobert.env import cpu_features, default_train_precision, environment
 from paretobert.models.zoo import random_init_config
 from paretobert.train import train_loop
 
 HERE = Path(__file__).resolve().parent
-SHAPES = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "minilm-l6": (6, 384, 12), "small": (4, 512, 8),
-          "medium": (8, 512, 8), "base": (12, 768, 12)}
 
 
-def _model(name: str):
+def _model(preset):
     from transformers import AutoModelForSequenceClassification
 
-    from paretobert.config import ModelConfig
-
-    layers, hidden, heads = SHAPES[name]
-    cfg = random_init_config(ModelConfig(name=name, layers=layers, hidden=hidden, heads=heads,
-                                         intermediate=4 * hidden), vocab_size=30522, num_labels=5)
     torch.manual_seed(0)
-    return AutoModelForSequenceClassification.from_config(cfg)
+    return AutoModelForSequenceClassification.from_config(
+        random_init_config(preset, vocab_size=30522, num_labels=5))
 
 
 def _seconds_per_step(model, precision: str, steps: int, seq_len: int) -> float:
@@ -65,7 +59,8 @@ def _seconds_per_step(model, precision: str, steps: int, seq_len: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", choices=sorted(SHAPES), default=["minilm-l6", "medium", "base"])
+    ap.add_argument("--models", nargs="+", choices=[m for m in model_presets() if m != "tfidf"],
+                    default=["minilm-l6", "medium", "base"])
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per timing")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seq-len", type=int, default=128)
@@ -77,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
               "(train.precision=auto resolves to fp32)", file=sys.stderr)
     rows = []
     for name in args.models:
-        model = _model(name)
+        preset = load_model_preset(name)
+        model = _model(preset)
         _seconds_per_step(model, "fp32", 1, args.seq_len)  # warm-up: allocator, oneDNN kernels
         _seconds_per_step(model, "bf16", 1, args.seq_len)
         times: dict[str, list[float]] = {"fp32": [], "bf16": []}
@@ -85,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             for precision in ("fp32", "bf16"):
                 times[precision].append(_seconds_per_step(model, precision, args.steps, args.seq_len))
         fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
-        row = {"model": name, "shape": SHAPES[name], "fp32_s_per_step": round(fp32, 3),
+        row = {"model": name, "shape": (preset.layers, preset.hidden, preset.heads), "fp32_s_per_step": round(fp32, 3),
                "bf16_s_per_step": round(bf16, 3), "fp32_over_bf16": round(fp32 / bf16, 2),
                "rounds": {k: [round(v, 3) for v in vs] for k, vs in times.items()}}
         rows.append(row)
