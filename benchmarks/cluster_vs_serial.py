@@ -1,6 +1,6 @@
 """Latency timed on a Ray cluster's reference machine vs a serial run of the same variants.
 
-    python benchmarks/cluster_vs_serial.py [--rounds 4] [--models tiny mini] [--max-train 200]
+    python benchmarks/cluster_vs_serial.py [--rounds 4] [--models tiny mini] [--max-train 200] [--repeats 1]
 
 The variants (``model=M weights=scratch quant=true,false`` on BBC, the default bench) are
 built once by a serial sweep; every round then re-measures all of them with ``force=true``
@@ -12,7 +12,9 @@ head), alternating which goes first. One thing runs at a time: both take the mac
 a timing on its head.
 
 Reported per variant: the cluster's p50 and whether it lies inside the serial run's 95%
-interval of the p50 (bootstrap over the timed texts), for every later run against every
+interval of the p50 (bootstrap over the timed texts; with ``--repeats R`` > 1, each variant is
+timed in R rounds, each in a fresh session, and the interval is the bootstrap over the R round
+medians: ``bench.repeats``), for every later run against every
 earlier one (serial vs serial is the noise floor between two serial runs); the p50 ratios of
 runs adjacent in time, cluster vs serial against same kind (how far this machine drifts
 between two runs); accuracy equality; overlapping timings.
@@ -36,7 +38,7 @@ REPO = HERE.parent
 def _overrides(args) -> list[str]:
     return [f"model={','.join(args.models)}", "weights=scratch", "quant=true,false", f"seq_len={args.seq_len}",
             f"dataset.max_train={args.max_train}", "dataset.max_test=100", "train.epochs=1",
-            "train.validation_size=0", "allow_network=false"]
+            "train.validation_size=0", f"bench.repeats={args.repeats}", "allow_network=false"]
 
 
 def _serial(args, sweep: Path, force: bool) -> list[dict]:
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["tiny", "mini"])
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--max-train", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=1, help="bench.repeats: timing rounds per variant per run")
     args = ap.parse_args(argv)
     from paretobert.schedule import overlaps
 
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
               f"largest deviation {100 * v['max_abs_dev']:.1f}%)")
     from paretobert.env import environment
 
-    out = HERE / "results" / f"cluster_vs_serial-{'-'.join(args.models)}-s{args.seq_len}.json"
+    suffix = f"-r{args.repeats}" if args.repeats > 1 else ""
+    out = HERE / "results" / f"cluster_vs_serial-{'-'.join(args.models)}-s{args.seq_len}{suffix}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows, "inside_previous_ci": summary, "adjacent_ratios": spread,
                                "environment": environment()}, indent=2, default=str))
