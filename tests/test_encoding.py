@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paretobert.encoding import encode_batch, encode_ids, encode_text, truncate_chars, truncate_ids
+from paretobert.encoding import (encode_batch, encode_ids, encode_text, text_windows, truncate_chars, truncate_ids,
+                                 windowed)
 
 
 def test_truncate_ids_head_and_head_tail():
@@ -47,3 +48,50 @@ def test_encode_text_and_batch_feeds(tokenizer):
     assert batch["input_ids"].tolist() == [[2, 5, 3], [2, 3, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["token_type_ids"].sum() == 0
+
+
+def test_text_windows_are_the_following_token_windows(tokenizer, corpus):
+    """Window 0 is the text (what head truncation reads); the later windows follow each other
+    in whole words of at most b = max_length - 2 tokens, from the word head truncation cut: they
+    re-tokenize to exactly the text's tokens from there on, each encodes whole at max_length."""
+    text = " ".join(corpus[0][:4])
+    enc = tokenizer(text, add_special_tokens=False)
+    body, words = enc["input_ids"], enc.word_ids()
+    budget = 8
+    pieces = text_windows(tokenizer, text, max_length=budget + 2, n=1000)
+    assert pieces[0] == text and len(pieces) > len(body) // budget
+    again = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in pieces[1:]]
+    first = len(body) - sum(len(a) for a in again)
+    assert 0 < first <= budget and (first == budget or words[first] != words[first - 1])  # a word start
+    assert sum(again, []) == body[first:]  # nothing lost, nothing re-segmented
+    assert all(0 < len(ids) <= budget for ids in again)
+    assert text_windows(tokenizer, text, max_length=budget + 2, n=3) == pieces[:3]
+    assert text_windows(tokenizer, "sport team", max_length=10, n=4) == ["sport team"]  # one window: alone
+    assert text_windows(tokenizer, text, max_length=10, n=1) == [text]
+    with pytest.raises(ValueError, match="at least 1"):
+        text_windows(tokenizer, text, max_length=10, n=0)
+
+
+def test_a_word_longer_than_a_window_is_cut(tokenizer):
+    word = "stockseconomygrowthmarket"  # many word pieces in this small vocabulary
+    n_pieces = len(tokenizer(word, add_special_tokens=False)["input_ids"])
+    assert n_pieces > 3
+    pieces = text_windows(tokenizer, f"sport {word} team", max_length=5, n=100)  # 3 tokens a window
+    assert len(pieces) >= 3 and all(len(tokenizer(p, add_special_tokens=False)["input_ids"]) <= 4 for p in pieces[1:])
+
+
+def test_windowed_labels_each_window_as_its_text(tokenizer, corpus):
+    texts, labels = [" ".join(corpus[0][:3]), "sport team"], [2, 0]
+    out, out_labels, origin = windowed(tokenizer, texts, labels, max_length=10, n=3)
+    assert out[0] == texts[0] and out[-1] == "sport team" and len(out) == 4
+    assert out_labels == [2, 2, 2, 0] and origin == [0, 0, 0, 1]
+    assert windowed(tokenizer, texts, labels, max_length=10, n=1) == (texts, labels, [0, 1])
+
+
+def test_windows_need_character_offsets(tmp_path):
+    from transformers import BertTokenizer
+
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]))
+    slow = BertTokenizer(str(tmp_path / "vocab.txt"))
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        text_windows(slow, "a b a b a b", max_length=4, n=2)

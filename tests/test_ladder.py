@@ -412,3 +412,45 @@ def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, te
     metric = "f1" if task == "qa" else "accuracy"
     assert whole[metric] == rec[metric] and whole["train"]["curve"][-1]["train_loss"] == pytest.approx(
         rec["train"]["curve"][-1]["train_loss"], rel=1e-5)
+
+
+def test_windows_give_a_student_more_examples_and_its_teacher_labels_them(teacher_preset, variant_of, tmp_path,
+                                                                          monkeypatch):
+    """train.windows=3: each long train text also gives up to 2 following token windows,
+    labelled as its text and by the teacher's logits (one row per window); the validation
+    split is the same texts as without windows; the setting is part of the checkpoint key."""
+    from paretobert import pipeline
+    from paretobert import train as training
+    from paretobert.config import TrainConfig
+
+    seen = {}
+    real_fit, real_logits = training.fine_tune, training.teacher_logits
+
+    def fit(model, tok, *, texts, labels, validation=None, **kw):
+        seen.setdefault("fit", []).append((list(texts), list(labels), list(validation.texts)))
+        return real_fit(model, tok, texts=texts, labels=labels, validation=validation, **kw)
+
+    def logits(teacher, tok, texts, **kw):
+        seen.setdefault("logits", []).append(len(texts))
+        return real_logits(teacher, tok, texts, **kw)
+
+    monkeypatch.setattr(training, "fine_tune", fit)
+    monkeypatch.setattr(training, "teacher_logits", logits)
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    cache = tmp_path / "cache"
+    recs = {}
+    for n in (1, 3):
+        train = TrainConfig(epochs=2, batch_size=8, max_length=16, lr=1e-3, windows=n)
+        v = variant_of(model=small, weights="selected-kd", weights_from="big-t", train=train, seq_len=16)
+        recs[n] = pipeline.run_variant(v, out_dir=tmp_path / f"w{n}", cache_dir=cache, progress=False)
+        assert recs[n]["status"] == "ok", recs[n].get("traceback")
+    (t1, l1, v1), (t3, l3, v3) = seen["fit"][-2], seen["fit"][-1]  # the teacher (and its retry) came first
+    assert len({len(t) for t, _, _ in seen["fit"][:-2]}) == 1  # one teacher for both, fitted on the texts alone
+    assert v1 == v3 and not set(v3) & set(t3)  # the same validation texts, never windowed into train
+    w = recs[3]["train"]["windows"]
+    assert w["texts"] == len(t1) and w["examples"] == len(t3) > len(t1) and w["n"] == 3
+    assert 0 < w["texts_windowed"] <= w["texts"] and len(t3) <= 3 * len(t1)
+    assert [x for x in t3 if x in set(t1)] == t1  # every text is still there, in order, windows after it
+    assert sorted(set(l3)) == sorted(set(l1))
+    assert seen["logits"][-1] == len(t3)  # the teacher labels every window
+    assert "windows" not in recs[1]["train"] and recs[1]["train_key"] != recs[3]["train_key"]

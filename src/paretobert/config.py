@@ -246,6 +246,11 @@ class TrainConfig:
         default=None, metadata={"help": "optimizer steps between evaluations; null: an epoch, at most 1000"}
     )
     max_minutes: float | None = field(default=None, metadata={"help": "wall-time budget of one fine-tune (min)"})
+    windows: int = field(
+        default=1,
+        metadata={"help": "training examples per train text: 1, the text (truncated); N: also up to N-1 following "
+                          "windows of its tokens, each labelled as its text (with a teacher: by the teacher's "
+                          "soft labels too); validation and test texts are never windowed"})
     precision: str = field(
         default="auto",
         metadata={"help": "auto | fp32 | bf16: the fine-tune's forward/backward in bf16 autocast (fp32 master weights, "
@@ -268,6 +273,8 @@ class TrainConfig:
                 _fail("train.lr", self.lr, "a positive number | null | auto")
             _check_positive("train.lr", self.lr)
         _check_positive("train.head_lr_scale", self.head_lr_scale)
+        if isinstance(self.windows, bool) or not isinstance(self.windows, int) or self.windows < 1:
+            _fail("train.windows", self.windows, "a whole number >= 1 (1: no windows)")
         _check_positive("train.batch_size", self.batch_size)
         if self.max_length is not None:
             _check_positive("train.max_length", self.max_length)
@@ -574,6 +581,8 @@ class Config:
                   "unset model.path to train from scratch)")
         if self.model.arch == "tfidf" and self.weights == "pretrained":
             _fail("weights", self.weights, "auto | scratch (model.arch=tfidf has no pretrained weights)")
+        if self.model.arch == "tfidf" and self.train.windows != 1:
+            _fail("train.windows", self.train.windows, "1 for model.arch=tfidf (windows are built for transformer fine-tuning)")
         if not isinstance(self.seq_len, int) or isinstance(self.seq_len, bool) or self.seq_len < 3:
             _fail("seq_len", self.seq_len, "an integer >= 3 ([CLS], one token, [SEP])")
         if self.seq_len > self.model.max_position:
@@ -625,6 +634,9 @@ class Config:
             _fail("truncation", self.truncation, "head for a QA dataset (the context is cut into windows)")
         if self.model.retokenize:
             _fail("model.retokenize", True, "false for a QA dataset")
+        if self.train.windows != 1:
+            _fail("train.windows", self.train.windows, "1 for a QA dataset (its contexts are already cut into "
+                  "doc-stride windows)")
         if self.seq_len < 32:
             _fail("seq_len", self.seq_len, "at least 32 for a QA dataset (question + a piece of context)")
 

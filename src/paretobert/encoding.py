@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TRUNCATIONS", "encode_batch", "encode_ids", "encode_text", "truncate_chars", "truncate_ids"]
+__all__ = ["TRUNCATIONS", "encode_batch", "encode_ids", "encode_text", "text_windows", "truncate_chars", "truncate_ids",
+           "windowed"]
 
 TRUNCATIONS = ("head", "head+tail")
 
@@ -66,3 +67,55 @@ def encode_batch(batch: Sequence[Sequence[int]], *, pad_id: int, names: Sequence
         mask[i, : len(row)] = 1
     out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
     return {n: out[n] for n in names}
+
+
+def text_windows(tokenizer: Any, text: str, *, max_length: int, n: int) -> list[str]:
+    """``text`` itself, then the text of each following window of its tokens, at most ``n`` in
+    all. ``b = max_length`` less the special tokens; window 0 is what head truncation keeps
+    (tokens ``[0, b)``); window 1 starts at the word that head truncation cut or the first after
+    it, and every window holds the whole words that fit in ``b`` tokens (a word longer than that
+    is cut), so each encodes whole at ``max_length`` and the windows after the first follow each
+    other with no token lost. Windows are cut on the tokenizer's character offsets (a fast
+    tokenizer) and returned as text, so any tokenizer (a teacher's) can read them. A text that
+    fits in one window is returned alone."""
+    if n < 1:
+        raise ValueError(f"n={n}: at least 1 window (the text itself)")
+    if n == 1:
+        return [text]
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{type(tokenizer).__name__} gives no character offsets: train.windows > 1 needs a fast tokenizer")
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    if budget < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for a token")
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    offsets, words = enc["offset_mapping"], enc.word_ids()
+    total = len(offsets)
+    if total <= budget:
+        return [text]
+    starts = [i for i in range(total) if i == 0 or words[i] is None or words[i] != words[i - 1]]
+    out = [text]
+    begin = max([i for i in starts if 0 < i <= budget], default=budget)  # the word head truncation cut
+    while len(out) < n and begin < total:
+        end = min(begin + budget, total)
+        if end < total:  # end on a word start, unless one word is longer than the window
+            end = max([i for i in starts if begin < i <= end], default=end)
+        piece = text[offsets[begin][0]:offsets[end - 1][1]].strip()
+        if piece:
+            out.append(piece)
+        begin = end
+    return out
+
+
+def windowed(tokenizer: Any, texts: Sequence[str], labels: Sequence[int], *, max_length: int,
+             n: int) -> tuple[list[str], list[int], list[int]]:
+    """Every text's :func:`text_windows`, each with its text's label: (texts, labels, the index
+    of the text each came from). ``n=1`` returns the texts unchanged."""
+    out_t: list[str] = []
+    out_l: list[int] = []
+    origin: list[int] = []
+    for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        pieces = text_windows(tokenizer, text, max_length=max_length, n=n)
+        out_t += pieces
+        out_l += [label] * len(pieces)
+        origin += [i] * len(pieces)
+    return out_t, out_l, origin

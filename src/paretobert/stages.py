@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from paretobert import train as training
 from paretobert.config import DistillConfig, DropConfig, load_model_preset
 from paretobert.data import QASplit, Split
 from paretobert.data.split import split_indices
-from paretobert.encoding import encode_text
+from paretobert.encoding import encode_text, windowed
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
 from paretobert.models.early_exit import export_segments, layer_logits, train_ramps
@@ -42,10 +43,12 @@ log = logging.getLogger(__name__)
 
 def teacher_variant(variant: Variant, name: str | None = None) -> Variant:
     """The distillation teacher: the preset ``name`` (default ``distill.teacher``) fine-tuned
-    like the variant."""
+    like the variant, on the train texts as they are (``train.windows`` is the student's: the
+    teacher labels the student's windows, and one teacher serves students with and without)."""
     teacher = load_model_preset(name or variant.distill.teacher or "")
     return dataclasses.replace(variant, model=teacher, weights="auto", weights_from=None, drop=DropConfig(),
-                               distill=DistillConfig(), quant=False)
+                               distill=DistillConfig(), quant=False,
+                               train=dataclasses.replace(variant.train, windows=1))
 
 
 def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Path, *, progress: bool,
@@ -159,13 +162,17 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         return _fine_tune_qa(variant, split, source, cache_dir, progress=progress, allow_network=allow_network)
     retok = variant.model.retokenize and source.pretrained
     train_texts, train_labels, validation = carve_validation(variant, split)
+    texts_only = train_texts  # what a scratch tokenizer, a masked-LM warm-up and layer dropping read
+    windows = None
+    if variant.train.windows > 1:
+        train_texts, train_labels, windows = _windowed(variant, source, retok, train_texts, train_labels, cache_dir)
     teacher = _teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
     teacher_key, teacher_ckpt = (teacher.key, teacher.dir) if teacher is not None else (None, None)
 
     def build(tmp: Path) -> dict[str, Any]:
         # retokenize: the tokenizer is trained on the train split as for scratch weights
         tok = load_tokenizer(Source("scratch") if retok else source, variant.model,
-                             train_texts=train_texts, cache_dir=cache_dir)
+                             train_texts=texts_only, cache_dir=cache_dir)
         selected = None
         if source.selects:
             model, selected = _selected_student(variant, source, split.label_names, tok, cache_dir)
@@ -183,7 +190,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         warm = None
         if retok:
             mlm = new_vocab_mlm(source, tok, cache_dir=cache_dir, seed=variant.seed)
-            warm = training.mlm_warmup(mlm, tok, texts=train_texts, max_length=variant.train_length,
+            warm = training.mlm_warmup(mlm, tok, texts=texts_only, max_length=variant.train_length,
                                        epochs=variant.model.mlm_epochs, batch_size=variant.train.batch_size,
                                        seed=variant.seed, truncation=variant.truncation,
                                        device=variant.train.device, progress=progress)
@@ -191,7 +198,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             del mlm
         dropped = None
         if variant.drop.strategy != "none":
-            dropped = _drop(variant, model, tok, train_texts)
+            dropped = _drop(variant, model, tok, texts_only)
         n_params = int(sum(p.numel() for p in model.parameters()))
         ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned checkpoint")
         stats = training.fine_tune(model, tok, texts=train_texts, labels=train_labels,
@@ -208,6 +215,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             stats = {**stats, "distill": kd_stats}
         if selected is not None:
             stats = {**stats, "selected": selected}
+        if windows is not None:
+            stats = {**stats, "windows": windows}
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         return {"train": stats, "source": source.label, "model": variant.model.name,
@@ -230,6 +239,21 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     built = rediagnosed(stage(cache_dir, "checkpoints", key, build))
     return _retry_unconverged(variant, built, lr, split, source, cache_dir, progress=progress,
                               allow_network=allow_network)
+
+
+def _windowed(variant: Variant, source: Source, retok: bool, texts: list[str], labels: list[int],
+              cache_dir: Path) -> tuple[list[str], list[int], dict[str, Any]]:
+    """``train.windows`` > 1: every train text and up to ``windows - 1`` following windows of
+    its tokens (the tokenizer the model is fine-tuned with), each labelled as its text; what was
+    made (texts, examples, texts that gave more than one)."""
+    tok = load_tokenizer(Source("scratch") if retok else source, variant.model, train_texts=texts,
+                         cache_dir=cache_dir)
+    out_t, out_l, origin = windowed(tok, texts, labels, max_length=variant.train_length, n=variant.train.windows)
+    longer = sum(1 for c in Counter(origin).values() if c > 1)
+    stats = {"n": variant.train.windows, "texts": len(texts), "examples": len(out_t), "texts_windowed": longer}
+    log.info("[%s] train.windows=%d: %d train texts -> %d examples (%d texts longer than one window of %d tokens)",
+             variant.variant_id, variant.train.windows, len(texts), len(out_t), longer, variant.train_length)
+    return out_t, out_l, stats
 
 
 def _snapshot(cache_dir: Path, key: str) -> Path:
