@@ -427,7 +427,7 @@ def test_windows_give_a_student_more_examples_and_its_teacher_labels_them(teache
     real_fit, real_logits = training.fine_tune, training.teacher_logits
 
     def fit(model, tok, *, texts, labels, validation=None, **kw):
-        seen.setdefault("fit", []).append((list(texts), list(labels), list(validation.texts)))
+        seen.setdefault("fit", []).append((list(texts), list(labels), list(validation.texts) if validation else []))
         return real_fit(model, tok, texts=texts, labels=labels, validation=validation, **kw)
 
     def logits(teacher, tok, texts, **kw):
@@ -454,3 +454,12 @@ def test_windows_give_a_student_more_examples_and_its_teacher_labels_them(teache
     assert sorted(set(l3)) == sorted(set(l1))
     assert seen["logits"][-1] == len(t3)  # the teacher labels every window
     assert "windows" not in recs[1]["train"] and recs[1]["train_key"] != recs[3]["train_key"]
+    # train.epochs set: passes over the examples; null: the texts' budget in optimizer steps
+    assert recs[3]["train"]["max_epochs"] == 2 and "text_epochs" not in w
+    v = variant_of(model=small, weights="selected", weights_from="big-t", seq_len=16,
+                   train=TrainConfig(batch_size=8, max_length=16, lr=1e-3, windows=3, validation_size=0))
+    rec = pipeline.run_variant(v, out_dir=tmp_path / "budget", cache_dir=cache, progress=False)
+    w = rec["train"]["windows"]
+    assert w["texts"] == len(t1) + len(v1) and w["examples"] > w["texts"]  # no validation: all of train
+    assert rec["train"]["max_steps"] == training.n_steps(w["texts"], 8, w["text_epochs"])
+    assert rec["train"]["max_epochs"] < w["text_epochs"]

@@ -225,8 +225,14 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
 
     pretrained = _pretrained_body(variant, source)
     # the budget as resolved (train.epochs: null depends on the data), like the lr (which depends on it)
-    epochs = training.max_epochs(variant.train, n_train=len(train_texts), n_classes=len(split.label_names),
+    epochs = training.max_epochs(variant.train, n_train=len(texts_only), n_classes=len(split.label_names),
                                  pretrained=pretrained)
+    if windows is not None and variant.train.epochs is None:
+        # the default budget counts passes over the texts: windows stand in for repeats of a text and
+        # add no optimizer steps (the same schedule, evaluations and patience as without them)
+        windows = {**windows, "text_epochs": epochs}
+        steps = training.n_steps(len(texts_only), variant.train.batch_size, epochs)
+        epochs = steps / math.ceil(len(train_texts) / variant.train.batch_size)
     lr = training.default_lr(variant.train, pretrained=pretrained, hidden=variant.model.hidden,
                              selected=source.selects, layers=variant.model.layers,
                              steps=training.n_steps(len(train_texts), variant.train.batch_size, epochs))
