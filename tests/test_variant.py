@@ -88,10 +88,12 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     del old["weights_from"]  # the size ladder
     for key in ("doc_stride", "max_answer_length", "max_train_articles"):  # the QA task
         del old["dataset"][key]
+    del old["train"]["windows"]  # training windows
     assert v.hash == content_hash({"variant": old, "recipe": RECIPE})  # results recorded before them stay valid
     assert v.quant_key(export_key="e") == content_hash(
         {"export": "e", "quantize": old["quantize"], "v": __import__("paretobert.variant").variant.library_versions()})
     assert _variant(bench=BenchConfig(batch_sizes=[1, 8])).hash != v.hash
     assert _variant(bench=BenchConfig(isolate=True)).hash != v.hash
+    assert _variant(train=TrainConfig(epochs=2, validation_size=0.0, head_lr_scale=1.0, windows=2)).hash != v.hash
     assert _variant(weights="selected", weights_from="minilm-l6").hash != _variant(weights="selected").hash
     assert _variant().hash != v.hash  # today's default policy (validation, early stopping) is another training
