@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from paretobert.encoding import (encode_batch, encode_ids, encode_text, text_windows, truncate_chars, truncate_ids,
-                                 windowed)
+from paretobert.encoding import (
+    encode_batch,
+    encode_ids,
+    encode_text,
+    text_windows,
+    truncate_chars,
+    truncate_ids,
+    windowed,
+)
 
 
 def test_truncate_ids_head_and_head_tail():

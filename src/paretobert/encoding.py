@@ -8,6 +8,7 @@ articles with a closing byline or related-article links. [CLS] and [SEP] are alw
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,11 +95,16 @@ def text_windows(tokenizer: Any, text: str, *, max_length: int, n: int) -> list[
         return [text]
     starts = [i for i in range(total) if i == 0 or words[i] is None or words[i] != words[i - 1]]
     out = [text]
-    begin = max([i for i in starts if 0 < i <= budget], default=budget)  # the word head truncation cut
+
+    def last_start(lo: int, hi: int, default: int) -> int:  # the last word start in (lo, hi]
+        k = bisect.bisect_right(starts, hi) - 1
+        return starts[k] if k >= 0 and starts[k] > lo else default
+
+    begin = last_start(0, budget, budget)  # the word head truncation cut
     while len(out) < n and begin < total:
         end = min(begin + budget, total)
         if end < total:  # end on a word start, unless one word is longer than the window
-            end = max([i for i in starts if begin < i <= end], default=end)
+            end = last_start(begin, end, end)
         piece = text[offsets[begin][0]:offsets[end - 1][1]].strip()
         if piece:
             out.append(piece)
