@@ -80,7 +80,9 @@ def test_experiments_compose_as_multiruns(experiment):
     ("drop.keep=3", "drop.keep"), ("model=tfidf drop.strategy=top drop.keep=1", "drop.strategy"),
     ("distill.teacher=minilm-l6 distill.layers=[1,3] model.retokenize=true model.tokenizer=bpe", "model.retokenize"),
     ("exit.threshold=0.2 exit.pooling=max", "exit.pooling"),
-    ("train.windows=0", "train.windows"),
+    ("train.windows=0", "train.windows"), ("distill.hidden_mse=1 weights=selected", "distill.hidden_mse"),
+    ("distill.hidden_mse=1", "distill.hidden_mse"),
+    ("dataset=squad weights=selected-kd distill.hidden_mse=1", "distill.hidden_mse"),
     ("model=tfidf train.windows=2", "train.windows"), ("dataset=squad train.windows=2", "train.windows"),
 ])
 def test_invalid_values_name_the_key_and_what_is_accepted(override, key):

@@ -463,3 +463,20 @@ def test_windows_give_a_student_more_examples_and_its_teacher_labels_them(teache
     assert w["texts"] == len(t1) + len(v1) and w["examples"] > w["texts"]  # no validation: all of train
     assert rec["train"]["max_steps"] == training.n_steps(w["texts"], 8, w["text_epochs"])
     assert rec["train"]["max_epochs"] < w["text_epochs"]
+
+
+def test_a_selected_student_can_match_its_teachers_hidden_states(teacher_preset, variant_of, tmp_path):
+    """weights=selected-kd distill.hidden_mse>0: the student's layers imitate the fine-tuned
+    teacher's (TinyBERT's uniform map) at the units it was selected from; a setting of the key."""
+    from paretobert import pipeline
+    from paretobert.config import DistillConfig
+
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    cache = tmp_path / "cache"
+    plain = pipeline.run_variant(variant_of(model=small, weights="selected-kd", weights_from="big-t"),
+                                 out_dir=tmp_path / "plain", cache_dir=cache, progress=False)
+    v = variant_of(model=small, weights="selected-kd", weights_from="big-t", distill=DistillConfig(hidden_mse=1.0))
+    rec = pipeline.run_variant(v, out_dir=tmp_path / "hidden", cache_dir=cache, progress=False)
+    assert plain["status"] == rec["status"] == "ok", rec.get("traceback")
+    assert rec["train"]["distill"]["hidden_layer_map"] == [1]  # 1 student layer <- the teacher's last of 2
+    assert "hidden_layer_map" not in plain["train"]["distill"] and rec["train_key"] != plain["train_key"]

@@ -109,6 +109,30 @@ def test_distillation_steps_lower_the_kl(tiny_model, tokenizer, corpus):
         assert same.loss(student, dict(enc), y, list(range(8))).item() > 0
 
 
+def test_hidden_state_transfer_to_a_selected_student_reads_the_teacher_at_its_units(tiny_model, tokenizer, corpus):
+    """A student selected from the teacher (first layers, evenly spaced units) is compared with
+    the teacher's hidden states at those units: zero where the student computes exactly them
+    (the teacher's own states narrowed), not zero otherwise; TinyBERT's uniform layer map."""
+    from paretobert.models.select import uniform_indices
+    from paretobert.train import hidden_state_mse, uniform_layer_map
+
+    assert uniform_layer_map(6, 2) == [2, 5] and uniform_layer_map(4, 4) == [0, 1, 2, 3]
+    assert uniform_layer_map(12, 8) == [0, 2, 3, 5, 6, 8, 9, 11]
+    with pytest.raises(ValueError):
+        uniform_layer_map(2, 3)
+    teacher = tiny_model.eval()
+    enc = dict(tokenizer(corpus[0][:4], truncation=True, max_length=32, padding=True, return_tensors="pt"))
+    idx = uniform_indices(32, 16)
+    with torch.no_grad():
+        th = teacher(**enc, output_hidden_states=True).hidden_states
+        narrowed = [h[..., idx] for h in th]
+        assert hidden_state_mse(narrowed, teacher, enc, [0, 1], index=idx).item() < 1e-10
+        assert hidden_state_mse(narrowed[:1] + narrowed[2:], teacher, enc, [1], index=idx).item() < 1e-10
+        assert hidden_state_mse([h[..., 16:] for h in th], teacher, enc, [0, 1], index=idx).item() > 1e-3
+        with pytest.raises(ValueError, match="cannot be matched"):
+            hidden_state_mse(narrowed, teacher, enc, [0, 1])  # 16 units against the teacher's 32
+
+
 # ---- the training policy: validation split, early stopping, budgets, warnings ------------------
 
 def _split(texts, labels, names, test=("held-out test text one", "held-out test text two")):

@@ -446,7 +446,9 @@ class DistillConfig:
     temperature: float = 2.0
     alpha: float = field(default=0.5, metadata={"help": "weight of the soft-label KL (1 - alpha: hard labels)"})
     hidden_mse: float = field(
-        default=0.0, metadata={"help": "weight of the hidden-state MSE (student layer i vs its teacher layer)"}
+        default=0.0, metadata={"help": "weight of the hidden-state MSE (student layer i vs its teacher layer; "
+                                          "weights=selected-kd: at the teacher's selected units, TinyBERT's "
+                                          "uniform layer map)"}
     )
 
     def __post_init__(self) -> None:
@@ -463,11 +465,8 @@ class DistillConfig:
         if self.teacher is not None:
             if not self.teacher:
                 _fail("distill.teacher", self.teacher, "null or a model preset name")
-        elif self.layers is not None or self.hidden_mse:
-            _fail("distill.teacher", self.teacher, "a model preset (distill.layers / hidden_mse need a teacher)")
-        if self.hidden_mse and self.layers is None:
-            _fail("distill.hidden_mse", self.hidden_mse,
-                  "0 unless distill.layers is set (hidden states are matched layer to layer)")
+        elif self.layers is not None:
+            _fail("distill.teacher", self.teacher, "a model preset (distill.layers needs a teacher)")
 
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -574,6 +573,10 @@ class Config:
             if self.distill.teacher is not None:
                 _fail("distill.teacher", self.distill.teacher, f"null with weights={self.weights} "
                       "(the size ladder's teacher is weights_from)")
+        if self.distill.hidden_mse and not (self.distill.layers is not None or self.weights == "selected-kd"):
+            _fail("distill.hidden_mse", self.distill.hidden_mse,
+                  "0 unless the student's hidden units are its teacher's: distill.teacher with distill.layers, "
+                  "or weights=selected-kd")
         if self.model.retokenize and self.weights == "scratch":
             _fail("weights", self.weights, "auto | pretrained (model.retokenize keeps a pretrained body)")
         if self.model.path and self.weights == "scratch":
@@ -637,6 +640,9 @@ class Config:
         if self.train.windows != 1:
             _fail("train.windows", self.train.windows, "1 for a QA dataset (its contexts are already cut into "
                   "doc-stride windows)")
+        if self.distill.hidden_mse and self.distill.layers is None:
+            _fail("distill.hidden_mse", self.distill.hidden_mse, "0 for a QA reader unless distill.layers cuts it "
+                  "from its teacher (a selected reader's hidden-state transfer is not built)")
         if self.seq_len < 32:
             _fail("seq_len", self.seq_len, "at least 32 for a QA dataset (question + a piece of context)")
 

@@ -316,6 +316,7 @@ class Distillation:
     hidden_mse: float = 0.0
     teacher: Any = None
     layer_map: list[int] | None = None
+    hidden_index: list[int] | None = None  # the teacher's hidden units the student's are (weight selection)
 
     def loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, idx: Any) -> torch.Tensor:
         want_hidden = self.hidden_mse > 0
@@ -327,21 +328,38 @@ class Distillation:
         loss = self.alpha * kl + (1 - self.alpha) * torch.nn.functional.cross_entropy(out.logits, y)
         if want_hidden:
             assert self.teacher is not None and self.layer_map is not None
-            loss = loss + self.hidden_mse * hidden_state_mse(out.hidden_states, self.teacher, enc, self.layer_map)
+            loss = loss + self.hidden_mse * hidden_state_mse(out.hidden_states, self.teacher, enc, self.layer_map,
+                                                             index=self.hidden_index)
         return loss
 
 
 def hidden_state_mse(student_hidden: Sequence[torch.Tensor], teacher: Any, enc: dict[str, torch.Tensor],
-                     layer_map: Sequence[int]) -> torch.Tensor:
+                     layer_map: Sequence[int], index: Sequence[int] | None = None) -> torch.Tensor:
     """The mean squared difference between student layer i's output and teacher layer
-    ``layer_map[i]``'s on the same inputs (real tokens only), averaged over the layers."""
+    ``layer_map[i]``'s on the same inputs (real tokens only), averaged over the layers;
+    ``index``: the teacher's hidden units the student's are (a narrower student selected from it)."""
     feed = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     with torch.no_grad():
         th = teacher(**feed, output_hidden_states=True).hidden_states
     mask = enc["attention_mask"].unsqueeze(-1).float()
-    terms = [(((student_hidden[i + 1] - th[j + 1]) ** 2) * mask).sum() / (mask.sum() * th[j + 1].shape[-1])
-             for i, j in enumerate(layer_map)]
+    pick = None if index is None else torch.as_tensor(list(index), device=th[0].device)
+    terms = []
+    for i, j in enumerate(layer_map):
+        target = th[j + 1] if pick is None else th[j + 1].index_select(-1, pick)
+        s_h = student_hidden[i + 1]
+        if s_h.shape != target.shape:
+            raise ValueError(f"student layer {i} {tuple(s_h.shape)} cannot be matched to teacher layer {j} "
+                             f"{tuple(target.shape)}")
+        terms.append((((s_h.float() - target.float()) ** 2) * mask).sum() / (mask.sum() * target.shape[-1]))
     return torch.stack(terms).mean()
+
+
+def uniform_layer_map(n_teacher: int, n_student: int) -> list[int]:
+    """TinyBERT's uniform mapping: student layer i imitates teacher layer ``(i + 1) n_t / n_s - 1``
+    (the last student layer the last teacher layer)."""
+    if not 1 <= n_student <= n_teacher:
+        raise ValueError(f"cannot map {n_student} student layers onto {n_teacher}")
+    return [(i + 1) * n_teacher // n_student - 1 for i in range(n_student)]
 
 
 def teacher_logits(teacher: Any, tokenizer: Any, texts: list[str], *, max_length: int, truncation: str = "head",
