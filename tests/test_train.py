@@ -113,8 +113,8 @@ def test_hidden_state_transfer_to_a_selected_student_reads_the_teacher_at_its_un
     """A student selected from the teacher (first layers, evenly spaced units) is compared with
     the teacher's hidden states at those units: zero where the student computes exactly them
     (the teacher's own states narrowed), not zero otherwise; TinyBERT's uniform layer map."""
-    from paretobert.models.select import uniform_indices
-    from paretobert.train import hidden_state_mse, uniform_layer_map
+    from paretobert.models.select import uniform_indices, uniform_layer_map
+    from paretobert.train import hidden_state_mse
 
     assert uniform_layer_map(6, 2) == [2, 5] and uniform_layer_map(4, 4) == [0, 1, 2, 3]
     assert uniform_layer_map(12, 8) == [0, 2, 3, 5, 6, 8, 9, 11]

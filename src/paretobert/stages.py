@@ -28,7 +28,12 @@ from paretobert.encoding import encode_text, windowed
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
 from paretobert.models.early_exit import export_segments, layer_logits, train_ramps
-from paretobert.models.select import select_weights, student_config, uniform_indices
+from paretobert.models.select import (
+    select_weights,
+    student_config,
+    uniform_indices,
+    uniform_layer_map,
+)
 from paretobert.models.zoo import Source, match_inputs, new_vocab_mlm, transplant_body
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes.segmented import EarlyExitRunner
@@ -452,7 +457,7 @@ def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teache
     teacher_acc = float((soft.argmax(-1) == torch.as_tensor(labels)).float().mean())
     layer_map, index = d.layers, None
     if d.hidden_mse and d.layers is None:  # a selected student: its units are the teacher's at these indices
-        layer_map = training.uniform_layer_map(n_teacher, model.config.num_hidden_layers)
+        layer_map = uniform_layer_map(n_teacher, model.config.num_hidden_layers)
         index = uniform_indices(teacher.config.hidden_size, model.config.hidden_size)
     kd = training.Distillation(soft_targets=soft, temperature=d.temperature, alpha=d.alpha,
                                hidden_mse=d.hidden_mse, teacher=teacher if d.hidden_mse else None,

@@ -354,14 +354,6 @@ def hidden_state_mse(student_hidden: Sequence[torch.Tensor], teacher: Any, enc: 
     return torch.stack(terms).mean()
 
 
-def uniform_layer_map(n_teacher: int, n_student: int) -> list[int]:
-    """TinyBERT's uniform mapping: student layer i imitates teacher layer ``(i + 1) n_t / n_s - 1``
-    (the last student layer the last teacher layer)."""
-    if not 1 <= n_student <= n_teacher:
-        raise ValueError(f"cannot map {n_student} student layers onto {n_teacher}")
-    return [(i + 1) * n_teacher // n_student - 1 for i in range(n_student)]
-
-
 def teacher_logits(teacher: Any, tokenizer: Any, texts: list[str], *, max_length: int, truncation: str = "head",
                    batch_size: int = 32, progress: bool = True) -> torch.Tensor:
     """The teacher's logits on ``texts`` (eval mode, no dropout), in order: the soft targets."""

@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["contains", "select_weights", "selected_layers", "student_config", "uniform_indices"]
+__all__ = ["contains", "select_weights", "selected_layers", "student_config", "uniform_indices",
+           "uniform_layer_map"]
 
 _LAYER = re.compile(r"(\.layer\.)(\d+)(\.)")
 
@@ -33,6 +34,16 @@ def selected_layers(n_teacher: int, n_student: int) -> list[int]:
     if not 1 <= n_student <= n_teacher:
         raise ValueError(f"a {n_student}-layer student cannot be selected from a {n_teacher}-layer model")
     return list(range(n_student))
+
+
+def uniform_layer_map(n_teacher: int, n_student: int) -> list[int]:
+    """The teacher layers a selected student's layers imitate in hidden-state distillation
+    (they start as the first ``n_student``: :func:`selected_layers`), by TinyBERT's uniform
+    mapping: student layer i imitates teacher layer ``(i + 1) n_t / n_s - 1`` (the last
+    student layer the last teacher layer)."""
+    if not 1 <= n_student <= n_teacher:
+        raise ValueError(f"cannot map {n_student} student layers onto {n_teacher}")
+    return [(i + 1) * n_teacher // n_student - 1 for i in range(n_student)]
 
 
 def contains(big: Any, small: Any) -> bool:
