@@ -56,7 +56,7 @@ def test_the_task_comes_from_the_dataset_and_what_qa_cannot_do_is_refused_in_one
     assert DatasetConfig(name="squad").task == "qa" and DatasetConfig(name="jsquad").task == "qa"
     assert DatasetConfig().task == "classification"
     ds = DatasetConfig(name="squad", path=str(squad_file))
-    for kw, key in ((dict(exit=ExitConfig(threshold=0.2)), "exit.threshold"),
+    for kw, key in ((dict(exit=ExitConfig(threshold=0.2, pooling="cls")), "exit.pooling"),
                     (dict(truncation="head+tail"), "truncation"),
                     (dict(model=ModelConfig(name="tfidf", arch="tfidf")), "model")):
         with pytest.raises(ConfigError, match=key) as e:
@@ -164,6 +164,35 @@ def test_a_qa_bundle_answers_what_the_sweep_evaluated(tmp_path, qa_variant, caps
     assert json.loads(capsys.readouterr().out)["text"] == evaluated[0]
     assert bundle.predict_main([str(b_dir), "--question", item.question]) == 2
     assert "--context" in capsys.readouterr().err
+
+
+def test_a_reader_exits_early_through_the_sweep_and_its_bundle_answers_as_scored(tmp_path, qa_variant):
+    from paretobert import bundle
+    from paretobert.config import EvalConfig
+    from paretobert.store import read_json
+
+    cache, out = tmp_path / "cache", tmp_path / "sweep"
+    two = ModelConfig(**{**MICRO, "layers": 2})
+    plain = run_variant(qa_variant(model=two), out_dir=out / "plain", cache_dir=cache, progress=False)
+    recs = {}
+    for t in (0.0, 100.0):  # 0: the whole reader, segmented; 100 nats: above any entropy, all leave at layer 1
+        v = qa_variant(model=two, exit=ExitConfig(threshold=t), eval=EvalConfig(batch_size=1))
+        recs[t] = rec = run_variant(v, out_dir=out / v.variant_id, cache_dir=cache, progress=False)
+        assert rec["status"] == "ok", rec.get("traceback")
+        assert rec["train_key"] == plain["train_key"] and rec["exit_max_abs_diff"] < 1e-3
+        assert rec["exit_train"]["pooling"] == "token" and rec["exit_train"]["n_windows"] > 0
+        assert sum(rec["exit_layer_counts"].values()) == rec["n_test"] and rec["latency_p50_ms"] > 0
+    assert recs[0.0]["exit_layer_mean"] == 2.0 and recs[0.0]["exit_layer_counts"] == {"2": 12}
+    assert recs[100.0]["exit_layer_mean"] == 1.0
+    # the segmented whole reader answers as the one-graph reader does
+    evaluated = {t: read_json(cache / "eval" / r["eval_key"] / "meta.json")["predictions"] for t, r in recs.items()}
+    assert evaluated[0.0] == read_json(cache / "eval" / plain["eval_key"] / "meta.json")["predictions"]
+    rec = recs[100.0]
+    b = bundle.load_bundle(bundle.export_bundle(out, rec["variant_id"], tmp_path / "b", cache_dir=cache))
+    split = measure.split_of(qa_variant(model=two), cache, False)
+    answers = [b.answer(i.question, i.context) for i in split.test]
+    assert [a["text"] for a in answers] == evaluated[100.0] and {a["exit_layer"] for a in answers} == {1}
+    assert "early exit at a mean start/end entropy < 100.0" in (b.dir / "README.md").read_text()
 
 
 def test_at_batch_1_each_window_runs_unpadded_as_deployed(squad_file):

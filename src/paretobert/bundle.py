@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from paretobert.encoding import encode_batch, truncate_ids
-from paretobert.runtimes.segmented import entropy
+from paretobert.runtimes.segmented import exit_entropy
 from paretobert.store import add_cache_dir_argument, file_sha256, load_results, read_json
 
 __all__ = ["BUNDLE_FILE", "Bundle", "BundleError", "Prediction", "export_bundle", "export_main", "load_bundle", "predict_main"]
@@ -222,7 +222,8 @@ def _readme_qa(info: dict[str, Any]) -> str:
 
 {info['label']}: an extractive question-answering reader; {info['runtime']} ({info['runtime_version']}),
 {info['precision']}, the question and the first {info['seq_len']} tokens of the context (an answer past them
-is not found), answers of at most {info['max_answer_length']} tokens, {info['threads']} intra-op thread(s).
+is not found), answers of at most {info['max_answer_length']} tokens, {info['threads']} intra-op thread(s){
+        f", early exit at a mean start/end entropy < {info['exit_threshold']} nats" if info.get('exit_threshold') is not None else ""}.
 
 Measured by paretobert on {info['machine'].get('cpu_model')}: exact match {f(m['exact_match'], '.4f')}
 [{f(m['exact_match_ci_lo'], '.3f')}, {f(m['exact_match_ci_hi'], '.3f')}], F1 {f(m['f1'], '.4f')}
@@ -314,7 +315,7 @@ class Bundle:
             return self.segments[0](feed)["logits"], None
         out = self.segments[0](feed)
         for i in range(1, len(self.segments)):
-            if float(entropy(out["logits"])[0]) < self.threshold:  # as runtimes.segmented decides
+            if exit_entropy(out["logits"]) < self.threshold:  # as runtimes.segmented decides
                 return out["logits"], i
             out = self.segments[i]({"hidden_in": out["hidden"], "attention_mask": feed["attention_mask"]})
         return out["logits"], len(self.segments)
@@ -333,13 +334,22 @@ class Bundle:
         except Exception as e:  # noqa: BLE001 - the tokenizers library raises its own kinds
             raise BundleError(f"cannot read this question at seq_len={self.seq_len}: {e}") from None
         arrays = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
-        out = self.segments[0]({n: np.asarray([arrays[n]], dtype=np.int64) for n in self.input_names})
+        feed = {n: np.asarray([arrays[n]], dtype=np.int64) for n in self.input_names}
+        exit_layer = None
+        if len(self.segments) == 1:
+            out = self.segments[0](feed)
+            start, end = out["start_logits"][0], out["end_logits"][0]
+        else:  # early-exit segments: logits are (1, 2, sequence), start and end
+            lg, exit_layer = self.logits(feed)
+            start, end = lg[0, 0], lg[0, 1]
         offsets = [tuple(o) if sid == 1 else None for o, sid in zip(enc.offsets, enc.sequence_ids, strict=True)]
-        span = best_span(out["start_logits"][0], out["end_logits"][0], offsets,
-                         max_answer_length=int(self.info.get("max_answer_length", 30)))
-        if span is None:
-            return {"text": "", "start": None, "end": None, "score": None}
-        return {"text": str(context)[span[1]:span[2]], "start": span[1], "end": span[2], "score": span[0]}
+        span = best_span(start, end, offsets, max_answer_length=int(self.info.get("max_answer_length", 30)))
+        got: dict[str, Any] = ({"text": "", "start": None, "end": None, "score": None} if span is None else
+                               {"text": str(context)[span[1]:span[2]], "start": span[1], "end": span[2],
+                                "score": span[0]})
+        if exit_layer is not None:
+            got["exit_layer"] = exit_layer
+        return got
 
     def predict(self, texts: Sequence[str] | str) -> Prediction:
         """Labels and class probabilities of ``texts`` (one at a time: batch 1, as measured)."""

@@ -630,9 +630,9 @@ class Config:
         """What extractive QA (a start/end span over the context) is built for."""
         if self.model.arch == "tfidf":
             _fail("model", self.model.name, "a transformer for a QA dataset (TF-IDF cannot point at a span)")
-        if self.exit.threshold is not None:
-            _fail("exit.threshold", self.exit.threshold, "null for a QA dataset (an off-ramp would need start/end "
-                  "heads over every token at every layer and an exit rule for a span: not built)")
+        if self.exit.threshold is not None and self.exit.pooling != "mean":
+            _fail("exit.pooling", self.exit.pooling, "mean (the default) for a QA dataset (a reader's span off-ramps "
+                  "read every token: nothing is pooled)")
         if self.truncation != "head":
             _fail("truncation", self.truncation, "head for a QA dataset (the context is cut into windows)")
         if self.model.retokenize:

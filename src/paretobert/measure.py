@@ -177,6 +177,14 @@ def open_model(variant: Variant, paths: list[Path], threads: int | None) -> Open
     return OpenModel(runner, runner.input_names, (time.perf_counter() - t0) * 1000.0, runner.executed)
 
 
+def exit_fields(layers: list[int]) -> dict[str, Any]:
+    """The mean 1-based layer the inputs exited at and how many exited at each (none: {})."""
+    if not layers:
+        return {}
+    return {"exit_layer_mean": float(np.mean(layers)),
+            "exit_layer_counts": {str(k): int(v) for k, v in zip(*np.unique(layers, return_counts=True), strict=True)}}
+
+
 def evaluate_qa(variant: Variant, split: QASplit, paths: list[Path], ckpt: Path, progress: bool) -> dict[str, Any]:
     """Exact match and F1 (fractions, bootstrap 95% intervals over questions) of a QA reader
     on every test question, each read as a deployed reader at batch 1 reads it: the question
@@ -187,17 +195,29 @@ def evaluate_qa(variant: Variant, split: QASplit, paths: list[Path], ckpt: Path,
     from paretobert.qa import prepare_features, score
     from paretobert.qa_model import answer, session_logits
 
-    sess, _ = get_runtime(variant.runtime_name).open(paths[0], precision=variant.resolved_precision)  # untimed
     tok = AutoTokenizer.from_pretrained(ckpt)
     items = split.test
     # one tokenisation: the windows read, and where each answer lies in them
     feats = prepare_features(tok, items, max_length=variant.seq_len, windows="first", labels=True)
-    preds = answer(session_logits(sess), tok, items, seq_len=variant.seq_len, windows="first",
+    layers: list[int] = []
+    opened: Any
+    if variant.exit.threshold is None:
+        opened, _ = get_runtime(variant.runtime_name).open(paths[0], precision=variant.resolved_precision)  # untimed
+        run = session_logits(opened)
+    else:  # batch 1 (the config insists): each question exits on its own
+        opened = open_model(variant, paths, None)
+
+        def run(feed: Feed) -> tuple[np.ndarray, np.ndarray]:
+            logits, layer = opened.run({k: v for k, v in feed.items() if k in opened.input_names})
+            layers.append(int(layer or 0))
+            return logits[:, 0], logits[:, 1]
+
+    preds = answer(run, tok, items, seq_len=variant.seq_len, windows="first",
                    batch_size=variant.eval.batch_size, max_answer_length=variant.dataset.max_answer_length,
                    features=feats, progress=progress)
-    del sess
+    opened = run = None  # the sessions go before scoring
     s = score(preds, items, language=split.language)
-    out: dict[str, Any] = {"task": "qa", "n_test": len(items)}
+    out: dict[str, Any] = {"task": "qa", "n_test": len(items), **exit_fields(layers)}
     for name in ("exact_match", "f1"):
         out[name], out[f"{name}_ci_lo"], out[f"{name}_ci_hi"] = (float(s[k]) / 100 for k in (
             name, f"{name}_ci_lo", f"{name}_ci_hi"))
@@ -229,10 +249,7 @@ def evaluate(variant: Variant, split: Split | QASplit, paths: list[Path], ckpt: 
         feeds = [prepare(t) for t in split.test_texts]
         outs = [model.run(f) for f in tqdm(feeds, desc="evaluate", unit="text", disable=not progress, leave=False)]
         preds = np.array([int(np.argmax(lg)) for lg, _ in outs])
-        layers = [layer for _, layer in outs]
-        out["exit_layer_mean"] = float(np.mean(layers))
-        out["exit_layer_counts"] = {str(k): int(v) for k, v in
-                                    zip(*np.unique(layers, return_counts=True), strict=True)}
+        out.update(exit_fields([int(layer or 0) for _, layer in outs]))
         del model
     out.update(classification_metrics(split.test_labels, preds.tolist()))
     out["n_test"] = len(feeds)

@@ -27,7 +27,12 @@ from paretobert.data.split import split_indices
 from paretobert.encoding import encode_text, windowed
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
-from paretobert.models.early_exit import export_segments, layer_logits, train_ramps
+from paretobert.models.early_exit import (
+    export_segments,
+    layer_logits,
+    train_ramps,
+    train_span_ramps,
+)
 from paretobert.models.select import (
     select_weights,
     student_config,
@@ -552,25 +557,36 @@ def export(variant: Variant, ckpt: Built, split: Split, cache_dir: Path) -> Buil
     return stage(cache_dir, "onnx", variant.export_key(train_key=ckpt.key), build)
 
 
-def early_exit(variant: Variant, ckpt: Built, split: Split, cache_dir: Path, *, progress: bool) -> Built:
-    """Off-ramps trained on the frozen checkpoint, one ONNX graph per layer (int8 with quant)."""
+def early_exit(variant: Variant, ckpt: Built, split: Split | QASplit, cache_dir: Path, *, progress: bool) -> Built:
+    """Off-ramps trained on the frozen checkpoint, one ONNX graph per layer (int8 with quant); a
+    reader's off-ramps give start/end logits for every token (span off-ramps)."""
+    qa = variant.task == "qa"
+
     def build(tmp: Path) -> dict[str, Any]:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import (
+            AutoModelForQuestionAnswering,
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+        )
 
-        model = AutoModelForSequenceClassification.from_pretrained(ckpt.dir, attn_implementation="eager")
+        auto = AutoModelForQuestionAnswering if qa else AutoModelForSequenceClassification
+        model = auto.from_pretrained(ckpt.dir, attn_implementation="eager")
         tok = AutoTokenizer.from_pretrained(ckpt.dir)
-        ramps, stats = train_ramps(model, tok, texts=split.train_texts, labels=split.train_labels,
-                                   max_length=variant.train_length, truncation=variant.truncation,
-                                   epochs=variant.exit.epochs, lr=variant.exit.lr,
-                                   batch_size=variant.train.batch_size, pooling=variant.exit.pooling,
-                                   seed=variant.seed, progress=progress)
+        common = dict(epochs=variant.exit.epochs, lr=variant.exit.lr, batch_size=variant.train.batch_size,
+                      seed=variant.seed, progress=progress)
+        if qa:
+            assert isinstance(split, QASplit)
+            ramps, stats = train_span_ramps(model, tok, items=split.train, max_length=variant.train_length,
+                                            doc_stride=variant.dataset.doc_stride, **common)
+        else:
+            ramps, stats = train_ramps(model, tok, texts=split.train_texts, labels=split.train_labels,
+                                       max_length=variant.train_length, truncation=variant.truncation,
+                                       pooling=variant.exit.pooling, **common)
         files = export_segments(model, ramps, tok, tmp, opset=variant.export.opset)
         runner = EarlyExitRunner([tmp / f for f in files], threshold=0.0)
         diff = 0.0
-        for text in split.test_texts[:4]:
-            feed = encode_text(tok, text, max_length=variant.seq_len, names=runner.input_names,
-                               truncation=variant.truncation)
+        for feed in _exit_check_feeds(variant, split, tok, runner.input_names):
             want = layer_logits(model, ramps, {k: torch.from_numpy(v) for k, v in feed.items()})
             diff = max(diff, *(float(np.abs(g - w.numpy()).max()) for g, w in
                                zip(runner.all_logits(feed), want, strict=True)))
@@ -583,6 +599,23 @@ def early_exit(variant: Variant, ckpt: Built, split: Split, cache_dir: Path, *, 
         return {"files": files, "train": stats, "max_abs_diff": diff}
 
     return stage(cache_dir, "exit", variant.exit_key(train_key=ckpt.key), build)
+
+
+def _exit_check_feeds(variant: Variant, split: Split | QASplit, tok: Any, names: list[str]) -> list[dict[str, Any]]:
+    """Four batch-1 test feeds at ``seq_len`` (a reader's: question + the context's first
+    window, unpadded) to check the segments against torch."""
+    if isinstance(split, QASplit):
+        from paretobert.qa import prepare_features
+
+        feats = prepare_features(tok, split.test[:4], max_length=variant.seq_len, windows="first")
+        out = []
+        for r in range(len(feats)):
+            feed = feats.inputs([r])
+            n = int(feed["attention_mask"].sum())
+            out.append({k: v[:, :n] for k, v in feed.items() if k in names})
+        return out
+    return [encode_text(tok, text, max_length=variant.seq_len, names=names, truncation=variant.truncation)
+            for text in split.test_texts[:4]]
 
 
 def evaluation(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,

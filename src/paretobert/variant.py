@@ -364,10 +364,12 @@ class Variant:
         ramps = {"epochs": self.exit.epochs, "lr": self.exit.lr}
         if self.exit.pooling != "cls":  # cls: as before the setting existed
             ramps["pooling"] = self.exit.pooling
-        return content_hash({"train": train_key, "exit": ramps,
-                             "length": self.train_length, "truncation": self.truncation,
-                             "opset": self.export.opset, "quant": self._quantize_dict() if self.quant else None,
-                             "v": library_versions()})
+        parts = {"train": train_key, "exit": ramps, "length": self.train_length, "truncation": self.truncation,
+                 "opset": self.export.opset, "quant": self._quantize_dict() if self.quant else None,
+                 "v": library_versions()}
+        if self.task == "qa":  # span off-ramps train on the doc-stride windows
+            parts["task"], parts["doc_stride"] = "qa", self.dataset.doc_stride
+        return content_hash(parts)
 
     def eval_key(self, *, model_key: str, data_fingerprint: str) -> str:
         """Key of the accuracy evaluation of one model artifact (``model_key``): it does not

@@ -13,7 +13,7 @@ import numpy as np
 from paretobert.runtimes.base import Runtime
 from paretobert.runtimes.onnxruntime import OnnxRuntime
 
-__all__ = ["EarlyExitRunner", "entropy"]
+__all__ = ["EarlyExitRunner", "entropy", "exit_entropy"]
 
 
 def entropy(logits: np.ndarray) -> np.ndarray:
@@ -24,8 +24,16 @@ def entropy(logits: np.ndarray) -> np.ndarray:
     return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=-1)
 
 
+def exit_entropy(logits: np.ndarray) -> float:
+    """What the exit rule compares with the threshold, for the first row of a batch-1 output: a
+    classifier's ``(1, classes)`` logits give their entropy; a reader's ``(1, 2, sequence)``
+    start/end logits give the mean of the start and end distributions' entropies (nats)."""
+    return float(np.mean(entropy(np.asarray(logits))[0]))
+
+
 class EarlyExitRunner:
-    """Runs the segments in order and stops at the first layer whose entropy is below ``threshold``.
+    """Runs the segments in order and stops at the first layer whose entropy is below ``threshold``
+    (:func:`exit_entropy`: a reader's is the mean over its start and end distributions).
 
     ``threshold=0`` never exits early (entropy is never negative): the full model, segmented.
     """
@@ -50,7 +58,7 @@ class EarlyExitRunner:
         """(logits, 1-based exit layer) for a batch-1 feed."""
         hidden, logits = self._step(0, feed, None)
         for i in range(1, len(self.sessions)):
-            if float(entropy(logits)[0]) < self.threshold:
+            if exit_entropy(logits) < self.threshold:
                 return logits, i
             hidden, logits = self._step(i, feed, hidden)
         return logits, len(self.sessions)
