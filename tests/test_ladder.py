@@ -480,3 +480,41 @@ def test_a_selected_student_can_match_its_teachers_hidden_states(teacher_preset,
     assert plain["status"] == rec["status"] == "ok", rec.get("traceback")
     assert rec["train"]["distill"]["hidden_layer_map"] == [1]  # 1 student layer <- the teacher's last of 2
     assert "hidden_layer_map" not in plain["train"]["distill"] and rec["train_key"] != plain["train_key"]
+
+
+def test_auto_distils_with_its_recipe_the_presets_chosen_for_it(teacher_preset, variant_of, tmp_path, monkeypatch):
+    """weights=auto for a preset of AUTO_KD from its teacher there: a classifier is selected-kd with
+    AUTO_RECIPE (hidden-state transfer, windows): the very checkpoint weights=selected-kd with
+    those settings names; a reader stays selected; settings the variant gives are kept."""
+    from paretobert import pipeline, stages
+    from paretobert.config import DistillConfig
+
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    assert resolve_source(small, weights="auto", cache_dir=tmp_path).kind == "selected"  # small-t is not one
+    monkeypatch.setattr(zoo, "AUTO_KD", {"small-t": "other-t"})  # another teacher than the one it gets
+    assert resolve_source(small, weights="auto", cache_dir=tmp_path).kind == "selected"
+    monkeypatch.setattr(zoo, "AUTO_KD", {"small-t": "big-t"})
+    src = resolve_source(small, weights="auto", cache_dir=tmp_path)
+    assert src.kind == "selected-kd" and src.teacher == "big-t"
+    assert resolve_source(small, weights="auto", cache_dir=tmp_path, task="qa").kind == "selected"
+    assert resolve_source(small, weights="selected", cache_dir=tmp_path).kind == "selected"  # named: as named
+
+    auto = variant_of(model=small, weights="auto")
+    built = stages.built_as(auto, src)
+    assert (built.distill.hidden_mse, built.train.windows) == (zoo.AUTO_RECIPE["distill.hidden_mse"],
+                                                               zoo.AUTO_RECIPE["train.windows"])
+    mine = variant_of(model=small, weights="auto", train=dataclasses.replace(auto.train, windows=2))
+    assert stages.built_as(mine, src).train.windows == 2  # the variant's own setting wins
+    assert stages.built_as(auto, dataclasses.replace(src, kind="selected")) is auto
+    named = variant_of(model=small, weights="selected-kd")
+    assert stages.built_as(named, src) is named
+
+    cache = tmp_path / "cache"
+    rec = pipeline.run_variant(auto, out_dir=tmp_path / "auto", cache_dir=cache, progress=False)
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["weights_source"].startswith("selected-kd<-big-t:path:")
+    assert rec["train"]["distill"]["hidden_layer_map"] and rec["train"]["windows"]["n"] == 4
+    explicit = variant_of(model=small, weights="selected-kd", distill=DistillConfig(hidden_mse=1.0),
+                          train=dataclasses.replace(auto.train, windows=4))
+    again = pipeline.run_variant(explicit, out_dir=tmp_path / "explicit", cache_dir=cache, progress=False)
+    assert again["train_key"] == rec["train_key"] and again["train_cached"]  # one checkpoint, built once

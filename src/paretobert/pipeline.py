@@ -100,7 +100,7 @@ def _source(variant: Variant, cache_dir: Path, allow_network: bool) -> Source | 
     if variant.model.arch == "tfidf":
         return None
     src = resolve_source(variant.model, weights=variant.weights, weights_from=variant.weights_from,
-                         cache_dir=cache_dir, allow_network=allow_network)
+                         cache_dir=cache_dir, allow_network=allow_network, task=variant.task)
     if variant.distill.teacher and src.distils:
         src = Source("scratch") if src.kind == "distilled" else dataclasses.replace(src, kind="selected")
     return src

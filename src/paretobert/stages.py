@@ -39,7 +39,7 @@ from paretobert.models.select import (
     uniform_indices,
     uniform_layer_map,
 )
-from paretobert.models.zoo import Source, match_inputs, new_vocab_mlm, transplant_body
+from paretobert.models.zoo import AUTO_RECIPE, Source, match_inputs, new_vocab_mlm, transplant_body
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes.segmented import EarlyExitRunner
 from paretobert.store import Built, ensure_free_space, stage
@@ -144,13 +144,29 @@ def _pretrained_body(variant: Variant, source: Source) -> bool:
     return source.pretrained or variant.distill.layers is not None
 
 
+def built_as(variant: Variant, source: Source) -> Variant:
+    """The variant as ``weights=auto`` builds it: a selected-kd student (a preset of
+    :data:`~paretobert.models.zoo.AUTO_KD` from its teacher) gets :data:`~paretobert.models.zoo.AUTO_RECIPE`
+    (hidden-state transfer, train-text windows) where the variant leaves those settings at their
+    defaults; the checkpoint is then the one ``weights=selected-kd`` with them names (one key)."""
+    if variant.weights != "auto" or source.kind != "selected-kd":
+        return variant
+    d, t = variant.distill, variant.train
+    if not d.hidden_mse:
+        d = dataclasses.replace(d, hidden_mse=float(AUTO_RECIPE["distill.hidden_mse"]))
+    if t.windows == 1:
+        t = dataclasses.replace(t, windows=int(AUTO_RECIPE["train.windows"]))
+    return dataclasses.replace(variant, distill=d, train=t)
+
+
 def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *, progress: bool,
               allow_network: bool = True) -> Built:
     """The fine-tuned checkpoint (after layer dropping, distillation from a cached teacher, or a
     new vocabulary's masked-LM warm-up, as the variant says). ``train.lr=auto``: every lr of
     :func:`~paretobert.train.lr_grid` is fine-tuned (each its own cached checkpoint, as if
     asked for by hand) and the best on the validation split is returned, the search in its
-    ``meta["train"]["lr_search"]``."""
+    ``meta["train"]["lr_search"]``. ``weights=auto`` builds as :func:`built_as` says."""
+    variant = built_as(variant, source)
     if variant.train.lr == "auto":
         grid = training.lr_grid(pretrained=_pretrained_body(variant, source), hidden=variant.model.hidden,
                                 selected=source.selects, layers=variant.model.layers)
