@@ -57,7 +57,7 @@ AUTO_METHOD = "selected"
 # classifier is then selected, and distilled from the teacher fine-tuned with hidden-state transfer on
 # each train text's following windows too (AUTO_RECIPE). tiny from MiniLM-L6, 5 seeds: mean 0.9590
 # (int8 0.9600), spread 1.4 points, against selected's 0.9485, spread 3.1. mini tied selected (0.9538 vs
-# 0.9562, 3 seeds) at 3.5x the fine-tune and the teacher's, so it stays selected; MPNet-base's students
+# 0.9562, 3 seeds) at 2-3x the fine-tune plus the teacher's, so it stays selected; MPNet-base's students
 # (small, medium) are not measured with it. A QA reader stays selected (a teacher reader costs an hour
 # an epoch here).
 AUTO_KD: dict[str, str] = {"tiny": "minilm-l6"}
