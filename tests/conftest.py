@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -91,6 +92,28 @@ def tokenizer(corpus):
     from paretobert.models import train_wordpiece
 
     return train_wordpiece(corpus[0], vocab_size=120, max_length=128, lowercase=True)
+
+
+def make_reader(tokenizer, layers: int = 2):
+    """A tiny random BERT reader (start/end head) on the session tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    cfg._attn_implementation = "eager"
+    return BertForQuestionAnswering(cfg).eval()
+
+
+@pytest.fixture()
+def qa_split(tmp_path):
+    """Six synthetic SQuAD articles split by article (two held out)."""
+    from paretobert.data.squad import load_qa_split
+
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(make_squad(n_articles=6, words=40)))
+    return load_qa_split(path, test_size=0.34, seed=0)
 
 
 @pytest.fixture()

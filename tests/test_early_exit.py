@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_reader
 
 from paretobert.encoding import encode_text
 from paretobert.models.early_exit import (
@@ -97,33 +98,10 @@ def test_span_loss_never_counts_padding():
                                span_loss(padded, start, end, torch.tensor([[1] * 5 + [0] * 3])))
 
 
-@pytest.fixture()
-def reader(tokenizer):
-    from transformers import BertConfig, BertForQuestionAnswering
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    cfg._attn_implementation = "eager"
-    return BertForQuestionAnswering(cfg).eval()
-
-
-@pytest.fixture()
-def qa_items(tmp_path):
-    import json
-
-    from conftest import make_squad
-
-    from paretobert.data.squad import load_qa_split
-
-    path = tmp_path / "squad.json"
-    path.write_text(json.dumps(make_squad(n_articles=6, words=40)))
-    return load_qa_split(path, test_size=0.34, seed=0)
-
-
-def test_span_ramps_train_on_a_frozen_reader_and_its_segments_read_as_torch(tmp_path, reader, tokenizer, qa_items):
+def test_span_ramps_train_on_a_frozen_reader_and_its_segments_read_as_torch(tmp_path, tokenizer, qa_split):
     from paretobert.qa import prepare_features
 
+    reader, qa_items = make_reader(tokenizer, layers=3), qa_split
     before = [p.detach().clone() for p in reader.parameters()]
     ramps, stats = train_span_ramps(reader, tokenizer, items=qa_items.train, max_length=64, doc_stride=32,
                                     epochs=6, lr=3e-3, batch_size=8, progress=False)

@@ -3,15 +3,12 @@ trains, exports with start/end logits and answers the same through ONNX Runtime,
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from conftest import make_squad
+from conftest import make_reader
 
 from paretobert.config import QuantizeConfig, TrainConfig
-from paretobert.data.squad import load_qa_split
 from paretobert.export import export_onnx
 from paretobert.qa import prepare_features, score
 from paretobert.qa_model import QA_OUTPUTS, answer, fine_tune_qa, session_logits, torch_logits
@@ -21,21 +18,8 @@ from paretobert.train import train_loop
 
 
 @pytest.fixture()
-def qa_split(tmp_path):
-    path = tmp_path / "squad.json"
-    path.write_text(json.dumps(make_squad(n_articles=6, words=40)))
-    return load_qa_split(path, test_size=0.34, seed=0)
-
-
-@pytest.fixture()
 def reader(tokenizer):
-    from transformers import BertConfig, BertForQuestionAnswering
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    cfg._attn_implementation = "eager"
-    return BertForQuestionAnswering(cfg).eval()
+    return make_reader(tokenizer)
 
 
 def test_the_training_loop_stops_early_on_any_metric_and_keeps_the_best_weights():
