@@ -42,6 +42,7 @@ __all__ = [
     "clear_split_cache",
     "evaluate",
     "evenly_spaced",
+    "exit_fields",
     "hardware_fields",
     "isolated",
     "latency_fields",
@@ -49,6 +50,7 @@ __all__ = [
     "model_paths",
     "open_model",
     "preparer",
+    "split_inputs",
     "split_of",
     "throughput",
     "time_round",
@@ -81,7 +83,7 @@ def evenly_spaced(n: int, k: int) -> list[int]:
 Pair = tuple[str, str]  # a QA input: (question, context)
 
 
-def _inputs(split: Split | QASplit, part: str) -> list[str] | list[Pair]:
+def split_inputs(split: Split | QASplit, part: str) -> list[str] | list[Pair]:
     """The model inputs of a split's ``train`` or ``test`` side: texts, or QA pairs."""
     if isinstance(split, QASplit):
         return [(i.question, i.context) for i in getattr(split, part)]
@@ -91,7 +93,7 @@ def _inputs(split: Split | QASplit, part: str) -> list[str] | list[Pair]:
 def bench_texts(variant: Variant, split: Split | QASplit) -> list[str] | list[Pair]:
     """The inputs every variant of a sweep is timed on: ``bench.n_texts`` spread over the
     test split (texts; (question, context) pairs for a QA dataset)."""
-    items = _inputs(split, "test")
+    items = split_inputs(split, "test")
     return [items[i] for i in evenly_spaced(len(items), variant.bench.n_texts)]
 
 
@@ -99,7 +101,7 @@ def calibration_feeds(variant: Variant, split: Split | QASplit, ckpt: Path, name
     """``quantize.calibration_size`` train texts (evenly spread, so every class is seen; QA:
     train questions with their contexts), encoded as at inference (``seq_len``, truncation):
     what static int8 calibrates on. Never test texts."""
-    items = _inputs(split, "train")
+    items = split_inputs(split, "train")
     pick = evenly_spaced(len(items), variant.quantize.calibration_size)
     prepare, _ = preparer(variant, ckpt, names)
     return [prepare(items[i]) for i in pick]
@@ -177,7 +179,7 @@ def open_model(variant: Variant, paths: list[Path], threads: int | None) -> Open
     return OpenModel(runner, runner.input_names, (time.perf_counter() - t0) * 1000.0, runner.executed)
 
 
-def exit_fields(layers: list[int]) -> dict[str, Any]:
+def exit_fields(layers: Sequence[int | None]) -> dict[str, Any]:
     """The mean 1-based layer the inputs exited at and how many exited at each (none: {})."""
     if not layers:
         return {}
@@ -199,7 +201,7 @@ def evaluate_qa(variant: Variant, split: QASplit, paths: list[Path], ckpt: Path,
     items = split.test
     # one tokenisation: the windows read, and where each answer lies in them
     feats = prepare_features(tok, items, max_length=variant.seq_len, windows="first", labels=True)
-    layers: list[int] = []
+    layers: list[int | None] = []
     opened: Any
     if variant.exit.threshold is None:
         opened, _ = get_runtime(variant.runtime_name).open(paths[0], precision=variant.resolved_precision)  # untimed
@@ -209,7 +211,7 @@ def evaluate_qa(variant: Variant, split: QASplit, paths: list[Path], ckpt: Path,
 
         def run(feed: Feed) -> tuple[np.ndarray, np.ndarray]:
             logits, layer = opened.run({k: v for k, v in feed.items() if k in opened.input_names})
-            layers.append(int(layer or 0))
+            layers.append(layer)
             return logits[:, 0], logits[:, 1]
 
     preds = answer(run, tok, items, seq_len=variant.seq_len, windows="first",
@@ -249,7 +251,7 @@ def evaluate(variant: Variant, split: Split | QASplit, paths: list[Path], ckpt: 
         feeds = [prepare(t) for t in split.test_texts]
         outs = [model.run(f) for f in tqdm(feeds, desc="evaluate", unit="text", disable=not progress, leave=False)]
         preds = np.array([int(np.argmax(lg)) for lg, _ in outs])
-        out.update(exit_fields([int(layer or 0) for _, layer in outs]))
+        out.update(exit_fields([layer for _, layer in outs]))
         del model
     out.update(classification_metrics(split.test_labels, preds.tolist()))
     out["n_test"] = len(feeds)

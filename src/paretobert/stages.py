@@ -24,7 +24,7 @@ from paretobert import train as training
 from paretobert.config import DistillConfig, DropConfig, load_model_preset
 from paretobert.data import QASplit, Split
 from paretobert.data.split import split_indices
-from paretobert.encoding import encode_text, windowed
+from paretobert.encoding import windowed
 from paretobert.models import build_model, load_tokenizer, resolve_source
 from paretobert.models.drop import drop_layers, encoder_layers, kept_layers, layer_similarity
 from paretobert.models.early_exit import (
@@ -602,7 +602,8 @@ def early_exit(variant: Variant, ckpt: Built, split: Split | QASplit, cache_dir:
         files = export_segments(model, ramps, tok, tmp, opset=variant.export.opset)
         runner = EarlyExitRunner([tmp / f for f in files], threshold=0.0)
         diff = 0.0
-        for feed in _exit_check_feeds(variant, split, tok, runner.input_names):
+        prepare, _ = measure.preparer(variant, ckpt.dir, runner.input_names)  # batch-1 feeds, as timed
+        for feed in (prepare(x) for x in measure.split_inputs(split, "test")[:4]):
             want = layer_logits(model, ramps, {k: torch.from_numpy(v) for k, v in feed.items()})
             diff = max(diff, *(float(np.abs(g - w.numpy()).max()) for g, w in
                                zip(runner.all_logits(feed), want, strict=True)))
@@ -615,23 +616,6 @@ def early_exit(variant: Variant, ckpt: Built, split: Split | QASplit, cache_dir:
         return {"files": files, "train": stats, "max_abs_diff": diff}
 
     return stage(cache_dir, "exit", variant.exit_key(train_key=ckpt.key), build)
-
-
-def _exit_check_feeds(variant: Variant, split: Split | QASplit, tok: Any, names: list[str]) -> list[dict[str, Any]]:
-    """Four batch-1 test feeds at ``seq_len`` (a reader's: question + the context's first
-    window, unpadded) to check the segments against torch."""
-    if isinstance(split, QASplit):
-        from paretobert.qa import prepare_features
-
-        feats = prepare_features(tok, split.test[:4], max_length=variant.seq_len, windows="first")
-        out = []
-        for r in range(len(feats)):
-            feed = feats.inputs([r])
-            n = int(feed["attention_mask"].sum())
-            out.append({k: v[:, :n] for k, v in feed.items() if k in names})
-        return out
-    return [encode_text(tok, text, max_length=variant.seq_len, names=names, truncation=variant.truncation)
-            for text in split.test_texts[:4]]
 
 
 def evaluation(variant: Variant, split: Split, paths: list[Path], ckpt: Path, model_key: str,
