@@ -482,7 +482,8 @@ def test_a_selected_student_can_match_its_teachers_hidden_states(teacher_preset,
     assert "hidden_layer_map" not in plain["train"]["distill"] and rec["train_key"] != plain["train_key"]
 
 
-def test_auto_distils_with_its_recipe_the_presets_chosen_for_it(teacher_preset, variant_of, tmp_path, monkeypatch):
+def test_auto_distils_with_its_recipe_the_presets_chosen_for_it(teacher_preset, variant_of, tmp_path, monkeypatch,
+                                                                caplog):
     """weights=auto for a preset of AUTO_KD from its teacher there: a classifier is selected-kd with
     AUTO_RECIPE (hidden-state transfer, windows): the very checkpoint weights=selected-kd with
     those settings names; a reader stays selected; settings the variant gives are kept."""
@@ -500,7 +501,9 @@ def test_auto_distils_with_its_recipe_the_presets_chosen_for_it(teacher_preset, 
     assert resolve_source(small, weights="selected", cache_dir=tmp_path).kind == "selected"  # named: as named
 
     auto = variant_of(model=small, weights="auto")
-    built = stages.built_as(auto, src)
+    with caplog.at_level(logging.INFO, logger="paretobert.stages"):
+        built = stages.built_as(auto, src)
+    assert f"[{auto.variant_id}] weights=auto builds it as {built.variant_id}" in caplog.text  # the ids it logs under
     assert (built.distill.hidden_mse, built.train.windows) == (zoo.AUTO_RECIPE["distill.hidden_mse"],
                                                                zoo.AUTO_RECIPE["train.windows"])
     mine = variant_of(model=small, weights="auto", train=dataclasses.replace(auto.train, windows=2))

@@ -35,8 +35,10 @@ __all__ = [
     "EvalConfig",
     "ExportConfig",
     "ModelConfig",
+    "load_bench_preset",
     "load_model_preset",
     "model_presets",
+    "presets",
     "QuantizeConfig",
     "RuntimeConfig",
     "TrainConfig",
@@ -474,20 +476,35 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 def model_presets() -> list[str]:
     """Names of the model presets in ``conf/model`` (empty when the package has no conf dir)."""
-    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+    return presets("model")
+
+
+def presets(group: str) -> list[str]:
+    """Names of the presets of config group ``group`` (``conf/GROUP/*.yaml``)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _load_preset(group: str, name: str) -> dict[str, Any]:
+    """The values of ``conf/GROUP/NAME.yaml`` (plain YAML: presets hold literal values, no
+    interpolation), without Hydra's ``defaults`` list."""
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"invalid config: {group} preset {name!r} not found; accepted: {' | '.join(presets(group))}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config: {group} preset {path} is not a mapping")
+    data.pop("defaults", None)
+    return data
 
 
 def load_model_preset(name: str) -> ModelConfig:
-    """The :class:`ModelConfig` of preset ``conf/model/NAME.yaml`` (plain YAML: presets hold
-    literal values, no interpolation)."""
-    path = CONF_DIR / "model" / f"{name}.yaml"
-    if not path.exists():
-        raise ConfigError(f"invalid config: model preset {name!r} not found; accepted: {' | '.join(model_presets())}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid config: model preset {path} is not a mapping")
-    data.pop("defaults", None)
-    return ModelConfig(**data)
+    """The :class:`ModelConfig` of preset ``conf/model/NAME.yaml``."""
+    return ModelConfig(**_load_preset("model", name))
+
+
+def load_bench_preset(name: str) -> BenchConfig:
+    """The :class:`BenchConfig` of preset ``conf/bench/NAME.yaml`` (``default``, ``quick``)."""
+    return BenchConfig(**_load_preset("bench", name))
 
 
 @dataclass

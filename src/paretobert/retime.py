@@ -11,6 +11,7 @@ a new random order every round, so drift of the machine hits all variants alike.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from paretobert import measure, schedule
+from paretobert.config import BenchConfig, ConfigError, load_bench_preset, presets
 from paretobert.env import environment
 from paretobert.report import write_report
 from paretobert.store import (
@@ -50,9 +52,12 @@ def variant_from_dict(d: dict[str, Any]) -> Variant:
 
 
 def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int = 0,
-                 progress: bool = True) -> list[dict[str, Any]]:
+                 progress: bool = True, bench: BenchConfig | None = None) -> list[dict[str, Any]]:
     """Re-time every ok variant of ``sweep_dir`` ``rounds`` times, interleaved; returns the
-    updated records (failed variants are left as they are)."""
+    updated records (failed variants are left as they are). ``bench``: one timing protocol
+    (texts, warm-up, iterations) for every variant instead of each one's own ``bench`` (a
+    sweep run with ``bench=quick`` timed 20 texts; ``--bench default`` times 200), recorded
+    under ``retime.bench``."""
     if rounds < 1:
         raise RetimeError(f"--rounds={rounds}: need at least 1")
     recs = [r for r in load_results(sweep_dir) if r.get("status") == "ok" and "variant" in r]
@@ -61,6 +66,8 @@ def retime_sweep(sweep_dir: Path, *, rounds: int = 3, cache_dir: Path, seed: int
     jobs = []
     for rec in recs:
         variant = variant_from_dict(rec["variant"])
+        if bench is not None:
+            variant = dataclasses.replace(variant, bench=bench)
         try:
             paths, ckpt = measure.cached_artifacts(rec, cache_dir)
         except FileNotFoundError as e:
@@ -95,7 +102,8 @@ def _write(job: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
     rec.update(measure.latency_fields(job["rounds"]))
     rec.update(job["hardware"], timing_window=window)
     rec["retime"] = {"rounds": len(job["rounds"]), "p50_ms": [r["stats"].p50 for r in job["rounds"]],
-                     "before": before, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                     "before": before, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "bench": dataclasses.asdict(job["variant"].bench)}
     rec["environment"] = environment(threads=job["variant"].runtime.threads)
     rec.pop("reused_from", None)
     job_dir = Path(rec.pop("job_dir"))
@@ -109,12 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds per variant (default 3)")
     add_cache_dir_argument(ap)
     ap.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
+    ap.add_argument("--bench", choices=presets("bench"), default=None,
+                    help="time every variant with this bench preset (texts, warm-up, iterations) "
+                         "instead of the one it was swept with")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        recs = retime_sweep(Path(args.sweep), rounds=args.rounds, cache_dir=Path(args.cache_dir), seed=args.seed)
+        bench = load_bench_preset(args.bench) if args.bench else None
+        recs = retime_sweep(Path(args.sweep), rounds=args.rounds, cache_dir=Path(args.cache_dir), seed=args.seed,
+                            bench=bench)
         out = write_report(Path(args.sweep))
-    except (RetimeError, FileNotFoundError) as e:
+    except (RetimeError, ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for rec in sorted(recs, key=lambda r: r["variant_id"]):

@@ -156,7 +156,11 @@ def built_as(variant: Variant, source: Source) -> Variant:
         d = dataclasses.replace(d, hidden_mse=float(AUTO_RECIPE["distill.hidden_mse"]))
     if t.windows == 1:
         t = dataclasses.replace(t, windows=int(AUTO_RECIPE["train.windows"]))
-    return dataclasses.replace(variant, distill=d, train=t)
+    built = dataclasses.replace(variant, distill=d, train=t)
+    if built != variant:  # its fine-tune logs under the built variant's id: say which that is
+        log.info("[%s] weights=auto builds it as %s (distill.hidden_mse=%g train.windows=%d)",
+                 variant.variant_id, built.variant_id, d.hidden_mse, t.windows)
+    return built
 
 
 def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *, progress: bool,
