@@ -549,6 +549,74 @@ def test_an_interrupted_fine_tune_resumes_exactly_from_its_snapshot(tmp_path, ti
     assert "unreadable" in caplog.text and not snap.exists()
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_a_fine_tune_at_a_step_boundary_with_its_state_saved(sig, tmp_path, tiny_model,
+                                                                                    monkeypatch, caplog):
+    """A signal mid-step (no periodic snapshot due) lets the step finish, saves the whole state
+    and stops with Interrupted (a KeyboardInterrupt): the re-run resumes from that very step and
+    ends with the weights of an uninterrupted run. The handlers are put back afterwards; a second
+    Ctrl-C stops at once."""
+    import copy
+    import os
+    import signal
+
+    from paretobert import train
+    from paretobert.config import TrainConfig
+    from paretobert.train import Interrupted, train_loop
+
+    monkeypatch.setattr(train, "SNAPSHOT_SECONDS", 1e9)  # only the signal saves
+    g = torch.Generator().manual_seed(0)
+    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
+    signum = getattr(signal, sig)
+
+    def run(model, *, signal_at=None, twice=False, snapshot=None):
+        calls = []
+
+        def batch_loss(idx):
+            calls.append(1)
+            if len(calls) == signal_at:
+                os.kill(os.getpid(), signum)
+                if twice:
+                    os.kill(os.getpid(), signal.SIGINT)
+            return model(input_ids=ids[idx], labels=y[idx]).loss
+
+        torch.manual_seed(0)
+        return train_loop(model, n_items=40, batch_loss=batch_loss, cfg=TrainConfig(epochs=3, batch_size=8), seed=0,
+                          lr=1e-3, epochs=3, progress=False, snapshot=snapshot)
+
+    whole = copy.deepcopy(tiny_model)
+    run(whole)
+    snap = tmp_path / ".key.resume.pt"
+    with caplog.at_level("WARNING"), pytest.raises(Interrupted, match="at step 6 of 15: its state is saved"):
+        run(copy.deepcopy(tiny_model), signal_at=6, snapshot=snap)  # the 6th step finishes, then it stops
+    assert f"fine-tune: {sig}" in caplog.text and snap.is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    again = copy.deepcopy(tiny_model)
+    with caplog.at_level("INFO"):
+        run(again, snapshot=snap)
+    assert "resumed at step 6 of 15" in caplog.text and not snap.exists()
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
+    with pytest.raises(Interrupted, match="at step 15 of 15"):  # in the last step: the finished state is kept too
+        run(copy.deepcopy(tiny_model), signal_at=15, snapshot=snap)
+    snap.unlink()
+    if sig == "SIGINT":
+        with pytest.raises(KeyboardInterrupt) as e:  # Ctrl-C twice: at once, nothing saved
+            run(copy.deepcopy(tiny_model), signal_at=4, twice=True, snapshot=snap)
+        assert not isinstance(e.value, Interrupted) and not snap.exists()
+
+
+def test_an_interrupted_sweep_ends_with_one_line():
+    from paretobert.__main__ import interrupted_line
+    from paretobert.train import Interrupted
+
+    assert interrupted_line(KeyboardInterrupt()) == ("interrupted: SIGINT (Ctrl-C); nothing half-written is trusted: "
+                                                     "re-run the same command to go on (finished variants are reused)")
+    e = Interrupted("SIGTERM during fine-tuning at step 6 of 15: its state is saved (.k.resume.pt); re-run the same "
+                    "command to resume from it")
+    assert interrupted_line(e) == f"interrupted: {e}"
+
+
 def test_saved_once_keeps_a_computation_for_the_rerun(tmp_path, caplog):
     """A teacher's logits computed once are kept (atomically) and read back by the re-run
     instead of computed again; a torn write is swept, a file of another size or an unreadable

@@ -123,7 +123,18 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def interrupted_line(e: KeyboardInterrupt) -> str:
+    """The one line a sweep stopped by Ctrl-C (or SIGTERM in a fine-tune) ends with."""
+    what = str(e) or "SIGINT (Ctrl-C)"
+    return (f"interrupted: {what}" + ("" if "re-run" in what else
+            "; nothing half-written is trusted: re-run the same command to go on (finished variants are reused)"))
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:  # python -m paretobert retime ... = paretobert retime ...
         raise SystemExit(tools())
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        print(interrupted_line(e), file=sys.stderr)
+        raise SystemExit(130) from None

@@ -5,11 +5,14 @@ Plain PyTorch so the loop is visible and cheap on CPU; CUDA is used when present
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -489,51 +492,68 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         deadline -= spent
     saved = time.perf_counter()
     bar = tqdm(total=total, initial=start, desc="fine-tune", unit="step", disable=not progress)
-    for step, idx in enumerate(shuffled_batches(n_items, cfg.batch_size, total, seed)):
-        if step < start:
-            continue  # done before the snapshot (the batches are a function of the seed)
-        with _autocast(device, precision):
-            loss = batch_loss(idx)
-        if not torch.isfinite(loss):
-            bar.close()
-            raise TrainingError(
-                f"loss became {loss.item()} at step {step}/{total}: lower train.lr (now {lr})"
-            )
-        _optimizer_step(loss, model, opt, sched, losses, bar)
-        since_eval += 1
-        done = step + 1
-        out_of_time = deadline is not None and time.perf_counter() > deadline
-        if evaluate is not None and (done % every == 0 or done == total or out_of_time):
-            was_training = model.training
-            model.eval()
-            with torch.no_grad(), _autocast(device, precision):
-                scores = evaluate()
-            model.train(was_training)
-            point = {"step": done, "epoch": round(done / per_epoch, 4),
-                     "train_loss": float(np.mean(losses[-since_eval:])), **{k: float(v) for k, v in scores.items()},
-                     "seconds": round(time.perf_counter() - t0, 2)}
-            curve.append(point)
-            since_eval = 0
-            if best is None or rank(point) > rank(best):
-                best, since_best = point, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                since_best += 1
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", **{metric: f"{point[metric]:.4f}",
-                                                                   "best": f"{best[metric]:.4f}"})
-            if since_best >= patience and done < total:
-                stopped = "patience"
-                break
-        if out_of_time and done < total:
-            stopped = "time"
-            break
-        if snapshot is not None and done < total and time.perf_counter() - saved >= SNAPSHOT_SECONDS:
-            _save_snapshot(snapshot, {
-                "plan": plan, "step": done, "seconds": time.perf_counter() - t0, "losses": losses, "curve": curve,
+    stack = contextlib.ExitStack()
+    interrupted = stack.enter_context(deferred_interrupts()) if snapshot is not None else (lambda: None)
+
+    def state(done: int) -> dict[str, Any]:
+        return {"plan": plan, "step": done, "seconds": time.perf_counter() - t0, "losses": losses, "curve": curve,
                 "best": best, "best_state": best_state, "since_best": since_best, "since_eval": since_eval,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state()})
-            saved = time.perf_counter()
+                "rng": torch.get_rng_state()}
+
+    def stop_if_interrupted(done: int) -> None:
+        if interrupted() is not None:  # between two steps the state is whole: save it, then stop
+            bar.close()
+            assert snapshot is not None
+            _save_snapshot(snapshot, state(done))
+            raise Interrupted(f"{interrupted()} during fine-tuning at step {done} of {total}: its state is saved "
+                              f"({snapshot.name}); re-run the same command to resume from it")
+
+    with stack:
+        done = start
+        for step, idx in enumerate(shuffled_batches(n_items, cfg.batch_size, total, seed)):
+            stop_if_interrupted(done)
+            if step < start:
+                continue  # done before the snapshot (the batches are a function of the seed)
+            with _autocast(device, precision):
+                loss = batch_loss(idx)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingError(
+                    f"loss became {loss.item()} at step {step}/{total}: lower train.lr (now {lr})"
+                )
+            _optimizer_step(loss, model, opt, sched, losses, bar)
+            since_eval += 1
+            done = step + 1
+            out_of_time = deadline is not None and time.perf_counter() > deadline
+            if evaluate is not None and (done % every == 0 or done == total or out_of_time):
+                was_training = model.training
+                model.eval()
+                with torch.no_grad(), _autocast(device, precision):
+                    scores = evaluate()
+                model.train(was_training)
+                point = {"step": done, "epoch": round(done / per_epoch, 4),
+                         "train_loss": float(np.mean(losses[-since_eval:])), **{k: float(v) for k, v in scores.items()},
+                         "seconds": round(time.perf_counter() - t0, 2)}
+                curve.append(point)
+                since_eval = 0
+                if best is None or rank(point) > rank(best):
+                    best, since_best = point, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    since_best += 1
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", **{metric: f"{point[metric]:.4f}",
+                                                                       "best": f"{best[metric]:.4f}"})
+                if since_best >= patience and done < total:
+                    stopped = "patience"
+                    break
+            if out_of_time and done < total:
+                stopped = "time"
+                break
+            if snapshot is not None and done < total and time.perf_counter() - saved >= SNAPSHOT_SECONDS:
+                _save_snapshot(snapshot, state(done))
+                saved = time.perf_counter()
+        stop_if_interrupted(done)  # a signal in the last step or evaluation: the finished state is kept too
     bar.close()
     if snapshot is not None:
         snapshot.unlink(missing_ok=True)  # finished: the caller publishes the checkpoint
@@ -595,6 +615,42 @@ def _resumed(path: Path, plan: dict[str, Any]) -> dict[str, Any] | None:
         log.warning("fine-tune: snapshot %s is of another run: starting over", path)
         return None
     return state
+
+
+class Interrupted(KeyboardInterrupt):
+    """A fine-tune stopped by SIGINT (Ctrl-C) or SIGTERM at a step boundary, its state saved
+    for the re-run (:func:`train_loop`); a KeyboardInterrupt, so it ends the run as Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[Callable[[], str | None]]:
+    """While it is open, SIGINT and SIGTERM do not stop the process mid-step: the first is
+    noted (the callable returns its name, else None) for the loop to act on at the next step
+    boundary; a second SIGINT stops at once (a KeyboardInterrupt). Only where this is the main
+    thread and the signals have their default handlers (under a launcher that handles them
+    itself, or where they are ignored, nothing changes: the callable always returns None)."""
+    got: list[str] = []
+    names = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield lambda: None
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        if got and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not got:
+            got.append(names[signal.Signals(signum)])
+            log.warning("fine-tune: %s: stopping after this step, its state saved for the re-run "
+                        "(Ctrl-C again to stop at once)", got[0])
+
+    old = {s: signal.signal(s, note) for s in names}
+    try:
+        yield lambda: got[0] if got else None
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def saved_once(path: Path | None, what: str, compute: Callable[[], dict[str, torch.Tensor]], *,
