@@ -606,6 +606,48 @@ def test_ctrl_c_or_sigterm_stops_a_fine_tune_at_a_step_boundary_with_its_state_s
         assert not isinstance(e.value, Interrupted) and not snap.exists()
 
 
+def test_a_signal_in_the_evaluation_that_stops_a_fine_tune_keeps_it_stopped(tmp_path, tiny_model, monkeypatch):
+    """Ctrl-C during the evaluation after which early stopping ends the fine-tune: the state is
+    saved as stopped, and the re-run ends there too (it does not train on past the stop)."""
+    import copy
+    import os
+    import signal
+
+    from paretobert import train
+    from paretobert.config import TrainConfig
+    from paretobert.train import Interrupted, train_loop
+
+    monkeypatch.setattr(train, "SNAPSHOT_SECONDS", 1e9)
+    g = torch.Generator().manual_seed(0)
+    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
+
+    def run(model, *, signal_at_eval=None, snapshot=None):
+        evals = []
+
+        def evaluate():  # the first evaluation stays the best: patience 1 stops after the second
+            evals.append(1)
+            if len(evals) == signal_at_eval:
+                os.kill(os.getpid(), signal.SIGINT)
+            return {"val_accuracy": 1.0 / len(evals), "val_loss": float(len(evals))}
+
+        torch.manual_seed(0)
+        return train_loop(model, n_items=40, batch_loss=lambda idx: model(input_ids=ids[idx], labels=y[idx]).loss,
+                          cfg=TrainConfig(epochs=3, batch_size=8), seed=0, lr=1e-3, epochs=3, evaluate=evaluate,
+                          every=4, patience=1, progress=False, snapshot=snapshot)
+
+    whole = copy.deepcopy(tiny_model)
+    want = run(whole)
+    assert want["stopped"] == "patience" and want["steps"] == 8
+    snap = tmp_path / ".key.resume.pt"
+    with pytest.raises(Interrupted, match="at step 8 of 15"):
+        run(copy.deepcopy(tiny_model), signal_at_eval=2, snapshot=snap)
+    again = copy.deepcopy(tiny_model)
+    got = run(again, snapshot=snap)
+    assert got["stopped"] == "patience" and got["steps"] == 8 and not snap.exists()
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
+
+
 def test_an_interrupted_sweep_ends_with_one_line():
     from paretobert.__main__ import interrupted_line
     from paretobert.train import Interrupted

@@ -486,7 +486,10 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         start, spent, losses, curve = resumed["step"], resumed["seconds"], resumed["losses"], resumed["curve"]
         best, best_state = resumed["best"], resumed["best_state"]
         since_best, since_eval = resumed["since_best"], resumed["since_eval"]
+        stopped = resumed.get("stopped", "budget")
         log.info("fine-tune: resumed at step %d of %d (%.0f s done) from %s", start, total, spent, snapshot)
+        if stopped != "budget":  # saved as it had stopped (early stopping, time): nothing left to train
+            start = total
     t0 = time.perf_counter() - spent
     if deadline is not None:
         deadline -= spent
@@ -499,7 +502,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         return {"plan": plan, "step": done, "seconds": time.perf_counter() - t0, "losses": losses, "curve": curve,
                 "best": best, "best_state": best_state, "since_best": since_best, "since_eval": since_eval,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state()}
+                "rng": torch.get_rng_state(), "stopped": stopped}
 
     def stop_if_interrupted(done: int) -> None:
         if interrupted() is not None:  # between two steps the state is whole: save it, then stop
