@@ -37,6 +37,7 @@ from paretobert.config import (
 from paretobert.env import resolve_variant
 from paretobert.pipeline import format_result_line, run_variant
 from paretobert.store import atomic_write_json
+from paretobert.train import Interrupted
 from paretobert.variant import Variant, content_hash
 
 log = logging.getLogger("paretobert")
@@ -125,9 +126,10 @@ def main(cfg: DictConfig) -> None:
 
 def interrupted_line(e: KeyboardInterrupt) -> str:
     """The one line a sweep stopped by Ctrl-C (or SIGTERM in a fine-tune) ends with."""
-    what = str(e) or "SIGINT (Ctrl-C)"
-    return (f"interrupted: {what}" + ("" if "re-run" in what else
-            "; nothing half-written is trusted: re-run the same command to go on (finished variants are reused)"))
+    if isinstance(e, Interrupted):  # a fine-tune's own message says where its state is saved
+        return f"interrupted: {e}"
+    return ("interrupted: SIGINT (Ctrl-C); nothing half-written is trusted: re-run the same command to go on "
+            "(finished variants are reused)")
 
 
 if __name__ == "__main__":
