@@ -39,7 +39,7 @@ from typing import Any
 from paretobert import pipeline
 from paretobert.variant import Variant
 
-__all__ = ["TIMER", "ClusterError", "run_sweep"]
+__all__ = ["TIMER", "ClusterError", "remote_stages", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,18 @@ def check_cluster() -> dict[str, float]:
     return res
 
 
+def remote_stages(*, build_cpus: float = 1, max_retries: int = 3) -> tuple[Any, Any, Any]:
+    """The three Ray remote functions of a variant (``lookup``, ``build``, ``timing``) with
+    their placement: lookup and timing on the ``timer`` node with zero CPUs, the build on one
+    CPU elsewhere. :func:`run_sweep` chains them; a benchmark may call them one by one."""
+    import ray
+
+    on_timer = {"num_cpus": 0, "resources": {TIMER: 1}}
+    return (ray.remote(**on_timer)(_lookup),
+            ray.remote(num_cpus=build_cpus, max_retries=max_retries)(_build),
+            ray.remote(max_retries=max_retries, **on_timer)(_time))
+
+
 def run_sweep(variants: Sequence[Variant], sweep_dir: Path, *, cache_dir: Path, force: bool = False,
               allow_network: bool = True, build_cpus: float = 1, max_retries: int = 3) -> list[dict[str, Any]]:
     """Run ``variants`` (their CPU defaults left open: the reference machine fills them in)
@@ -99,10 +111,7 @@ def run_sweep(variants: Sequence[Variant], sweep_dir: Path, *, cache_dir: Path, 
     check_cluster()
     if any(v.model.arch == "tfidf" for v in variants):
         raise ClusterError("model=tfidf stores a pickle: run it on the reference machine, not on a cluster")
-    on_timer = {"num_cpus": 0, "resources": {TIMER: 1}}
-    lookup = ray.remote(**on_timer)(_lookup)
-    build = ray.remote(num_cpus=build_cpus, max_retries=max_retries)(_build)
-    timing = ray.remote(max_retries=max_retries, **on_timer)(_time)
+    lookup, build, timing = remote_stages(build_cpus=build_cpus, max_retries=max_retries)
     looked = ray.get([lookup.remote(v, Path(sweep_dir), cache_dir, force, allow_network) for v in variants])
     refs: list[Any] = []
     for found, out in looked:
