@@ -1,7 +1,7 @@
 """Latency timed on a Ray cluster's reference machine vs a serial run of the same variants.
 
     python benchmarks/cluster_vs_serial.py [--rounds 4] [--models tiny mini] [--max-train 200] [--repeats 1]
-    python benchmarks/cluster_vs_serial.py --interleave 8     # rounds interleaved: see paired()
+    python benchmarks/cluster_vs_serial.py --interleave 8 [--smoke]    # rounds interleaved: see paired()
 
 The variants (``model=M weights=scratch quant=true,false`` on BBC, the default bench) are
 built once by a serial sweep; every round then re-measures all of them with ``force=true``
@@ -24,6 +24,7 @@ between two runs); accuracy equality; overlapping timings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -37,6 +38,8 @@ REPO = HERE.parent
 
 
 def _overrides(args) -> list[str]:
+    if args.smoke:  # the smoke sweep itself: micro, quant x seq_len, bench=quick
+        return ["+experiment=smoke", f"bench.repeats={args.repeats}", "allow_network=false"]
     return [f"model={','.join(args.models)}", "weights=scratch", "quant=true,false", f"seq_len={args.seq_len}",
             f"dataset.max_train={args.max_train}", "dataset.max_test=100", "train.epochs=1",
             "train.validation_size=0", f"bench.repeats={args.repeats}", "allow_network=false"]
@@ -53,23 +56,49 @@ def _serial(args, sweep: Path, force: bool) -> list[dict]:
     return load_results(sweep)
 
 
-def _cluster(args, sweep: Path, cache: Path) -> list[dict]:
+def _variants(args) -> list:
+    from paretobert import compose
+
+    space, fixed = compose.sweep_space([*_overrides(args), "force=true"])
+    return [compose.variant_of(o, resolve=False)[1] for o in compose.grid(space, fixed)]
+
+
+@contextlib.contextmanager
+def _local_cluster():
+    """A head with the ``timer`` and no CPUs, two one-CPU workers, all on this machine; yields the head's node id."""
     import ray
     from ray.cluster_utils import Cluster
 
-    from paretobert import compose, distributed
+    from paretobert import distributed
 
-    space, fixed = compose.sweep_space([*_overrides(args), "force=true"])
-    variants = [compose.variant_of(o, resolve=False)[1] for o in compose.grid(space, fixed)]
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "resources": {distributed.TIMER: 1}})
     for _ in range(2):
         c.add_node(num_cpus=1)
     ray.init(address=c.address, logging_level="WARNING")
     try:
-        return distributed.run_sweep(variants, sweep, cache_dir=cache, force=True, allow_network=False)
+        yield c.head_node.node_id
     finally:
         ray.shutdown()
         c.shutdown()
+
+
+@contextlib.contextmanager
+def _built_once(args):
+    """A temporary cache (``PARETOBERT_CACHE``) where a serial sweep has built every variant; yields its directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        os.environ["PARETOBERT_CACHE"] = str(tmp / "cache")
+        t0 = time.perf_counter()
+        _serial(args, tmp / "build", force=False)
+        print(f"built the variants serially in {time.perf_counter() - t0:.0f} s")
+        yield tmp
+
+
+def _cluster(args, sweep: Path, cache: Path) -> list[dict]:
+    from paretobert import distributed
+
+    with _local_cluster():
+        return distributed.run_sweep(_variants(args), sweep, cache_dir=cache, force=True, allow_network=False)
 
 
 def _by_id(recs: list[dict]) -> dict[str, dict]:
@@ -99,65 +128,49 @@ def paired(args) -> int:
     between rounds lands in both ways alike, so what is left is the cluster's own offset."""
     import numpy as np
     import ray
-    from ray.cluster_utils import Cluster
 
-    from paretobert import compose, distributed, pipeline
+    from paretobert import distributed, pipeline
     from paretobert.env import environment
     from paretobert.schedule import overlaps
     from paretobert.stats import bootstrap_interval
 
     t_all = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with _built_once(args) as tmp, _local_cluster() as head:
         cache = tmp / "cache"
-        os.environ["PARETOBERT_CACHE"] = str(cache)
-        t0 = time.perf_counter()
-        _serial(args, tmp / "build", force=False)
-        print(f"built {len(args.models) * 2} variants serially in {time.perf_counter() - t0:.0f} s")
-        space, fixed = compose.sweep_space([*_overrides(args), "force=true"])
-        variants = [compose.variant_of(o, resolve=False)[1] for o in compose.grid(space, fixed)]
-        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "resources": {distributed.TIMER: 1}})
-        for _ in range(2):
-            c.add_node(num_cpus=1)
-        ray.init(address=c.address, logging_level="WARNING")
-        try:
-            lookup, build, timing = distributed.remote_stages()
-            local = []
-            for v in variants:  # re-scored serially, in this process
-                rv, src, _ = pipeline.lookup(v, tmp / "serial", cache, force=True, allow_network=False)
-                local.append(pipeline.build_variant(rv, src, cache_dir=cache, progress=False, allow_network=False))
-            looked = ray.get([lookup.remote(v, tmp / "cluster", cache, True, False) for v in variants])
-            remote = ray.get([build.remote(found, cache, False) for found, _ in looked])  # on the workers
-            failed = [b.record.get("error") for b in local + remote if b.record.get("status") != "built"]
-            if failed:
-                raise SystemExit(f"failed builds: {failed}")
-            ids = [b.variant.variant_id for b in local]
-            if ids != [b.variant.variant_id for b in remote]:
-                raise SystemExit(f"the cluster resolved other variants: {ids} vs {[b.variant.variant_id for b in remote]}")
-            accuracy = {vid: {"serial": lb.record["accuracy"], "cluster": rb.record["accuracy"]}
-                        for vid, lb, rb in zip(ids, local, remote, strict=True)}
-            rng = np.random.default_rng(0)
-            p50: dict[str, dict[str, list[float]]] = {vid: {"serial": [], "cluster": []} for vid in ids}
-            recs, nodes = [], set()
-            for r in range(args.interleave):
-                for k, j in enumerate(rng.permutation(len(ids))):
-                    for way in (("serial", "cluster") if (r + k) % 2 == 0 else ("cluster", "serial")):
-                        out = tmp / f"{way}-{r}" / ids[j]
-                        if way == "serial":
-                            rec = pipeline.time_variant(local[j], out_dir=out, cache_dir=cache, progress=False)
-                        else:
-                            rec = ray.get(timing.remote(remote[j], out, cache))
-                            nodes.add((rec.get("build_node"), rec.get("timing_node")))
-                        if rec.get("status") != "ok":
-                            raise SystemExit(f"{way} timing of {ids[j]} failed: {rec.get('error')}")
-                        recs.append(rec)
-                        p50[ids[j]][way].append(rec["latency_p50_ms"])
-                print(f"round {r + 1}/{args.interleave}: " + ", ".join(
-                    f"{vid} {p50[vid]['serial'][-1]:.2f} / {p50[vid]['cluster'][-1]:.2f} ms" for vid in ids))
-            head = c.head_node.node_id
-        finally:
-            ray.shutdown()
-            c.shutdown()
+        variants = _variants(args)
+        lookup, build, timing = distributed.remote_stages()
+        local = []
+        for v in variants:  # re-scored serially, in this process
+            rv, src, _ = pipeline.lookup(v, tmp / "serial", cache, force=True, allow_network=False)
+            local.append(pipeline.build_variant(rv, src, cache_dir=cache, progress=False, allow_network=False))
+        looked = ray.get([lookup.remote(v, tmp / "cluster", cache, True, False) for v in variants])
+        remote = ray.get([build.remote(found, cache, False) for found, _ in looked])  # on the workers
+        failed = [b.record.get("error") for b in local + remote if b.record.get("status") != "built"]
+        if failed:
+            raise SystemExit(f"failed builds: {failed}")
+        ids = [b.variant.variant_id for b in local]
+        if ids != [b.variant.variant_id for b in remote]:
+            raise SystemExit(f"the cluster resolved other variants: {ids} vs {[b.variant.variant_id for b in remote]}")
+        accuracy = {vid: {"serial": lb.record["accuracy"], "cluster": rb.record["accuracy"]}
+                    for vid, lb, rb in zip(ids, local, remote, strict=True)}
+        rng = np.random.default_rng(0)
+        p50: dict[str, dict[str, list[float]]] = {vid: {"serial": [], "cluster": []} for vid in ids}
+        recs, nodes = [], set()
+        for r in range(args.interleave):
+            for k, j in enumerate(rng.permutation(len(ids))):
+                for way in (("serial", "cluster") if (r + k) % 2 == 0 else ("cluster", "serial")):
+                    out = tmp / f"{way}-{r}" / ids[j]
+                    if way == "serial":
+                        rec = pipeline.time_variant(local[j], out_dir=out, cache_dir=cache, progress=False)
+                    else:
+                        rec = ray.get(timing.remote(remote[j], out, cache))
+                        nodes.add((rec.get("build_node"), rec.get("timing_node")))
+                    if rec.get("status") != "ok":
+                        raise SystemExit(f"{way} timing of {ids[j]} failed: {rec.get('error')}")
+                    recs.append(rec)
+                    p50[ids[j]][way].append(rec["latency_p50_ms"])
+            print(f"round {r + 1}/{args.interleave}: " + ", ".join(
+                f"{vid} {p50[vid]['serial'][-1]:.2f} / {p50[vid]['cluster'][-1]:.2f} ms" for vid in ids))
     rows, inside = [], {"cluster in serial": [], "serial in cluster": []}
     for vid in ids:
         s_, c_ = p50[vid]["serial"], p50[vid]["cluster"]
@@ -184,7 +197,8 @@ def paired(args) -> int:
     summary = {k: f"{sum(v)} of {len(v)}" for k, v in inside.items()}
     print(f"inside the other way's 95% interval: {summary}; overlapping timings: {len(ov)} of {len(recs)}; "
           f"cluster builds on workers and timings on the head: {on_head}; {time.perf_counter() - t_all:.0f} s")
-    out = HERE / "results" / f"cluster_vs_serial-{'-'.join(args.models)}-s{args.seq_len}-paired{args.interleave}.json"
+    name = "smoke" if args.smoke else f"{'-'.join(args.models)}-s{args.seq_len}"
+    out = HERE / "results" / f"cluster_vs_serial-{name}-paired{args.interleave}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows, "inside_other_ci": summary,
                                "overlapping_timings": [list(o) for o in ov], "timings": len(recs),
@@ -202,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--max-train", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=1, help="bench.repeats: timing rounds per variant per run")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the variants of +experiment=smoke instead of --models (its own bench=quick)")
     ap.add_argument("--interleave", type=int, default=0, metavar="R",
                     help="instead of whole runs: one cluster and R timing rounds per variant, serial and cluster "
                          "rounds interleaved (see paired())")
@@ -210,13 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         return paired(args)
     from paretobert.schedule import overlaps
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with _built_once(args) as tmp:
         cache = tmp / "cache"
-        os.environ["PARETOBERT_CACHE"] = str(cache)
-        t0 = time.perf_counter()
-        _serial(args, tmp / "build", force=False)
-        print(f"built {len(args.models) * 2} variants serially in {time.perf_counter() - t0:.0f} s")
         runs: list[tuple[str, int, dict[str, dict]]] = []
         for r in range(args.rounds):
             for kind in (["serial", "cluster"] if r % 2 == 0 else ["cluster", "serial"]):
@@ -263,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     from paretobert.env import environment
 
     suffix = f"-r{args.repeats}" if args.repeats > 1 else ""
-    out = HERE / "results" / f"cluster_vs_serial-{'-'.join(args.models)}-s{args.seq_len}{suffix}.json"
+    name = "smoke" if args.smoke else f"{'-'.join(args.models)}-s{args.seq_len}"
+    out = HERE / "results" / f"cluster_vs_serial-{name}{suffix}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows, "inside_previous_ci": summary, "adjacent_ratios": spread,
                                "environment": environment()}, indent=2, default=str))
