@@ -41,7 +41,7 @@ def _model(preset):
         random_init_config(preset, vocab_size=30522, num_labels=5))
 
 
-def _seconds_per_step(model, precision: str, steps: int, seq_len: int) -> float:
+def _seconds_per_step(model, precision: str, steps: int, seq_len: int, **train) -> float:
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 20000, (16, seq_len), generator=g)
     y = torch.randint(0, 5, (16,), generator=g)
@@ -49,7 +49,7 @@ def _seconds_per_step(model, precision: str, steps: int, seq_len: int) -> float:
     def batch_loss(idx: np.ndarray) -> torch.Tensor:
         return model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=y).loss
 
-    cfg = TrainConfig(epochs=1.0, batch_size=16, precision=precision, device="cpu")
+    cfg = TrainConfig(epochs=1.0, batch_size=16, precision=precision, device="cpu", **train)
     t0 = time.perf_counter()
     stats = train_loop(model, n_items=16 * steps, batch_loss=batch_loss, cfg=cfg, seed=0, lr=1e-5, epochs=1.0,
                        progress=False)

@@ -74,7 +74,7 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     from paretobert.config import BenchConfig, TrainConfig
     from paretobert.variant import RECIPE
 
-    v = _variant(train=TrainConfig(epochs=2, validation_size=0.0, head_lr_scale=1.0))  # the training then
+    v = _variant(train=TrainConfig(epochs=2, validation_size=0.0, head_lr_scale=1.0, fused=False))  # the training then
     old = v.to_dict()
     for key in ("batch_sizes", "isolate"):
         del old["bench"][key]
@@ -89,6 +89,7 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     for key in ("doc_stride", "max_answer_length", "max_train_articles"):  # the QA task
         del old["dataset"][key]
     del old["train"]["windows"]  # training windows
+    del old["train"]["fused"]  # the fused optimizer
     assert v.hash == content_hash({"variant": old, "recipe": RECIPE})  # results recorded before them stay valid
     assert v.quant_key(export_key="e") == content_hash(
         {"export": "e", "quantize": old["quantize"], "v": __import__("paretobert.variant").variant.library_versions()})

@@ -295,6 +295,24 @@ def param_groups(model: Any, *, lr: float, weight_decay: float, head_lr_scale: f
     return groups
 
 
+def adamw(groups: list[dict[str, Any]], *, lr: float, fused: bool, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over ``groups``: torch's fused kernel with ``fused`` (one pass over every parameter;
+    on a 2-core CPU the step of MiniLM-L6 took 27 ms against 117-134 ms for the default foreach
+    implementation, which is half of a step on short texts: ``benchmarks/train_optimizer.py``),
+    else the default. Where torch has no fused AdamW for the device, a one-line error says so."""
+    if not fused:
+        return torch.optim.AdamW(groups, lr=lr)
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+    params = [p for g in groups for p in g["params"]]
+    bad = next((p for p in params if p.device.type not in _get_fused_kernels_supported_devices()
+                or not p.is_floating_point()), None)
+    if bad is not None:  # torch itself would only say so at the first step
+        raise TrainingError(f"train.fused=true: torch {torch.__version__} has no fused AdamW for {bad.dtype} "
+                            f"parameters on {bad.device.type}; set train.fused=false")
+    return torch.optim.AdamW(groups, lr=lr, fused=True)
+
+
 def torch_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -452,8 +470,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     device = device if device is not None else torch_device(cfg.device)
     precision = train_precision(cfg)
     model.to(device).train()
-    opt = torch.optim.AdamW(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale),
-                            lr=lr)
+    opt = adamw(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale), lr=lr,
+                fused=cfg.fused, device=device)
     epochs = epochs if epochs is not None else cfg.epochs
     if epochs is None:
         raise ValueError("fine_tune needs epochs (train.epochs: null resolves by max_epochs upstream)")
@@ -476,7 +494,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     losses: list[float] = []
     start, spent = 0, 0.0
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size,
-            **({"precision": precision} if precision != "fp32" else {})}
+            **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {})}
     resumed = _resumed(snapshot, plan) if snapshot is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -574,6 +592,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "head_lr": lr * head_lr_scale,
         "device": str(device),
         "precision": precision,
+        "fused": bool(cfg.fused),
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[:k])),
         "loss_last": float(np.mean(losses[-k:])),

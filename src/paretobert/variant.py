@@ -50,7 +50,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "validation_size"): 0.0, ("train", "patience"): 2, ("train", "eval_every"): None,
     ("train", "validation_max"): 2000,
     ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
-    ("train", "precision"): "fp32", ("train", "windows"): 1,
+    ("train", "precision"): "fp32", ("train", "windows"): 1, ("train", "fused"): False,
     ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
@@ -67,6 +67,7 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     if d["model"].get("arch") == "tfidf":  # no network is trained
         d["train"]["precision"] = _NEW_AT_DEFAULT[("train", "precision")]
+        d["train"]["fused"] = _NEW_AT_DEFAULT[("train", "fused")]
     return d
 
 

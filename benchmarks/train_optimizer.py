@@ -1,0 +1,74 @@
+"""Fine-tuning step time with torch's fused AdamW vs its default (foreach), side by side.
+
+Why ``train.fused`` is on by default: this times optimizer steps of paretobert's own loop
+(``paretobert.train.train_loop``: AdamW, clipping, schedule, at ``train.precision=auto``) on
+each preset's architecture, batch 16 x each ``--seq-lens`` tokens (16-32: SST-2's phrases and
+other short texts; 128: BBC's truncated articles), alternating the two implementations round
+by round so machine drift hits both alike. Ratios are the figures to read; absolute seconds
+drift between runs on shared machines. Run it alone.
+
+    python benchmarks/train_optimizer.py [--models minilm-l6 base] [--seq-lens 16 32 128] [--rounds 3]
+
+Whether the fused kernel changes accuracy is not measured here (the same algorithm; the last
+bits of the weights differ: ``tests/test_train.py`` bounds the difference after a few steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from train_precision import _model, _seconds_per_step
+
+from paretobert.config import load_model_preset, model_presets
+from paretobert.env import default_train_precision, environment
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", choices=[m for m in model_presets() if m != "tfidf"],
+                    default=["minilm-l6", "base"])
+    ap.add_argument("--seq-lens", nargs="+", type=int, default=[16, 32, 128])
+    ap.add_argument("--steps", type=int, default=6, help="optimizer steps per timing")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "train_optimizer.json")
+    args = ap.parse_args(argv)
+    precision = default_train_precision("cpu")
+    rows = []
+    t_start = time.perf_counter()
+    for name in args.models:
+        preset = load_model_preset(name)
+        model = _model(preset)
+        for seq_len in args.seq_lens:
+            for fused in (False, True):  # warm-up: allocator, oneDNN kernels
+                _seconds_per_step(model, precision, 1, seq_len, fused=fused)
+            times: dict[str, list[float]] = {"foreach": [], "fused": []}
+            for r in range(args.rounds):
+                order = (False, True) if r % 2 == 0 else (True, False)
+                for fused in order:
+                    times["fused" if fused else "foreach"].append(
+                        _seconds_per_step(model, precision, args.steps, seq_len, fused=fused))
+            slow, fast = statistics.median(times["foreach"]), statistics.median(times["fused"])
+            rows.append({"model": name, "shape": (preset.layers, preset.hidden, preset.heads), "seq_len": seq_len,
+                         "foreach_s_per_step": round(slow, 4), "fused_s_per_step": round(fast, 4),
+                         "foreach_over_fused": round(slow / fast, 2),
+                         "rounds": {k: [round(v, 4) for v in vs] for k, vs in times.items()}})
+            print(f"{name:10s} seq {seq_len:4d}  foreach {slow * 1e3:7.1f} ms/step   fused {fast * 1e3:7.1f} ms/step"
+                  f"   foreach/fused {slow / fast:4.2f}x", flush=True)
+    record = {"benchmark": "train_optimizer", "batch_size": 16, "steps": args.steps, "rounds": args.rounds,
+              "precision": precision, "threads": torch.get_num_threads(),
+              "wall_s": round(time.perf_counter() - t_start, 1), "environment": environment(), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
