@@ -296,10 +296,10 @@ def param_groups(model: Any, *, lr: float, weight_decay: float, head_lr_scale: f
 
 
 def adamw(groups: list[dict[str, Any]], *, lr: float, fused: bool, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over ``groups``: torch's fused kernel with ``fused`` (one pass over every parameter;
-    on a 2-core CPU the step of MiniLM-L6 took 27 ms against 117-134 ms for the default foreach
-    implementation, which is half of a step on short texts: ``benchmarks/train_optimizer.py``),
-    else the default. Where torch has no fused AdamW for the device, a one-line error says so."""
+    """AdamW over ``groups``: torch's fused kernel with ``fused`` (one pass over every parameter,
+    where the default foreach implementation makes several over the whole embedding matrix
+    too: on short texts that was a third of a step; ``benchmarks/train_optimizer.py``), else
+    the default. Where torch has no fused AdamW for the device, a one-line error says so."""
     if not fused:
         return torch.optim.AdamW(groups, lr=lr)
     from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
