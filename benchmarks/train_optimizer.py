@@ -16,13 +16,12 @@ bits of the weights differ: ``tests/test_train.py`` bounds the difference after 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from train_precision import _model, _seconds_per_step
+from train_precision import _model, _seconds_per_step, _write
 
 from paretobert.config import load_model_preset, model_presets
 from paretobert.env import default_train_precision, environment
@@ -64,10 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"benchmark": "train_optimizer", "batch_size": 16, "steps": args.steps, "rounds": args.rounds,
               "precision": precision, "threads": torch.get_num_threads(),
               "wall_s": round(time.perf_counter() - t_start, 1), "environment": environment(), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    return _write(args.out, record)
 
 
 if __name__ == "__main__":

@@ -90,9 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     record = {"benchmark": "train_precision", "batch_size": 16, "seq_len": args.seq_len, "steps": args.steps,
               "rounds_per_precision": args.rounds, "threads": torch.get_num_threads(),
               "auto_resolves_to": default_train_precision("cpu"), "environment": environment(), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    return _write(args.out, record)
+
+
+def _write(out: Path, record: dict) -> int:
+    """The benchmark's record as JSON at ``out`` (its folder made), said on stdout."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out}")
     return 0
 
 
