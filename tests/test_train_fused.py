@@ -39,15 +39,15 @@ def test_fused_and_foreach_train_the_same_model_to_the_last_bits(tokenizer, corp
 
 def test_adamw_is_fused_only_when_asked():
     p = torch.nn.Parameter(torch.ones(3))
-    assert adamw([{"params": [p]}], lr=1e-3, fused=True, device=torch.device("cpu")).defaults["fused"] is True
-    assert not adamw([{"params": [p]}], lr=1e-3, fused=False, device=torch.device("cpu")).defaults["fused"]
+    assert adamw([{"params": [p]}], lr=1e-3, fused=True).defaults["fused"] is True
+    assert not adamw([{"params": [p]}], lr=1e-3, fused=False).defaults["fused"]
 
 
 def test_no_fused_kernel_is_a_one_line_error_not_a_fallback():
     ints = torch.nn.Parameter(torch.zeros(3, dtype=torch.long), requires_grad=False)
     with pytest.raises(TrainingError, match=r"^train.fused=true: torch .* no fused AdamW for torch.int64 parameters "
                                             r"on cpu; set train.fused=false$"):
-        adamw([{"params": [ints]}], lr=1e-3, fused=True, device=torch.device("cpu"))
+        adamw([{"params": [ints]}], lr=1e-3, fused=True)
 
 
 def test_fused_is_another_training_and_false_keeps_old_hashes_and_keys(variant_of):

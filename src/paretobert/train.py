@@ -295,11 +295,12 @@ def param_groups(model: Any, *, lr: float, weight_decay: float, head_lr_scale: f
     return groups
 
 
-def adamw(groups: list[dict[str, Any]], *, lr: float, fused: bool, device: torch.device) -> torch.optim.AdamW:
+def adamw(groups: list[dict[str, Any]], *, lr: float, fused: bool) -> torch.optim.AdamW:
     """AdamW over ``groups``: torch's fused kernel with ``fused`` (one pass over every parameter,
     where the default foreach implementation makes several over the whole embedding matrix
     too: on short texts that was a third of a step; ``benchmarks/train_optimizer.py``), else
-    the default. Where torch has no fused AdamW for the device, a one-line error says so."""
+    the default. Where torch has no fused AdamW for a parameter's device or dtype, a one-line
+    error says so before the first step."""
     if not fused:
         return torch.optim.AdamW(groups, lr=lr)
     from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
@@ -471,7 +472,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     precision = train_precision(cfg)
     model.to(device).train()
     opt = adamw(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale), lr=lr,
-                fused=cfg.fused, device=device)
+                fused=cfg.fused)
     epochs = epochs if epochs is not None else cfg.epochs
     if epochs is None:
         raise ValueError("fine_tune needs epochs (train.epochs: null resolves by max_epochs upstream)")
