@@ -230,6 +230,34 @@ def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
                            zoo.Source("scratch")) is None
 
 
+def test_a_deep_selected_student_learns_its_head_at_the_bodys_lr(teacher_preset, variant_of, tmp_path, monkeypatch):
+    """Policy 5: under the default policy a selected body deeper than SELECTED_DEPTH (here 0, so
+    the 1-layer student counts as deep) trains its new head at the body's lr, in a checkpoint of
+    its own; a hand-set lr keeps train.head_lr_scale."""
+    from paretobert import pipeline, train
+
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    cache = tmp_path / "cache"
+
+    def run(name, lr=None):
+        policy = dataclasses.replace(variant_of().train, lr=lr)  # lr None: the default policy's
+        rec = pipeline.run_variant(variant_of(model=small, weights="selected", weights_from="big-t", train=policy),
+                                   out_dir=tmp_path / name, cache_dir=cache, progress=False,
+                                   force=True)  # one variant hash: the policy (patched here) decides the key
+        assert rec["status"] == "ok", rec.get("error")
+        return rec
+
+    shallow = run("shallow")
+    assert shallow["train"]["head_lr"] == pytest.approx(20 * shallow["train"]["lr"])
+    monkeypatch.setattr(train, "SELECTED_DEPTH", 0)
+    monkeypatch.setattr(train, "default_lr", lambda cfg, **_: cfg.lr or 1e-3)  # not the depth scale of 0
+    deep = run("deep")
+    assert deep["train"]["head_lr"] == pytest.approx(deep["train"]["lr"]) == pytest.approx(1e-3)
+    assert deep["train_key"] != shallow["train_key"]
+    by_hand = run("by-hand", lr=1e-3)
+    assert by_hand["train"]["head_lr"] == pytest.approx(20e-3)
+
+
 def test_the_distill_axis_keeps_its_own_teacher(teacher_preset, variant_of, tmp_path, monkeypatch):
     """model=X distill.teacher=T with weights=auto: the ladder only initialises (selection, or
     random init where it would distil into one); the distillation is the axis's, not a second."""

@@ -67,6 +67,13 @@ def test_default_lr_and_validation():
     assert default_lr(TrainConfig(), pretrained=False, hidden=128, steps=11_000) == 1e-3  # random init: its own rule
     assert default_lr(TrainConfig(head_lr_scale=1.0), pretrained=True, hidden=384, steps=11_000) == 5e-5
     assert default_lr(TrainConfig(lr=2e-3), pretrained=True, hidden=384, steps=11_000) == 2e-3  # set: never changed
+    # policy 5: a selected body deeper than SELECTED_DEPTH (medium) gets its head at the body's lr
+    from paretobert.train import SELECTED_DEPTH, head_scale
+    assert head_scale(TrainConfig(), selected=True, layers=SELECTED_DEPTH + 4) == 1.0
+    assert head_scale(TrainConfig(), selected=True, layers=SELECTED_DEPTH) == 20.0  # tiny, mini, small: as before
+    assert head_scale(TrainConfig(), selected=False, layers=12) == 20.0  # a pretrained body of its own
+    assert head_scale(TrainConfig(head_lr_scale=5.0), selected=False, layers=12) == 5.0
+    assert head_scale(TrainConfig(lr=1e-4), selected=True, layers=8) == 20.0  # a hand-set lr: the head as set
     for bad in ({"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}, {"warmup_ratio": 1.0}, {"device": "tpu"}):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)

@@ -67,9 +67,10 @@ def test_fused_is_another_training_and_false_keeps_old_hashes_and_keys(variant_o
 def test_the_committed_experiments_keep_the_optimizer_they_were_measured_with():
     from test_config import _compose
 
-    for name in ("design-card", "qa-reader", "runtimes", "compression", "livedoor"):
+    for name in ("qa-reader", "runtimes", "compression", "livedoor", "design-card-scratch"):
         assert _compose(f"+experiment={name}").train.fused is False, name
     assert _compose().train.fused is True
+    assert _compose("+experiment=design-card").train.fused is True  # re-measured with it (2026-12-03, policy 5)
 
 
 def test_the_benchmark_runs_and_writes_its_record(tmp_path, monkeypatch):

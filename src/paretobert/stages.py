@@ -267,10 +267,13 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                              selected=source.selects, layers=variant.model.layers,
                              steps=training.n_steps(len(train_texts), variant.train.batch_size, epochs))
     # a new head on a pretrained body learns faster; a student cut from its teacher keeps the teacher's head
-    head_scale = variant.train.head_lr_scale if source.pretrained and variant.distill.layers is None else 1.0
+    new_head = source.pretrained and variant.distill.layers is None
+    policy_head = (training.head_scale(variant.train, selected=source.selects, layers=variant.model.layers)
+                   if new_head else None)
+    head_scale = 1.0 if policy_head is None else policy_head
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs,
-                            distils=source.distils,
+                            distils=source.distils, head_scale=policy_head,
                             patience=validation.patience if validation is not None else None)
     built = rediagnosed(stage(cache_dir, "checkpoints", key, build))
     return _retry_unconverged(variant, built, lr, split, source, cache_dir, progress=progress,

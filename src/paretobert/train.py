@@ -36,6 +36,7 @@ __all__ = [
     "default_lr",
     "diagnose",
     "fine_tune",
+    "head_scale",
     "hidden_state_mse",
     "lr_grid",
     "max_epochs",
@@ -68,7 +69,10 @@ STEPS_PER_CLASS = 50
 # 4: a selected student's lr also falls with depth past 4 layers (x 4 / layers: medium 8/512 from
 #    2.5e-4 to 1.25e-4), and a classifier whose train loss ended at chance (it had dipped and
 #    diverged back) is "not converged" too (retried): medium seed 0 in bf16 on BBC, 0.4514, silent.
-TRAIN_POLICY = 4
+# 5: a selected student deeper than 4 layers (medium) gets its new head at the body's lr, not
+#    train.head_lr_scale times it (head_scale): medium seed 0 in bf16 at 1.25e-4 stalled at chance
+#    with the head at 20x (2.5e-3) and learnt with the head at 1x (README, the size ladder).
+TRAIN_POLICY = 5
 # a selected student deeper than this gets its lr scaled by SELECTED_DEPTH / layers (default_lr)
 SELECTED_DEPTH = 4
 # a pretrained body fine-tuned for more optimizer steps than this gets half the lr (default_lr)
@@ -147,6 +151,21 @@ def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: boo
         return 5e-5
     long_budget = steps is not None and steps > LARGE_BUDGET_STEPS
     return 1e-4 * min(1.0, 384 / hidden) * (0.5 if long_budget else 1.0)
+
+
+def head_scale(cfg: TrainConfig, *, selected: bool, layers: int | None) -> float:
+    """How many times the body's lr the new classification head on a pretrained or selected
+    body learns at: ``train.head_lr_scale``, except under the default policy (``train.lr: null``)
+    for a selected body deeper than :data:`SELECTED_DEPTH` layers, whose head learns at the body's
+    lr (policy 5). On BBC, medium (8/512, selected from MPNet-base) at 1.25e-4, bf16: with the head
+    at 20x (2.5e-3) seed 0 stayed at chance for four epochs (the card of 2026-12-03: 581 s before
+    the half-lr retry, whose head at 20x of 6.25e-5 reached 0.44 on validation after one epoch);
+    with the head at 1x seeds 0 / 1 / 2 reached 0.73 / 0.62 / 0.68 after one epoch and 0.95 /
+    0.86 (at 1.7) / 0.94 after two (README, the size ladder). A hand-set ``train.lr`` keeps
+    ``train.head_lr_scale`` as set."""
+    if cfg.lr is None and selected and layers is not None and layers > SELECTED_DEPTH:
+        return 1.0
+    return cfg.head_lr_scale
 
 
 def _random_init_scale(hidden: int, selected: bool, layers: int | None = None) -> float:

