@@ -138,7 +138,8 @@ def _pretrained_body(variant: Variant, source: Source) -> bool:
     from its fine-tuned teacher. A selected body is far from converged for its new shape: it
     gets random init's budget and an lr of that kind (BBC, tiny: 0.9604 at 1e-3 for up to 10 epochs, 0.9424 at
     1e-4, 0.57 at 1e-4 for 3; README, the size ladder); its new head still gets
-    ``train.head_lr_scale``."""
+    ``train.head_lr_scale``, but the body's lr past SELECTED_DEPTH layers under the default lr
+    (:func:`paretobert.train.head_scale`, policy 5)."""
     if source.selects:
         return False
     return source.pretrained or variant.distill.layers is not None
@@ -268,12 +269,11 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                              steps=training.n_steps(len(train_texts), variant.train.batch_size, epochs))
     # a new head on a pretrained body learns faster; a student cut from its teacher keeps the teacher's head
     new_head = source.pretrained and variant.distill.layers is None
-    policy_head = (training.head_scale(variant.train, selected=source.selects, layers=variant.model.layers)
-                   if new_head else None)
-    head_scale = 1.0 if policy_head is None else policy_head
+    head_scale = (training.head_scale(variant.train, selected=source.selects, layers=variant.model.layers)
+                  if new_head else 1.0)
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs,
-                            distils=source.distils, head_scale=policy_head,
+                            distils=source.distils, head_scale=head_scale if new_head else None,
                             patience=validation.patience if validation is not None else None)
     built = rediagnosed(stage(cache_dir, "checkpoints", key, build))
     return _retry_unconverged(variant, built, lr, split, source, cache_dir, progress=progress,
