@@ -230,10 +230,11 @@ def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
                            zoo.Source("scratch")) is None
 
 
-def test_a_deep_selected_student_learns_its_head_at_the_bodys_lr(teacher_preset, variant_of, tmp_path, monkeypatch):
-    """Policy 5: under the default policy a selected body deeper than SELECTED_DEPTH (here 0, so
-    the 1-layer student counts as deep) trains its new head at the body's lr, in a checkpoint of
-    its own; a hand-set lr keeps train.head_lr_scale."""
+def test_a_deep_selected_student_learns_its_head_at_a_capped_scale(teacher_preset, variant_of, tmp_path,
+                                                                    monkeypatch):
+    """Policy 6: under the default policy a selected body deeper than SELECTED_DEPTH (here 0, so
+    the 1-layer student counts as deep) trains its new head at DEEP_SELECTED_HEAD_SCALE times the
+    body's lr, in a checkpoint of its own; a hand-set lr keeps train.head_lr_scale."""
     from paretobert import pipeline, train
 
     small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
@@ -252,7 +253,8 @@ def test_a_deep_selected_student_learns_its_head_at_the_bodys_lr(teacher_preset,
     monkeypatch.setattr(train, "SELECTED_DEPTH", 0)
     monkeypatch.setattr(train, "default_lr", lambda cfg, **_: cfg.lr or 1e-3)  # not the depth scale of 0
     deep = run("deep")
-    assert deep["train"]["head_lr"] == pytest.approx(deep["train"]["lr"]) == pytest.approx(1e-3)
+    assert deep["train"]["lr"] == pytest.approx(1e-3)
+    assert deep["train"]["head_lr"] == pytest.approx(train.DEEP_SELECTED_HEAD_SCALE * 1e-3) != 20e-3
     assert deep["train_key"] != shallow["train_key"]
     by_hand = run("by-hand", lr=1e-3)
     assert by_hand["train"]["head_lr"] == pytest.approx(20e-3)

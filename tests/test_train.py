@@ -67,9 +67,12 @@ def test_default_lr_and_validation():
     assert default_lr(TrainConfig(), pretrained=False, hidden=128, steps=11_000) == 1e-3  # random init: its own rule
     assert default_lr(TrainConfig(head_lr_scale=1.0), pretrained=True, hidden=384, steps=11_000) == 5e-5
     assert default_lr(TrainConfig(lr=2e-3), pretrained=True, hidden=384, steps=11_000) == 2e-3  # set: never changed
-    # policy 5: a selected body deeper than SELECTED_DEPTH (medium) gets its head at the body's lr
-    from paretobert.train import SELECTED_DEPTH, head_scale
-    assert head_scale(TrainConfig(), selected=True, layers=SELECTED_DEPTH + 4) == 1.0
+    # policy 6: a selected body deeper than SELECTED_DEPTH (medium) gets its head at no more than 5x its lr
+    from paretobert.train import DEEP_SELECTED_HEAD_SCALE, SELECTED_DEPTH, head_scale
+    assert DEEP_SELECTED_HEAD_SCALE == 5.0
+    assert head_scale(TrainConfig(), selected=True, layers=SELECTED_DEPTH + 4) == 5.0
+    assert head_scale(TrainConfig(head_lr_scale=1.0), selected=True, layers=8) == 1.0  # one lr for all: kept
+    assert head_scale(TrainConfig(head_lr_scale=3.0), selected=True, layers=8) == 3.0  # below the cap: kept
     assert head_scale(TrainConfig(), selected=True, layers=SELECTED_DEPTH) == 20.0  # tiny, mini, small: as before
     assert head_scale(TrainConfig(), selected=False, layers=12) == 20.0  # a pretrained body of its own
     assert head_scale(TrainConfig(head_lr_scale=5.0), selected=False, layers=12) == 5.0

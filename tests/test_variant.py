@@ -74,7 +74,7 @@ def test_a_resolved_head_scale_enters_the_train_key_only_where_it_differs():
     key = dict(data_fingerprint="d", source="s", lr=1.25e-4)
     v = _variant()
     assert v.train_key(**key, head_scale=v.train.head_lr_scale) == v.train_key(**key)  # as set: the old key
-    assert v.train_key(**key, head_scale=1.0) != v.train_key(**key)  # policy 5's medium: its own checkpoint
+    assert v.train_key(**key, head_scale=5.0) != v.train_key(**key)  # policy 6's medium: its own checkpoint
 
 
 def test_settings_added_later_keep_old_hashes_at_their_default():

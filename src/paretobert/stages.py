@@ -138,8 +138,8 @@ def _pretrained_body(variant: Variant, source: Source) -> bool:
     from its fine-tuned teacher. A selected body is far from converged for its new shape: it
     gets random init's budget and an lr of that kind (BBC, tiny: 0.9604 at 1e-3 for up to 10 epochs, 0.9424 at
     1e-4, 0.57 at 1e-4 for 3; README, the size ladder); its new head still gets
-    ``train.head_lr_scale``, but the body's lr past SELECTED_DEPTH layers under the default lr
-    (:func:`paretobert.train.head_scale`, policy 5)."""
+    ``train.head_lr_scale``, but at most 5x the body's lr past SELECTED_DEPTH layers under the
+    default lr (:func:`paretobert.train.head_scale`, policy 6)."""
     if source.selects:
         return False
     return source.pretrained or variant.distill.layers is not None

@@ -72,9 +72,13 @@ STEPS_PER_CLASS = 50
 # 5: a selected student deeper than 4 layers (medium) gets its new head at the body's lr, not
 #    train.head_lr_scale times it (head_scale): medium seed 0 in bf16 at 1.25e-4 stalled at chance
 #    with the head at 20x (2.5e-3) and learnt with the head at 1x (README, the size ladder).
-TRAIN_POLICY = 5
+# 6: that head learns at DEEP_SELECTED_HEAD_SCALE = 5x the body's lr (6.25e-4 for medium), not 1x: at 1x
+#    medium's three seeds spread 2.5 points and stopped 1-3 points below policy 4's (README).
+TRAIN_POLICY = 6
 # a selected student deeper than this gets its lr scaled by SELECTED_DEPTH / layers (default_lr)
 SELECTED_DEPTH = 4
+# ... and its new head at most this many times the body's lr (head_scale; policy 6)
+DEEP_SELECTED_HEAD_SCALE = 5.0
 # a pretrained body fine-tuned for more optimizer steps than this gets half the lr (default_lr)
 LARGE_BUDGET_STEPS = 5000
 # a fine-tune given a snapshot path saves its whole state this often (an interruption loses at most this much);
@@ -156,15 +160,15 @@ def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: boo
 def head_scale(cfg: TrainConfig, *, selected: bool, layers: int | None) -> float:
     """How many times the body's lr the new classification head on a pretrained or selected
     body learns at: ``train.head_lr_scale``, except under the default policy (``train.lr: null``)
-    for a selected body deeper than :data:`SELECTED_DEPTH` layers, whose head learns at the body's
-    lr (policy 5). On BBC, medium (8/512, selected from MPNet-base) at 1.25e-4, bf16: with the head
-    at 20x (2.5e-3) seed 0 stayed at chance for four epochs (the card of 2026-12-03: 581 s before
-    the half-lr retry, whose head at 20x of 6.25e-5 reached 0.44 on validation after one epoch);
-    with the head at 1x seeds 0 / 1 / 2 reached 0.73 / 0.62 / 0.68 after one epoch and 0.95 /
-    0.86 (at 1.7) / 0.94 after two (README, the size ladder). A hand-set ``train.lr`` keeps
-    ``train.head_lr_scale`` as set."""
+    for a selected body deeper than :data:`SELECTED_DEPTH` layers, whose head learns at no more
+    than :data:`DEEP_SELECTED_HEAD_SCALE` times it (policy 6). On BBC, medium (8/512, selected from
+    MPNet-base) at 1.25e-4, bf16, seeds 0 / 1 / 2 (README, the size ladder): with the head at 20x
+    (2.5e-3, policy 4) seed 0 stayed at chance for four epochs and needed its half-lr retry; at 1x
+    (policy 5) none stalled, but they scored 0.9317 / 0.9460 / 0.9568 (spread 2.5 points, 1.5
+    below policy 4's mean); at 5x (6.25e-4) none stalled and they scored 0.9514 / 0.9550 / 0.9604
+    (spread 0.9). A hand-set ``train.lr`` keeps ``train.head_lr_scale`` as set."""
     if cfg.lr is None and selected and layers is not None and layers > SELECTED_DEPTH:
-        return 1.0
+        return min(cfg.head_lr_scale, DEEP_SELECTED_HEAD_SCALE)
     return cfg.head_lr_scale
 
 
