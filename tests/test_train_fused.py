@@ -70,7 +70,7 @@ def test_the_committed_experiments_keep_the_optimizer_they_were_measured_with():
     for name in ("qa-reader", "runtimes", "compression", "livedoor", "design-card-scratch"):
         assert _compose(f"+experiment={name}").train.fused is False, name
     assert _compose().train.fused is True
-    assert _compose("+experiment=design-card").train.fused is True  # re-measured with it (2026-12-03, policy 5)
+    assert _compose("+experiment=design-card").train.fused is True  # re-measured with it (2026-12-03, policies 5 and 6)
 
 
 def test_the_benchmark_runs_and_writes_its_record(tmp_path, monkeypatch):
