@@ -23,6 +23,13 @@ split that early stopping reads, so the two curves can be compared:
   text contains), their sub-phrases left in train.
 - ``sentences-clean``: as ``sentences`` with 1,000 validation texts and every train text
   contained in one of them dropped from train (no sub-phrase of a validation text is learnt).
+- ``policy-sS``: policy 3's default (body 5e-5, head 20x, patience an epoch of evaluations, the
+  best weights restored) with seed S (validation split, head init, batch order): the run-to-run
+  spread of the default.
+- ``meanpool-sS``: the same with the classifier reading the mean of the last layer's token
+  vectors under the attention mask instead of the pooler's [CLS] (all-MiniLM-L6-v2 was trained
+  as a sentence encoder through mean pooling; its pooler was not trained).
+- ``pooler-sS``: the same with the pooler re-initialised and learnt at the head's lr.
 - ``grid-LR-hHEAD``: the hand search: body lr x head scale, the whole 3-epoch budget (no
   early stopping; the last weights are what it ships), dev at every evaluation; the best dev point over the grid is an oracle (it
   peeks at dev): the ceiling the default is compared against.
@@ -48,6 +55,51 @@ import numpy as np
 GRID = [(2e-5, 20.0), (5e-5, 20.0), (1e-4, 20.0), (2e-4, 20.0), (5e-5, 1.0), (1e-4, 1.0)]
 JOBS = (["before", "default", "default-5e-05", "sentences", "sentences-clean"]
         + [f"grid-{lr:g}-h{h:g}" for lr, h in GRID])
+SEEDED = ("policy", "meanpool", "pooler")  # + "-s<seed>": any seed
+
+
+def known(job: str) -> bool:
+    kind, _, seed = job.rpartition("-s")
+    return job in JOBS or (kind in SEEDED and seed.isdigit())
+
+
+def pooler_at_head_lr(training, model) -> None:
+    """Move the pooler's parameters into the head's AdamW groups (``training.param_groups`` is
+    wrapped for this process: the pipeline's loop builds its optimizer through it)."""
+    pooler = {id(p) for p in model.base_model.pooler.parameters()}
+    plain = training.param_groups
+
+    def groups(m, *, lr, weight_decay, head_lr_scale=1.0):
+        out = []
+        for g in plain(m, lr=lr, weight_decay=weight_decay, head_lr_scale=head_lr_scale):
+            moved = [p for p in g["params"] if id(p) in pooler]
+            rest = [p for p in g["params"] if id(p) not in pooler]
+            if rest:
+                out.append({**g, "params": rest})
+            if moved:
+                out.append({**g, "params": moved, "lr": lr * head_lr_scale})
+        return out
+
+    training.param_groups = groups
+
+
+def mean_pooled(model):
+    """Make a ``*ForSequenceClassification`` BERT classify the masked mean of its last layer's
+    token vectors (dropout, then its own classifier) instead of the pooler's [CLS] vector."""
+    import torch
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    body = getattr(model, model.base_model_prefix)
+
+    def forward(input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **_):
+        h = body(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        logits = model.classifier(model.dropout((h * m).sum(1) / m.sum(1).clamp(min=1)))
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits.float(), labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    model.forward = forward
+    return model
 
 
 def contained_phrases(texts: list[str]) -> tuple[list[bool], list[set[int]]]:
@@ -110,13 +162,31 @@ def run_job(job: str, args) -> dict:
     cache_dir = Path(args.cache_dir).expanduser()
     split = load_split(DatasetConfig(name="sst2", path=args.data, max_train=args.max_train), cache_dir=cache_dir,
                        allow_network=False)
-    src = resolve_source(load_model_preset("minilm-l6"), weights="pretrained", cache_dir=cache_dir, allow_network=False)
-    d = model_dir(src, cache_dir=cache_dir)
+    if args.model_dir:
+        d = Path(args.model_dir)
+    else:
+        src = resolve_source(load_model_preset("minilm-l6"), weights="pretrained", cache_dir=cache_dir,
+                             allow_network=False)
+        d = model_dir(src, cache_dir=cache_dir)
+    kind_s, _, seed_s = job.rpartition("-s")
+    seeded = kind_s in SEEDED and seed_s.isdigit()
+    seed = int(seed_s) if seeded else 0
+    torch.manual_seed(seed)  # the new head's init
     tok = AutoTokenizer.from_pretrained(d)
     model = AutoModelForSequenceClassification.from_pretrained(d, num_labels=len(split.label_names)).float()
     texts, labels = list(split.train_texts), list(split.train_labels)
     n_val = min(math.ceil(0.1 * len(texts)), 2000)
-    if job == "before":
+    patience = 2
+    if seeded:
+        lr, head, validate, kind = 5e-5, 20.0, True, "phrases"
+        patience = max(2, math.ceil(math.ceil((len(texts) - n_val) / 16) / args.every))  # an epoch of evaluations
+        if kind_s == "meanpool":
+            mean_pooled(model)
+        elif kind_s == "pooler":
+            model.base_model.pooler.dense.reset_parameters()
+            model.base_model.pooler.dense.bias.data.zero_()
+            pooler_at_head_lr(training, model)
+    elif job == "before":
         lr, head, validate, kind = 5e-5, 1.0, False, "phrases"
     elif job.startswith("grid-"):
         lr_s, h_s = job[len("grid-"):].rsplit("-h", 1)
@@ -128,7 +198,7 @@ def run_job(job: str, args) -> dict:
         kind = {"default": "phrases", "sentences": "sentences", "sentences-clean": "sentences-clean"}[job]
         if kind == "sentences-clean":
             n_val = 1000
-    keep, held, dropped = carve(kind, texts, labels, n_val=n_val, seed=0)
+    keep, held, dropped = carve(kind, texts, labels, n_val=n_val, seed=seed)
     if job == "before":
         keep, held = list(range(len(texts))), held  # trained on everything; validation scored, not used
     epochs = 2.0 if job == "before" else 3.0
@@ -140,7 +210,7 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
-    record = {"job": job, "lr": lr, "head_lr_scale": head, "epochs": epochs, "validation": kind,
+    record = {"job": job, "seed": seed, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head, "epochs": epochs, "validation": kind,
               "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
               "n_dev": len(enc_dev), "device": str(device), "curve": []}
     out = Path(args.out) / f"{job}.json"
@@ -161,9 +231,9 @@ def run_job(job: str, args) -> dict:
         return {"val_accuracy": val_acc, "val_loss": val_loss, "dev_accuracy": dev_acc}
 
     t0 = time.perf_counter()
-    stats = training.train_loop(model, n_items=len(keep), batch_loss=batch_loss, cfg=cfg, seed=0, lr=lr,
+    stats = training.train_loop(model, n_items=len(keep), batch_loss=batch_loss, cfg=cfg, seed=seed, lr=lr,
                                 epochs=epochs, head_lr_scale=head, device=device, evaluate=evaluate,
-                                every=args.every, patience=2 if validate else 10**6, progress=args.progress)
+                                every=args.every, patience=patience if validate else 10**6, progress=args.progress)
     model.to(device)
     acc, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
                              device=device, batch_size=64)
@@ -180,10 +250,9 @@ def summary(out: Path) -> str:
 
     rows = ["| job | validation (n, dropped) | body lr / head | epochs run (best) | stopped | val acc (best) | "
             "dev acc [95% CI] | best dev on the curve (epoch) | warning |", "|" + "---|" * 9]
-    for job in JOBS:
+    done = sorted(f.stem for f in out.glob("*.json"))
+    for job in [j for j in JOBS if j in done] + [j for j in done if j not in JOBS]:
         f = out / f"{job}.json"
-        if not f.is_file():
-            continue
         r = json.loads(f.read_text())
         curve = r.get("curve", [])
         if "dev_accuracy" not in r:
@@ -202,6 +271,7 @@ def summary(out: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/sst2")
+    ap.add_argument("--model-dir", default=None, help="MiniLM-L6's folder (default: the offline preset's)")
     ap.add_argument("--cache-dir", default="~/.cache/paretobert")
     ap.add_argument("--out", default="sst2-budget")
     ap.add_argument("--jobs", default="default", help="comma-separated, or all")
@@ -221,9 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(out))
         return 0
     jobs = JOBS if args.jobs == "all" else args.jobs.split(",")
-    unknown = [j for j in jobs if j not in JOBS]
+    unknown = [j for j in jobs if not known(j)]
     if unknown:
-        ap.error(f"unknown job(s) {unknown}; known: {', '.join(JOBS)}")
+        ap.error(f"unknown job(s) {unknown}; known: {', '.join(JOBS)}, {'|'.join(SEEDED)}-s<seed>")
     out.mkdir(parents=True, exist_ok=True)
     if len(jobs) == 1:
         r = run_job(jobs[0], args)
@@ -235,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             j = pending.pop(0)
             cmd = [sys.executable, __file__, "--jobs", j, "--data", args.data, "--cache-dir", args.cache_dir,
                    "--out", str(out), "--threads", str(args.threads), "--every", str(args.every)]
+            if args.model_dir:
+                cmd += ["--model-dir", args.model_dir]
             if args.max_train:
                 cmd += ["--max-train", str(args.max_train)]
             running[j] = subprocess.Popen(cmd, stdout=open(out / f"{j}.log", "w"), stderr=subprocess.STDOUT)
