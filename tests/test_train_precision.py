@@ -1,11 +1,13 @@
-"""train.precision: bf16 autocast fine-tuning where the CPU multiplies bf16 natively, fp32
-elsewhere; resolved from the CPU's flags (both branches simulated), keyed, recorded."""
+"""train.precision: bf16 autocast fine-tuning where the CPU multiplies bf16 natively and faster
+than fp32, fp32 elsewhere; resolved from the CPU's flags and a measured bf16/fp32 product
+(every branch simulated), keyed, recorded."""
 
 import pytest
 import torch
 
+from paretobert import env
 from paretobert.config import ConfigError, TrainConfig
-from paretobert.env import default_train_precision, resolve_variant
+from paretobert.env import bf16_speedup, default_train_precision, resolve_variant
 from paretobert.train import fine_tune, train_precision
 from paretobert.variant import Variant
 
@@ -14,15 +16,26 @@ AMX_CPU = "avx2,fma,avx512f,avx512_vnni,amx_tile,amx_bf16,amx_int8"
 AVX2_CPU = "avx2,fma"
 
 
+@pytest.fixture(autouse=True)
+def bf16_pays(monkeypatch):
+    """Every test here runs on a simulated CPU whose bf16 products are 2.5x faster than fp32
+    (the AMD EPYC's kind) unless it sets another speed-up."""
+    monkeypatch.setenv("PARETOBERT_BF16_SPEEDUP", "2.5")
+
+
 @pytest.fixture()
 def cpu_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-@pytest.mark.parametrize("flags, want", [(BF16_CPU, "bf16"), (AMX_CPU, "bf16"), (AVX2_CPU, "fp32"),
-                                         ("avx2,fma,avx512f,avx512_vnni", "fp32")])
-def test_auto_follows_the_cpus_bf16_units(monkeypatch, cpu_only, flags, want):
+@pytest.mark.parametrize("flags, speedup, want", [
+    (BF16_CPU, "2.5", "bf16"), (AMX_CPU, "5.0", "bf16"),
+    (BF16_CPU, "0.64", "fp32"),  # the Intel Xeon with AVX512-BF16 and no AMX: its bf16 products are slower
+    (BF16_CPU, "1.1", "fp32"),  # faster, but not by the margin
+    (AVX2_CPU, "2.5", "fp32"), ("avx2,fma,avx512f,avx512_vnni", "2.5", "fp32")])  # no bf16 units: flags first
+def test_auto_follows_the_cpus_bf16_units_and_their_speed(monkeypatch, cpu_only, flags, speedup, want):
     monkeypatch.setenv("PARETOBERT_CPU_FLAGS", flags)
+    monkeypatch.setenv("PARETOBERT_BF16_SPEEDUP", speedup)
     assert default_train_precision("auto") == default_train_precision("cpu") == want
     assert train_precision(TrainConfig()) == want
     # a set precision is never second-guessed
@@ -40,6 +53,33 @@ def test_auto_on_a_cuda_device_asks_the_device(monkeypatch):
     # train.device=cpu trains on the CPU whatever GPU there is
     monkeypatch.setenv("PARETOBERT_CPU_FLAGS", BF16_CPU)
     assert default_train_precision("cpu") == "bf16"
+
+
+def test_the_speedup_is_measured_only_where_there_are_bf16_units(monkeypatch):
+    monkeypatch.delenv("PARETOBERT_BF16_SPEEDUP")
+    measured = []
+    monkeypatch.setattr(env, "_measured_bf16_speedup", lambda: measured.append(1) or 0.637)
+    monkeypatch.setenv("PARETOBERT_CPU_FLAGS", AVX2_CPU)
+    assert bf16_speedup() is None and measured == []
+    monkeypatch.setenv("PARETOBERT_CPU_FLAGS", BF16_CPU)
+    assert bf16_speedup() == 0.64 and measured == [1]
+    assert env.environment()["bf16_speedup"] == 0.64  # recorded with every result
+
+
+def test_the_real_measurement_times_both_products():
+    env._measured_bf16_speedup.cache_clear()
+    try:
+        speedup = env._measured_bf16_speedup()
+        assert isinstance(speedup, float) and 0.01 < speedup < 100
+    finally:
+        env._measured_bf16_speedup.cache_clear()
+
+
+def test_a_bad_simulated_speedup_is_one_line(monkeypatch):
+    monkeypatch.setenv("PARETOBERT_CPU_FLAGS", BF16_CPU)
+    monkeypatch.setenv("PARETOBERT_BF16_SPEEDUP", "fast")
+    with pytest.raises(ValueError, match=r"^PARETOBERT_BF16_SPEEDUP='fast': not a number"):
+        bf16_speedup()
 
 
 def test_a_bad_precision_is_one_line():

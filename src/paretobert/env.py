@@ -3,6 +3,9 @@ defaults that depend on this CPU (resolved once, before a variant is hashed).
 
 The CPU's flags come from ``/proc/cpuinfo``; ``PARETOBERT_CPU_FLAGS=avx2,avx512_vnni,...``
 replaces them (to simulate another CPU in tests; a result then records the simulated flags).
+Whether bf16 pays for training is measured, not read (:func:`bf16_speedup`: the flags say a
+CPU *can* multiply bf16, not that it does so faster than fp32); ``PARETOBERT_BF16_SPEEDUP=2.5``
+replaces that measurement likewise.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import statistics
+import time
 from functools import lru_cache
 from typing import Any
 
 from paretobert.config import TrainConfig
 from paretobert.variant import Variant, content_hash, library_versions
 
-__all__ = ["cpu_features", "default_reduce_range", "default_train_precision", "environment", "machine_id",
+__all__ = ["BF16_MIN_SPEEDUP", "bf16_speedup", "cpu_features", "default_reduce_range", "default_train_precision", "environment", "machine_id",
            "resolve_variant", "train_precision"]
 
 _FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
@@ -64,6 +69,7 @@ def environment(*, threads: int | None = None) -> dict[str, Any]:
         "simulated_flags": os.environ.get("PARETOBERT_CPU_FLAGS") is not None,
         "vnni": feats["vnni"],
         "bf16": feats["bf16"],
+        "bf16_speedup": bf16_speedup(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": library_versions(),
@@ -84,18 +90,67 @@ def default_reduce_range() -> bool:
     return not cpu_features()["vnni"]
 
 
+#: ``train.precision=auto`` trains in bf16 on a CPU only where a bf16 matrix product is at least
+#: this much faster than fp32 (:func:`bf16_speedup`). Measured (benchmarks/train_precision.py,
+#: whole training steps): an AMD EPYC (family 25) with AVX512-BF16 trained 2.1-2.85x faster in
+#: bf16; an Intel Xeon (family 6 model 207, AVX512-BF16, AMX not exposed by its VM) 0.68-0.82x,
+#: its bf16 products (oneDNN's avx512_core_bf16) slower than fp32.
+BF16_MIN_SPEEDUP = 1.2
+
+
+@lru_cache(maxsize=1)
+def _measured_bf16_speedup() -> float:
+    """fp32 time / bf16 time of a fine-tune-sized matrix product (a batch of 16 x 128 tokens
+    through a 384 -> 1536 feed-forward layer) at torch's threads, the two interleaved round by
+    round, medians of 5 rounds after a warm-up; ~0.3 s, once a process."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2048, 384, generator=g), torch.randn(384, 1536, generator=g)
+    pairs = {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}
+    seconds: dict[str, list[float]] = {k: [] for k in pairs}
+    for x, y in pairs.values():  # oneDNN picks (and builds) its kernels on the first calls
+        x @ y
+        x @ y
+    for _ in range(5):
+        for k, (x, y) in pairs.items():
+            t = time.perf_counter()
+            x @ y
+            x @ y
+            seconds[k].append(time.perf_counter() - t)
+    return statistics.median(seconds["fp32"]) / statistics.median(seconds["bf16"])
+
+
+def bf16_speedup() -> float | None:
+    """How much faster this CPU multiplies bf16 than fp32 (fp32 time / bf16 time, 2 decimals),
+    measured once a process (:func:`_measured_bf16_speedup`); None where its flags have no
+    bf16 units (AVX512-BF16, AMX-BF16: bf16 would be emulated, slower than fp32, nothing to
+    measure). ``PARETOBERT_BF16_SPEEDUP`` replaces the measurement (tests, or to pin it)."""
+    if not cpu_features()["bf16"]:
+        return None
+    simulated = os.environ.get("PARETOBERT_BF16_SPEEDUP")
+    if simulated is not None:
+        try:
+            return float(simulated)
+        except ValueError:
+            raise ValueError(f"PARETOBERT_BF16_SPEEDUP={simulated!r}: not a number (fp32 time / bf16 time, "
+                             "e.g. 2.5)") from None
+    return round(_measured_bf16_speedup(), 2)
+
+
 def default_train_precision(device: str = "auto") -> str:
     """``train.precision=auto`` for a fine-tune on ``device`` (``train.device``): bf16 autocast
-    where the hardware multiplies bf16 natively (a CUDA device that supports it; a CPU with
-    AVX512-BF16 or AMX-BF16, where a training step ran 2.3-2.9x faster than fp32:
-    benchmarks/train_precision.py), fp32 elsewhere (a CPU without them would emulate bf16,
-    slower than fp32)."""
+    where the hardware multiplies bf16 natively and faster: a CUDA device that supports it; a
+    CPU with AVX512-BF16 or AMX-BF16 whose bf16 products are at least
+    :data:`BF16_MIN_SPEEDUP` x faster than fp32 (:func:`bf16_speedup`); fp32 elsewhere (a CPU
+    without the units would emulate bf16; one with them can still be slower in bf16)."""
     if device in ("auto", "cuda"):
         import torch
 
         if torch.cuda.is_available():
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_features()["bf16"] else "fp32"
+    speedup = bf16_speedup()
+    return "bf16" if speedup is not None and speedup >= BF16_MIN_SPEEDUP else "fp32"
 
 
 def train_precision(cfg: TrainConfig) -> str:
