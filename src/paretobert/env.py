@@ -69,7 +69,7 @@ def environment(*, threads: int | None = None) -> dict[str, Any]:
         "simulated_flags": os.environ.get("PARETOBERT_CPU_FLAGS") is not None,
         "vnni": feats["vnni"],
         "bf16": feats["bf16"],
-        "bf16_speedup": bf16_speedup(),
+        "bf16_speedup": bf16_speedup(measure=False),  # what train.precision=auto measured, if it did
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": library_versions(),
@@ -102,30 +102,36 @@ BF16_MIN_SPEEDUP = 1.2
 def _measured_bf16_speedup() -> float:
     """fp32 time / bf16 time of a fine-tune-sized matrix product (a batch of 16 x 128 tokens
     through a 384 -> 1536 feed-forward layer) at torch's threads, the two interleaved round by
-    round, medians of 5 rounds after a warm-up; ~0.3 s, once a process."""
+    round, medians of 5 rounds after a warm-up; ~0.3 s, once a process, under the machine's
+    shared lock (:func:`paretobert.schedule.building`: never beside another process's timing)."""
     import torch
+
+    from paretobert.schedule import building
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(2048, 384, generator=g), torch.randn(384, 1536, generator=g)
     pairs = {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}
     seconds: dict[str, list[float]] = {k: [] for k in pairs}
-    for x, y in pairs.values():  # oneDNN picks (and builds) its kernels on the first calls
-        x @ y
-        x @ y
-    for _ in range(5):
-        for k, (x, y) in pairs.items():
-            t = time.perf_counter()
+    with building():
+        for x, y in pairs.values():  # oneDNN picks (and builds) its kernels on the first calls
             x @ y
             x @ y
-            seconds[k].append(time.perf_counter() - t)
+        for _ in range(5):
+            for k, (x, y) in pairs.items():
+                t = time.perf_counter()
+                x @ y
+                x @ y
+                seconds[k].append(time.perf_counter() - t)
     return statistics.median(seconds["fp32"]) / statistics.median(seconds["bf16"])
 
 
-def bf16_speedup() -> float | None:
+def bf16_speedup(*, measure: bool = True) -> float | None:
     """How much faster this CPU multiplies bf16 than fp32 (fp32 time / bf16 time, 2 decimals),
     measured once a process (:func:`_measured_bf16_speedup`); None where its flags have no
     bf16 units (AVX512-BF16, AMX-BF16: bf16 would be emulated, slower than fp32, nothing to
-    measure). ``PARETOBERT_BF16_SPEEDUP`` replaces the measurement (tests, or to pin it)."""
+    measure), or with ``measure=False`` where this process has not measured it (what a
+    record says: the figure ``train.precision=auto`` was decided by, if it was).
+    ``PARETOBERT_BF16_SPEEDUP`` replaces the measurement (tests, or to pin it)."""
     if not cpu_features()["bf16"]:
         return None
     simulated = os.environ.get("PARETOBERT_BF16_SPEEDUP")
@@ -135,6 +141,8 @@ def bf16_speedup() -> float | None:
         except ValueError:
             raise ValueError(f"PARETOBERT_BF16_SPEEDUP={simulated!r}: not a number (fp32 time / bf16 time, "
                              "e.g. 2.5)") from None
+    if not measure and not _measured_bf16_speedup.cache_info().currsize:
+        return None
     return round(_measured_bf16_speedup(), 2)
 
 

@@ -76,10 +76,18 @@ def _flock(mode: int, what: str) -> Iterator[float]:
         os.close(fd)
 
 
+_timing_here: list[bool] = []  # non-empty while this process holds the machine for a timing
+
+
 @contextlib.contextmanager
 def building() -> Iterator[float]:
     """Hold the machine shared (beside other builds, never beside a timing); yields the
-    seconds waited. Do not nest :func:`timing` inside it: one process would wait for itself."""
+    seconds waited. Do not nest :func:`timing` inside it: one process would wait for itself.
+    Inside this process's own :func:`timing` it takes nothing (the machine is already its
+    own; asking would wait for itself) and yields 0."""
+    if _timing_here:
+        yield 0.0
+        return
     with _flock(fcntl.LOCK_SH, "this build") as waited:
         yield waited
 
@@ -92,9 +100,11 @@ def timing() -> Iterator[dict[str, Any]]:
     window: dict[str, Any] = {"host": host(), "pid": os.getpid(), "lock": str(lock_path())}
     with _flock(fcntl.LOCK_EX, "this timing") as waited:
         window.update(waited_s=round(waited, 3), started_at=_now())
+        _timing_here.append(True)
         try:
             yield window
         finally:
+            _timing_here.pop()
             window["ended_at"] = _now()
 
 
