@@ -203,6 +203,18 @@ def test_a_crowded_png_is_readable():
         for j in range(i + 1, len(boxes)):
             assert not boxes[i].overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
         assert not boxes[i].overlaps(ax.get_legend().get_window_extent(r)), labels[i].get_text()
+    # no label covers a point other than its own (read beside it, it would name the wrong one)
+    from paretobert.plot import MARKER_PT
+
+    half = MARKER_PT * fig.dpi / 72
+    px = ax.transData.transform(np.column_stack([df["latency_p50_ms"], df["accuracy"]]))
+    for t, box in zip(labels, boxes, strict=True):
+        own = ax.transData.transform([t.xy])[0]
+        for x, y in px:
+            if abs(x - own[0]) < 1e-6 and abs(y - own[1]) < 1e-6:
+                continue
+            assert not (box.x0 < x + half and box.x1 > x - half and box.y0 < y + half and box.y1 > y - half), \
+                (t.get_text(), x, y)
     named = {t.get_text() for t in labels if not t.get_text().isdigit()}
     table = "\n".join(t.get_text() for t in fig.texts)
     assert all(name in named or name in table for name in df["label"])  # every point is named somewhere

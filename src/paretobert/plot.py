@@ -139,6 +139,7 @@ def _number_table(fig, ax, numbered: list[tuple[int, str]]) -> None:
         x += width
 
 OFFSETS = ((5, 4), (5, -10), (-5, 4), (-5, -10), (0, 9), (0, -15), (10, -3), (-10, -3))
+MARKER_PT = 3.5  # a marker's half-width in points (scatter s=36..52 pt^2): no label covers another point
 
 
 def _place_labels(fig, ax, points, names, *, max_labels: int = 16, taken=()) -> list[tuple[int, str]]:
@@ -146,31 +147,38 @@ def _place_labels(fig, ax, points, names, *, max_labels: int = 16, taken=()) -> 
     no other label) at one of a few offsets; at most ``max_labels`` names, the others get a
     number (drawn where it fits); returns the numbered (number, name) pairs. Every drawn text
     is tagged ``gid="point-label"`` (the test checks none overlap); ``taken`` are boxes
-    (legend, notes) no label may cover."""
+    (legend, notes) no label may cover. Nor may a label cover another point's marker (read
+    beside that point, it would name the wrong one)."""
+    from matplotlib.transforms import Bbox
+
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     placed: list = list(taken)
+    r = MARKER_PT * fig.dpi / 72
+    markers = [Bbox.from_extents(px - r, py - r, px + r, py + r) for px, py in ax.transData.transform(points)] \
+        if len(points) else []
 
-    def put(xy, text, size) -> bool:
+    def put(k, text, size) -> bool:
+        others = markers[:k] + markers[k + 1:]
         for dx, dy in OFFSETS:
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
-            t = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=size, ha=ha,
+            t = ax.annotate(text, points[k], xytext=(dx, dy), textcoords="offset points", fontsize=size, ha=ha,
                             gid="point-label")
             box = t.get_window_extent(renderer)
             inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
-            if inside and not any(box.overlaps(b) for b in placed):
+            if inside and not any(box.overlaps(b) for b in placed) and not any(box.overlaps(m) for m in others):
                 placed.append(box)
                 return True
             t.remove()
         return False
 
     numbered: list[tuple[int, str]] = []
-    for k, (xy, name) in enumerate(zip(points, names, strict=True)):
-        if k < max_labels and put(xy, name, 7):
+    for k, name in enumerate(names):
+        if k < max_labels and put(k, name, 7):
             continue
         number = len(numbered) + 1
         numbered.append((number, name))
-        put(xy, str(number), 6)  # where even the number does not fit, the table still lists it
+        put(k, str(number), 6)  # where even the number does not fit, the table still lists it
     return numbered
 
 
