@@ -21,8 +21,8 @@ from typing import Any
 from paretobert.config import TrainConfig
 from paretobert.variant import Variant, content_hash, library_versions
 
-__all__ = ["BF16_MIN_SPEEDUP", "bf16_speedup", "cpu_features", "default_reduce_range", "default_train_precision", "environment", "machine_id",
-           "resolve_variant", "train_precision"]
+__all__ = ["BF16_MIN_SPEEDUP", "bf16_speedup", "cpu_features", "default_reduce_range", "default_train_precision",
+           "environment", "machine_id", "resolve_variant", "train_precision"]
 
 _FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
           "amx_int8")
@@ -92,7 +92,7 @@ def default_reduce_range() -> bool:
 
 #: ``train.precision=auto`` trains in bf16 on a CPU only where a bf16 matrix product is at least
 #: this much faster than fp32 (:func:`bf16_speedup`). Measured (benchmarks/train_precision.py,
-#: whole training steps): an AMD EPYC (family 25) with AVX512-BF16 trained 2.1-2.85x faster in
+#: whole training steps): an AMD EPYC with AVX512-BF16 (Zen 5) trained 2.1-2.85x faster in
 #: bf16; an Intel Xeon (family 6 model 207, AVX512-BF16, AMX not exposed by its VM) 0.68-0.82x,
 #: its bf16 products (oneDNN's avx512_core_bf16) slower than fp32.
 BF16_MIN_SPEEDUP = 1.2
