@@ -11,6 +11,7 @@ replaces that measurement likewise.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import platform
 import statistics
@@ -20,6 +21,8 @@ from typing import Any
 
 from paretobert.config import TrainConfig
 from paretobert.variant import Variant, content_hash, library_versions
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BF16_MIN_SPEEDUP", "bf16_speedup", "cpu_features", "default_reduce_range", "default_train_precision",
            "environment", "machine_id", "resolve_variant", "train_precision"]
@@ -122,7 +125,11 @@ def _measured_bf16_speedup() -> float:
                 x @ y
                 x @ y
                 seconds[k].append(time.perf_counter() - t)
-    return statistics.median(seconds["fp32"]) / statistics.median(seconds["bf16"])
+    speedup = statistics.median(seconds["fp32"]) / statistics.median(seconds["bf16"])
+    log.info("this CPU's bf16 matrix products ran %.2fx as fast as fp32 (measured once): train.precision=auto "
+             "fine-tunes in %s here (bf16 from %.1fx)", speedup, "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32",
+             BF16_MIN_SPEEDUP)
+    return speedup
 
 
 def bf16_speedup(*, measure: bool = True) -> float | None:
