@@ -58,9 +58,14 @@ JOBS = (["before", "default", "default-5e-05", "sentences", "sentences-clean"]
 SEEDED = ("policy", "meanpool", "pooler")  # + "-s<seed>": any seed
 
 
-def known(job: str) -> bool:
+def seeded(job: str) -> tuple[str, int] | None:
+    """(kind, seed) of a ``KIND-sSEED`` job of :data:`SEEDED`, else None."""
     kind, _, seed = job.rpartition("-s")
-    return job in JOBS or (kind in SEEDED and seed.isdigit())
+    return (kind, int(seed)) if kind in SEEDED and seed.isdigit() else None
+
+
+def known(job: str) -> bool:
+    return job in JOBS or seeded(job) is not None
 
 
 def pooler_at_head_lr(training, model) -> None:
@@ -168,16 +173,14 @@ def run_job(job: str, args) -> dict:
         src = resolve_source(load_model_preset("minilm-l6"), weights="pretrained", cache_dir=cache_dir,
                              allow_network=False)
         d = model_dir(src, cache_dir=cache_dir)
-    kind_s, _, seed_s = job.rpartition("-s")
-    seeded = kind_s in SEEDED and seed_s.isdigit()
-    seed = int(seed_s) if seeded else 0
+    kind_s, seed = seeded(job) or (job, 0)
     torch.manual_seed(seed)  # the new head's init
     tok = AutoTokenizer.from_pretrained(d)
     model = AutoModelForSequenceClassification.from_pretrained(d, num_labels=len(split.label_names)).float()
     texts, labels = list(split.train_texts), list(split.train_labels)
     n_val = min(math.ceil(0.1 * len(texts)), 2000)
     patience = 2
-    if seeded:
+    if kind_s in SEEDED:
         lr, head, validate, kind = 5e-5, 20.0, True, "phrases"
         patience = max(2, math.ceil(math.ceil((len(texts) - n_val) / 16) / args.every))  # an epoch of evaluations
         if kind_s == "meanpool":
@@ -210,8 +213,8 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
-    record = {"job": job, "seed": seed, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head, "epochs": epochs, "validation": kind,
-              "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
+    record = {"job": job, "seed": seed, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
+              "epochs": epochs, "validation": kind, "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
               "n_dev": len(enc_dev), "device": str(device), "curve": []}
     out = Path(args.out) / f"{job}.json"
 
