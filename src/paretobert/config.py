@@ -74,6 +74,7 @@ PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static")
 # train.precision: the fine-tune's matrix arithmetic (the weights, optimizer and export stay fp32);
 # auto is bf16 autocast where the training device has fast bf16 units, fp32 elsewhere (paretobert.env)
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
+TRAIN_DROPOUTS = ("fast", "torch")
 DEFAULT_INT8 = {"onnxruntime": "int8-dynamic", "openvino": "int8-static"}
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 
@@ -264,6 +265,13 @@ class TrainConfig:
         metadata={"help": "AdamW as torch's fused kernel (one pass over all parameters: a fine-tuning step "
                           "1.4-1.8x faster on texts of 16-32 tokens on a 2-core CPU, 1.04-1.2x at 128); false: "
                           "torch's default foreach implementation (the same algorithm; the last bits differ)"})
+    dropout: str = field(
+        default="fast",
+        metadata={"help": "fast | torch: how a CPU fine-tune draws dropout's masks. fast: 16 bits of a 64-bit random "
+                          "word per element (the same Bernoulli keep with probability 1-p, p exact to 1/65536, and "
+                          "1/(1-p) scale), 2-3x cheaper than torch's per-element bernoulli_, which was 11-25% of a "
+                          "fine-tuning step on a 2-core CPU (benchmarks/train_dropout.py); torch: torch's own kernel "
+                          "(a CUDA fine-tune always uses it). Another random stream: another training"})
 
     def __post_init__(self) -> None:
         _floats(self)
@@ -291,6 +299,7 @@ class TrainConfig:
         _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
         _check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("train.precision", self.precision, TRAIN_PRECISIONS)
+        _check_choice("train.dropout", self.dropout, TRAIN_DROPOUTS)
         if not 0.0 <= self.validation_size < 0.5:
             _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
         if self.lr == "auto" and self.validation_size == 0:

@@ -35,6 +35,8 @@ __all__ = [
     "Validation",
     "default_lr",
     "diagnose",
+    "dropout_kernel",
+    "fast_dropout",
     "fine_tune",
     "head_scale",
     "hidden_state_mse",
@@ -337,6 +339,46 @@ def adamw(groups: list[dict[str, Any]], *, lr: float, fused: bool) -> torch.opti
     return torch.optim.AdamW(groups, lr=lr, fused=True)
 
 
+_TORCH_DROPOUT = torch.nn.functional.dropout
+
+
+def fast_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True,  # noqa: A002 - F.dropout's names
+                 inplace: bool = False) -> torch.Tensor:
+    """``torch.nn.functional.dropout`` with the mask drawn 16 bits per element from 64-bit random
+    words of torch's default generator (seeded by :func:`seed_everything`, saved in snapshots):
+    an element is kept with probability 1 - p (p rounded to a multiple of 1/65536) and the kept
+    ones scaled by 1 / (1 - p), as torch does. On CPU torch's ``bernoulli_`` draws one random
+    number per element, serially; this draws one per four, and was 11-25% of a fine-tuning
+    step (``benchmarks/train_dropout.py``). Other devices and non-float tensors take torch's."""
+    if not training or p == 0.0:
+        return input
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.device.type != "cpu" or not input.is_floating_point() or p == 1.0:
+        return _TORCH_DROPOUT(input, p, training, inplace)
+    n = input.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2 ** 63), 2 ** 63 - 1)
+    keep = words.view(torch.int16)[:n].view(input.shape) >= round(p * 65536) - 32768
+    if inplace:
+        return input.mul_(keep).mul_(1.0 / (1.0 - p))
+    return input * keep * (1.0 / (1.0 - p))
+
+
+@contextlib.contextmanager
+def dropout_kernel(kind: str, device: torch.device) -> Iterator[str]:
+    """While fine-tuning: ``torch.nn.functional.dropout`` (what ``nn.Dropout`` and the models'
+    attention call) is :func:`fast_dropout` when ``kind`` is "fast" and the device a CPU, torch's
+    own otherwise; restored after. Yields the kernel in use ("fast" | "torch")."""
+    if kind != "fast" or device.type != "cpu":
+        yield "torch"
+        return
+    torch.nn.functional.dropout = fast_dropout
+    try:
+        yield "fast"
+    finally:
+        torch.nn.functional.dropout = _TORCH_DROPOUT
+
+
 def torch_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -517,8 +559,10 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     losses: list[float] = []
     start, spent = 0, 0.0
+    dropout = "fast" if cfg.dropout == "fast" and device.type == "cpu" else "torch"
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size,
-            **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {})}
+            **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {}),
+            **({"dropout": dropout} if dropout != "torch" else {})}
     resumed = _resumed(snapshot, plan) if snapshot is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -539,6 +583,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     bar = tqdm(total=total, initial=start, desc="fine-tune", unit="step", disable=not progress)
     stack = contextlib.ExitStack()
     interrupted = stack.enter_context(deferred_interrupts()) if snapshot is not None else (lambda: None)
+    stack.enter_context(dropout_kernel(dropout, device))
 
     def state(done: int) -> dict[str, Any]:
         return {"plan": plan, "step": done, "seconds": time.perf_counter() - t0, "losses": losses, "curve": curve,
@@ -617,6 +662,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "device": str(device),
         "precision": precision,
         "fused": bool(cfg.fused),
+        "dropout": dropout,
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[:k])),
         "loss_last": float(np.mean(losses[-k:])),

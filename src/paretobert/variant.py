@@ -51,6 +51,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "validation_max"): 2000,
     ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
     ("train", "precision"): "fp32", ("train", "windows"): 1, ("train", "fused"): False,
+    ("train", "dropout"): "torch",
     ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
@@ -68,6 +69,7 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
     if d["model"].get("arch") == "tfidf":  # no network is trained
         d["train"]["precision"] = _NEW_AT_DEFAULT[("train", "precision")]
         d["train"]["fused"] = _NEW_AT_DEFAULT[("train", "fused")]
+        d["train"]["dropout"] = _NEW_AT_DEFAULT[("train", "dropout")]
     return d
 
 
