@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import time
 from pathlib import Path
 
 import torch
-from train_precision import _seconds_per_step, _write
+from train_precision import _interleaved, _ratio_row, _write
 
 from paretobert.config import load_model_preset, model_presets
 from paretobert.env import default_train_precision, environment
@@ -62,19 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             preset = dataclasses.replace(preset, arch=args.arch)
         model = _model(preset)
         for seq_len in args.seq_lens:
-            for kind in ("torch", "fast"):  # warm-up: allocator, oneDNN kernels
-                _seconds_per_step(model, precision, 1, seq_len, dropout=kind)
-            times: dict[str, list[float]] = {"torch": [], "fast": []}
-            for r in range(args.rounds):
-                for kind in ("torch", "fast") if r % 2 == 0 else ("fast", "torch"):
-                    times[kind].append(_seconds_per_step(model, precision, args.steps, seq_len, dropout=kind))
-            slow, fast = statistics.median(times["torch"]), statistics.median(times["fast"])
-            rows.append({"model": name, "arch": preset.arch, "shape": (preset.layers, preset.hidden, preset.heads),
-                         "seq_len": seq_len, "torch_s_per_step": round(slow, 4), "fast_s_per_step": round(fast, 4),
-                         "torch_over_fast": round(slow / fast, 2),
-                         "rounds": {k: [round(v, 4) for v in vs] for k, vs in times.items()}})
-            print(f"{name:10s} {preset.arch:6s} seq {seq_len:4d}  torch {slow * 1e3:7.1f} ms/step   "
-                  f"fast {fast * 1e3:7.1f} ms/step   torch/fast {slow / fast:4.2f}x", flush=True)
+            times = _interleaved(model, precision, seq_len, args.steps, args.rounds,
+                                 {"torch": {"dropout": "torch"}, "fast": {"dropout": "fast"}})
+            rows.append(_ratio_row(name, preset, seq_len, times, "torch", "fast", arch=preset.arch))
     record = {"benchmark": "train_dropout", "batch_size": 16, "steps": args.steps, "rounds": args.rounds,
               "precision": precision, "threads": torch.get_num_threads(),
               "wall_s": round(time.perf_counter() - t_start, 1), "environment": environment(), "rows": rows}

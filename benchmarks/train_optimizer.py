@@ -16,12 +16,11 @@ bits of the weights differ: ``tests/test_train.py`` bounds the difference after 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import torch
-from train_precision import _model, _seconds_per_step, _write
+from train_precision import _interleaved, _model, _ratio_row, _write
 
 from paretobert.config import load_model_preset, model_presets
 from paretobert.env import default_train_precision, environment
@@ -45,21 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         preset = load_model_preset(name)
         model = _model(preset)
         for seq_len in args.seq_lens:
-            for fused in (False, True):  # warm-up: allocator, oneDNN kernels
-                _seconds_per_step(model, precision, 1, seq_len, fused=fused)
-            times: dict[str, list[float]] = {"foreach": [], "fused": []}
-            for r in range(args.rounds):
-                order = (False, True) if r % 2 == 0 else (True, False)
-                for fused in order:
-                    times["fused" if fused else "foreach"].append(
-                        _seconds_per_step(model, precision, args.steps, seq_len, fused=fused))
-            slow, fast = statistics.median(times["foreach"]), statistics.median(times["fused"])
-            rows.append({"model": name, "shape": (preset.layers, preset.hidden, preset.heads), "seq_len": seq_len,
-                         "foreach_s_per_step": round(slow, 4), "fused_s_per_step": round(fast, 4),
-                         "foreach_over_fused": round(slow / fast, 2),
-                         "rounds": {k: [round(v, 4) for v in vs] for k, vs in times.items()}})
-            print(f"{name:10s} seq {seq_len:4d}  foreach {slow * 1e3:7.1f} ms/step   fused {fast * 1e3:7.1f} ms/step"
-                  f"   foreach/fused {slow / fast:4.2f}x", flush=True)
+            times = _interleaved(model, precision, seq_len, args.steps, args.rounds,
+                                 {"foreach": {"fused": False}, "fused": {"fused": True}})
+            rows.append(_ratio_row(name, preset, seq_len, times, "foreach", "fused"))
     record = {"benchmark": "train_optimizer", "batch_size": 16, "steps": args.steps, "rounds": args.rounds,
               "precision": precision, "threads": torch.get_num_threads(),
               "wall_s": round(time.perf_counter() - t_start, 1), "environment": environment(), "rows": rows}

@@ -93,6 +93,30 @@ def main(argv: list[str] | None = None) -> int:
     return _write(args.out, record)
 
 
+def _interleaved(model, precision: str, seq_len: int, steps: int, rounds: int, arms: dict[str, dict]) -> dict:
+    """Seconds per step of each arm (``arms``: name -> ``TrainConfig`` settings), one warm-up step
+    each (allocator, oneDNN kernels), then ``rounds`` rounds alternating the arms' order so
+    machine drift hits them alike."""
+    names = list(arms)
+    for name in names:
+        _seconds_per_step(model, precision, 1, seq_len, **arms[name])
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times[name].append(_seconds_per_step(model, precision, steps, seq_len, **arms[name]))
+    return times
+
+
+def _ratio_row(name: str, preset, seq_len: int, times: dict, slow: str, fast: str, **extra) -> dict:
+    """The row of one shape: each arm's median, the ratio slow / fast, the rounds; said on stdout."""
+    a, b = statistics.median(times[slow]), statistics.median(times[fast])
+    print(f"{name:10s} seq {seq_len:4d}  {slow} {a * 1e3:7.1f} ms/step   {fast} {b * 1e3:7.1f} ms/step"
+          f"   {slow}/{fast} {a / b:4.2f}x", flush=True)
+    return {"model": name, **extra, "shape": (preset.layers, preset.hidden, preset.heads), "seq_len": seq_len,
+            f"{slow}_s_per_step": round(a, 4), f"{fast}_s_per_step": round(b, 4), f"{slow}_over_{fast}": round(a / b, 2),
+            "rounds": {k: [round(v, 4) for v in vs] for k, vs in times.items()}}
+
+
 def _write(out: Path, record: dict) -> int:
     """The benchmark's record as JSON at ``out`` (its folder made), said on stdout."""
     out.parent.mkdir(parents=True, exist_ok=True)

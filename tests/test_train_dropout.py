@@ -119,17 +119,3 @@ def test_the_committed_experiments_keep_the_kernel_they_were_measured_with():
                  "livedoor-newvocab", "design-card-scratch"):
         assert _compose(f"+experiment={name}").train.dropout == "torch", name
     assert _compose().train.dropout == "fast"
-
-
-def test_the_benchmark_runs_and_writes_its_record(tmp_path, monkeypatch):
-    import json
-    from pathlib import Path
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import train_dropout
-
-    out = tmp_path / "r.json"
-    assert train_dropout.main(["--models", "micro", "--seq-lens", "8", "--steps", "1", "--rounds", "1",
-                               "--out", str(out)]) == 0
-    (row,) = json.loads(out.read_text())["rows"]  # no figure is asserted: timing is not a test
-    assert row["model"] == "micro" and row["seq_len"] == 8 and len(row["rounds"]["fast"]) == 1

@@ -71,17 +71,3 @@ def test_the_committed_experiments_keep_the_optimizer_they_were_measured_with():
         assert _compose(f"+experiment={name}").train.fused is False, name
     assert _compose().train.fused is True
     assert _compose("+experiment=design-card").train.fused is True  # re-measured with it (2026-12-03, policies 5 and 6)
-
-
-def test_the_benchmark_runs_and_writes_its_record(tmp_path, monkeypatch):
-    import json
-    from pathlib import Path
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import train_optimizer
-
-    out = tmp_path / "r.json"
-    assert train_optimizer.main(["--models", "micro", "--seq-lens", "8", "--steps", "1", "--rounds", "1",
-                                 "--out", str(out)]) == 0
-    (row,) = json.loads(out.read_text())["rows"]  # no figure is asserted: timing is not a test
-    assert row["model"] == "micro" and row["seq_len"] == 8 and len(row["rounds"]["fused"]) == 1
