@@ -19,19 +19,15 @@ distribution, another random stream: README, training policy).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import torch
-from train_precision import _interleaved, _ratio_row, _write
+from train_precision import _interleaved, _ratio_row, _step_args, _step_record, _write
 
-from paretobert.config import load_model_preset, model_presets
-from paretobert.env import default_train_precision, environment
+from paretobert.config import load_model_preset
+from paretobert.env import default_train_precision
 from paretobert.models.zoo import random_init_config
-
-HERE = Path(__file__).resolve().parent
 
 
 def _model(preset):
@@ -43,15 +39,8 @@ def _model(preset):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", choices=[m for m in model_presets() if m != "tfidf"],
-                    default=["tiny", "minilm-l6", "medium", "base"])
-    ap.add_argument("--arch", default=None, help="a transformers model_type for every preset (default: its own)")
-    ap.add_argument("--seq-lens", nargs="+", type=int, default=[128])
-    ap.add_argument("--steps", type=int, default=4, help="optimizer steps per timing")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "train_dropout.json")
-    args = ap.parse_args(argv)
+    args = _step_args(__doc__, argv, models=["tiny", "minilm-l6", "medium", "base"], seq_lens=[128], steps=4,
+                      out="train_dropout.json", arch=True)
     precision = default_train_precision("cpu")
     rows = []
     t_start = time.perf_counter()
@@ -64,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             times = _interleaved(model, precision, seq_len, args.steps, args.rounds,
                                  {"torch": {"dropout": "torch"}, "fast": {"dropout": "fast"}})
             rows.append(_ratio_row(name, preset, seq_len, times, "torch", "fast", arch=preset.arch))
-    record = {"benchmark": "train_dropout", "batch_size": 16, "steps": args.steps, "rounds": args.rounds,
-              "precision": precision, "threads": torch.get_num_threads(),
-              "wall_s": round(time.perf_counter() - t_start, 1), "environment": environment(), "rows": rows}
+    record = _step_record("train_dropout", args, precision, t_start, rows)
     return _write(args.out, record)
 
 

@@ -15,28 +15,17 @@ bits of the weights differ: ``tests/test_train.py`` bounds the difference after 
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
-import torch
-from train_precision import _interleaved, _model, _ratio_row, _write
+from train_precision import _interleaved, _model, _ratio_row, _step_args, _step_record, _write
 
-from paretobert.config import load_model_preset, model_presets
-from paretobert.env import default_train_precision, environment
-
-HERE = Path(__file__).resolve().parent
+from paretobert.config import load_model_preset
+from paretobert.env import default_train_precision
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", choices=[m for m in model_presets() if m != "tfidf"],
-                    default=["minilm-l6", "base"])
-    ap.add_argument("--seq-lens", nargs="+", type=int, default=[16, 32, 128])
-    ap.add_argument("--steps", type=int, default=6, help="optimizer steps per timing")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "train_optimizer.json")
-    args = ap.parse_args(argv)
+    args = _step_args(__doc__, argv, models=["minilm-l6", "base"], seq_lens=[16, 32, 128], steps=6,
+                      out="train_optimizer.json")
     precision = default_train_precision("cpu")
     rows = []
     t_start = time.perf_counter()
@@ -47,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             times = _interleaved(model, precision, seq_len, args.steps, args.rounds,
                                  {"foreach": {"fused": False}, "fused": {"fused": True}})
             rows.append(_ratio_row(name, preset, seq_len, times, "foreach", "fused"))
-    record = {"benchmark": "train_optimizer", "batch_size": 16, "steps": args.steps, "rounds": args.rounds,
-              "precision": precision, "threads": torch.get_num_threads(),
-              "wall_s": round(time.perf_counter() - t_start, 1), "environment": environment(), "rows": rows}
+    record = _step_record("train_optimizer", args, precision, t_start, rows)
     return _write(args.out, record)
 
 

@@ -113,8 +113,30 @@ def _ratio_row(name: str, preset, seq_len: int, times: dict, slow: str, fast: st
     print(f"{name:10s} seq {seq_len:4d}  {slow} {a * 1e3:7.1f} ms/step   {fast} {b * 1e3:7.1f} ms/step"
           f"   {slow}/{fast} {a / b:4.2f}x", flush=True)
     return {"model": name, **extra, "shape": (preset.layers, preset.hidden, preset.heads), "seq_len": seq_len,
-            f"{slow}_s_per_step": round(a, 4), f"{fast}_s_per_step": round(b, 4), f"{slow}_over_{fast}": round(a / b, 2),
+            f"{slow}_s_per_step": round(a, 4), f"{fast}_s_per_step": round(b, 4),
+            f"{slow}_over_{fast}": round(a / b, 2),
             "rounds": {k: [round(v, 4) for v in vs] for k, vs in times.items()}}
+
+
+def _step_args(doc: str, argv: list[str] | None, *, models: list[str], seq_lens: list[int], steps: int,
+               out: str, arch: bool = False) -> argparse.Namespace:
+    """The step benchmarks' command line: --models, (--arch,) --seq-lens, --steps, --rounds, --out."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--models", nargs="+", choices=[m for m in model_presets() if m != "tfidf"], default=models)
+    if arch:
+        ap.add_argument("--arch", default=None, help="a transformers model_type for every preset (default: its own)")
+    ap.add_argument("--seq-lens", nargs="+", type=int, default=seq_lens)
+    ap.add_argument("--steps", type=int, default=steps, help="optimizer steps per timing")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / out)
+    return ap.parse_args(argv)
+
+
+def _step_record(benchmark: str, args: argparse.Namespace, precision: str, started: float, rows: list) -> dict:
+    """A step benchmark's record: its settings, this machine, the rows."""
+    return {"benchmark": benchmark, "batch_size": 16, "steps": args.steps, "rounds": args.rounds,
+            "precision": precision, "threads": torch.get_num_threads(),
+            "wall_s": round(time.perf_counter() - started, 1), "environment": environment(), "rows": rows}
 
 
 def _write(out: Path, record: dict) -> int:
