@@ -22,20 +22,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import torch
-from train_precision import _interleaved, _ratio_row, _step_args, _step_record, _write
+from train_precision import _interleaved, _model, _ratio_row, _step_args, _step_record, _write
 
 from paretobert.config import load_model_preset
 from paretobert.env import default_train_precision
-from paretobert.models.zoo import random_init_config
-
-
-def _model(preset):
-    from transformers import AutoModelForSequenceClassification
-
-    torch.manual_seed(0)
-    return AutoModelForSequenceClassification.from_config(
-        random_init_config(preset, vocab_size=30522, num_labels=5), attn_implementation="eager")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         preset = load_model_preset(name)
         if args.arch:
             preset = dataclasses.replace(preset, arch=args.arch)
-        model = _model(preset)
+        model = _model(preset, attn_implementation="eager")  # as the product trains
         for seq_len in args.seq_lens:
             times = _interleaved(model, precision, seq_len, args.steps, args.rounds,
                                  {"torch": {"dropout": "torch"}, "fast": {"dropout": "fast"}})

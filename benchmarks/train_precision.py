@@ -33,12 +33,14 @@ from paretobert.train import train_loop
 HERE = Path(__file__).resolve().parent
 
 
-def _model(preset):
+def _model(preset, **from_config):
+    """The preset's shape at random init (seed 0), 5 labels; ``from_config``: e.g. the attention
+    implementation (transformers' default unless given)."""
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
     return AutoModelForSequenceClassification.from_config(
-        random_init_config(preset, vocab_size=30522, num_labels=5))
+        random_init_config(preset, vocab_size=30522, num_labels=5), **from_config)
 
 
 def _seconds_per_step(model, precision: str, steps: int, seq_len: int, **train) -> float:
