@@ -2,6 +2,9 @@
 than fp32, fp32 elsewhere; resolved from the CPU's flags and a measured bf16/fp32 product
 (every branch simulated), keyed, recorded."""
 
+import json
+import os
+
 import pytest
 import torch
 
@@ -75,28 +78,99 @@ def test_the_real_measurement_times_both_products_beside_builds_only(monkeypatch
     from paretobert import schedule
 
     monkeypatch.setenv("PARETOBERT_MACHINE_LOCK", str(tmp_path / "machine.lock"))
+    speedup = env._time_bf16_products()
+    assert isinstance(speedup, float) and 0.01 < speedup < 100
+    with schedule.timing():  # inside this process's own timing it does not wait for itself
+        assert env._time_bf16_products() > 0.01
+    import contextlib
+
+    held = []
+
+    @contextlib.contextmanager
+    def building():
+        held.append("shared")
+        yield 0.0
+
+    monkeypatch.setattr(schedule, "building", building)
+    env._time_bf16_products()
+    assert held == ["shared"]  # another process's timing is never disturbed by it
+
+
+@pytest.fixture
+def probe(monkeypatch, tmp_path):
+    """The machine's probe with scripted measurements (each call of the timing pops the next
+    figure), a fresh machine lock, and a process that has not asked yet."""
+    monkeypatch.setenv("PARETOBERT_MACHINE_LOCK", str(tmp_path / "machine.lock"))
+    monkeypatch.setenv("PARETOBERT_CPU_FLAGS", BF16_CPU)
+    monkeypatch.delenv("PARETOBERT_BF16_SPEEDUP", raising=False)
+    figures: list[float] = []
+    timed: list[float] = []
+    monkeypatch.setattr(env, "_time_bf16_products", lambda: timed.append(figures[0]) or figures.pop(0))
     env._measured_bf16_speedup.cache_clear()
-    try:
-        speedup = env._measured_bf16_speedup()
-        assert isinstance(speedup, float) and 0.01 < speedup < 100
-        env._measured_bf16_speedup.cache_clear()
-        with schedule.timing():  # inside this process's own timing it does not wait for itself
-            assert env._measured_bf16_speedup() > 0.01
-        env._measured_bf16_speedup.cache_clear()
-        import contextlib
+    yield figures, timed
+    env._measured_bf16_speedup.cache_clear()
 
-        held = []
 
-        @contextlib.contextmanager
-        def building():
-            held.append("shared")
-            yield 0.0
+def test_the_figure_is_measured_once_a_machine_and_every_later_process_reads_it(probe):
+    figures, timed = probe
+    figures += [2.0, 0.61]  # what two processes of one sweep measured on one Xeon
+    assert bf16_speedup() == 2.0 and default_train_precision("cpu") == "bf16"
+    path = env.bf16_probe_path()
+    assert path.parent == env.Path(os.environ["PARETOBERT_MACHINE_LOCK"]).parent and path.is_file()
+    assert json.loads(path.read_text())["speedup"] == 2.0
+    env._measured_bf16_speedup.cache_clear()  # the next process
+    assert bf16_speedup() == 2.0 and default_train_precision("cpu") == "bf16" and timed == [2.0]
+    # deleting the file measures again
+    path.unlink()
+    env._measured_bf16_speedup.cache_clear()
+    assert bf16_speedup() == 0.61 and default_train_precision("cpu") == "fp32" and timed == [2.0, 0.61]
 
-        monkeypatch.setattr(schedule, "building", building)
-        env._measured_bf16_speedup()
-        assert held == ["shared"]  # another process's timing is never disturbed by it
-    finally:
-        env._measured_bf16_speedup.cache_clear()
+
+def test_two_processes_that_measured_at_once_both_take_the_first_published_figure(probe, monkeypatch):
+    figures, timed = probe
+    figures += [0.61]
+    path = env.bf16_probe_path()
+    real_time = env._time_bf16_products
+
+    def measured_while_another_published():
+        path.write_text(json.dumps({"speedup": 0.7}))  # the other process, between our read and our write
+        return real_time()
+
+    monkeypatch.setattr(env, "_time_bf16_products", measured_while_another_published)
+    assert bf16_speedup() == 0.7 and timed == [0.61]
+    assert json.loads(path.read_text())["speedup"] == 0.7
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # no leftovers
+
+
+def test_another_torch_or_thread_count_is_another_figure(probe, monkeypatch):
+    figures, _ = probe
+    first = env.bf16_probe_path()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    assert env.bf16_probe_path() != first
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert len({first, env.bf16_probe_path()}) == 2
+    monkeypatch.setenv("PARETOBERT_CPU_FLAGS", AVX2_CPU + ",avx512_bf16")
+    assert env.bf16_probe_path() != first
+
+
+def test_an_unwritable_place_uses_this_process_figure_with_a_warning(probe, monkeypatch, tmp_path, caplog):
+    figures, timed = probe
+    figures += [0.64]
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("PARETOBERT_MACHINE_LOCK", str(blocker / "machine.lock"))
+    with caplog.at_level("WARNING", logger="paretobert.env"):
+        assert bf16_speedup() == 0.64
+    assert "could not keep this machine's bf16 figure" in caplog.text and timed == [0.64]
+
+
+def test_a_corrupt_published_figure_is_a_one_line_error(probe):
+    figures, _ = probe
+    figures += [0.64]
+    path = env.bf16_probe_path()
+    path.write_text("{not json")
+    with pytest.raises(RuntimeError, match=r"unreadable right after it was written; delete it and run again$"):
+        bf16_speedup()
 
 
 def test_a_bad_simulated_speedup_is_one_line(monkeypatch):

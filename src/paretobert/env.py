@@ -11,11 +11,14 @@ replaces that measurement likewise.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import platform
+import tempfile
 import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from paretobert.config import TrainConfig
@@ -23,7 +26,7 @@ from paretobert.variant import Variant, content_hash, library_versions
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BF16_MIN_SPEEDUP", "bf16_speedup", "cpu_features", "default_reduce_range", "default_train_precision",
+__all__ = ["BF16_MIN_SPEEDUP", "bf16_probe_path", "bf16_speedup", "cpu_features", "default_reduce_range", "default_train_precision",
            "environment", "machine_id", "resolve_variant", "train_precision"]
 
 _FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
@@ -100,14 +103,13 @@ def default_reduce_range() -> bool:
 BF16_MIN_SPEEDUP = 1.2
 
 
-@lru_cache(maxsize=1)
-def _measured_bf16_speedup() -> float:
+def _time_bf16_products() -> float:
     """fp32 time / bf16 time of a fine-tune-sized matrix product (a batch of 16 x 128 tokens
     through a 384 -> 1536 feed-forward layer) at torch's threads, the two interleaved round by
     round, the fastest of 7 rounds each after a warm-up (interference only adds time: a median
     of 5 once read 2.0 where this CPU's figure is 0.6-0.8, and flipped a test sweep's keys between
-    two processes); ~0.4 s, once a process, under the machine's shared lock
-    (:func:`paretobert.schedule.building`: never beside another process's timing)."""
+    two processes); ~0.4 s, under the machine's shared lock (:func:`paretobert.schedule.building`:
+    never beside another process's timing)."""
     import torch
 
     from paretobert.schedule import building
@@ -126,16 +128,72 @@ def _measured_bf16_speedup() -> float:
                 x @ y
                 x @ y
                 seconds[k].append(time.perf_counter() - t)
-    speedup = min(seconds["fp32"]) / min(seconds["bf16"])
-    log.info("this CPU's bf16 matrix products ran %.2fx as fast as fp32 (measured once): train.precision=auto "
-             "fine-tunes in %s here (bf16 from %.1fx)", speedup, "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32",
-             BF16_MIN_SPEEDUP)
-    return speedup
+    return min(seconds["fp32"]) / min(seconds["bf16"])
+
+
+def bf16_probe_path() -> Path:
+    """Where this machine keeps its bf16 figure: beside its lock file (:func:`paretobert.schedule.lock_path`,
+    machine-local, shared by every paretobert process that shares the lock), one file per
+    machine fingerprint (:func:`machine_id`), torch version and thread count."""
+    import torch
+
+    from paretobert.schedule import lock_path
+
+    lock = lock_path()
+    key = content_hash([machine_id(), torch.__version__, torch.get_num_threads()], length=12)
+    return lock.with_name(f"{lock.name}.bf16-speedup-{key}.json")
+
+
+def _read_probe(path: Path) -> float | None:
+    try:
+        value = json.loads(path.read_text())["speedup"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+@lru_cache(maxsize=1)
+def _measured_bf16_speedup() -> float:
+    """This machine's bf16 figure (:func:`_time_bf16_products`), measured once a machine: the
+    first process to ask times the products and publishes the figure at :func:`bf16_probe_path`
+    (first writer wins: two processes that measured at once both take the file's), every later
+    process reads it, so all the processes of a sweep resolve ``train.precision=auto`` alike (one
+    process measured 2.0 and the next 0.61 on one Xeon and their keys differed). Delete the file
+    to measure again. Where it cannot be written, this process's own figure is used, with a warning."""
+    path = bf16_probe_path()
+    shared = _read_probe(path)
+    if shared is None:
+        measured = _time_bf16_products()
+        record = {"speedup": measured, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "pid": os.getpid(), "machine_id": machine_id()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
+                                             delete=False) as f:
+                json.dump(record, f)
+            try:
+                os.link(f.name, path)  # atomic, and fails where another process published first
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(f.name)
+        except OSError as e:
+            log.warning("could not keep this machine's bf16 figure at %s (%s): this process uses its own "
+                        "measurement, %.2f, and another process may measure otherwise", path, e, measured)
+            shared = measured
+        else:
+            shared = _read_probe(path)
+            if shared is None:
+                raise RuntimeError(f"{path}: unreadable right after it was written; delete it and run again")
+        log.info("this CPU's bf16 matrix products ran %.2fx as fast as fp32 (measured once a machine, kept at %s): "
+                 "train.precision=auto fine-tunes in %s here (bf16 from %.1fx)", shared, path,
+                 "bf16" if shared >= BF16_MIN_SPEEDUP else "fp32", BF16_MIN_SPEEDUP)
+    return shared
 
 
 def bf16_speedup(*, measure: bool = True) -> float | None:
     """How much faster this CPU multiplies bf16 than fp32 (fp32 time / bf16 time, 2 decimals),
-    measured once a process (:func:`_measured_bf16_speedup`); None where its flags have no
+    measured once a machine (:func:`_measured_bf16_speedup`); None where its flags have no
     bf16 units (AVX512-BF16, AMX-BF16: bf16 would be emulated, slower than fp32, nothing to
     measure), or with ``measure=False`` where this process has not measured it (what a
     record says: the figure ``train.precision=auto`` was decided by, if it was).
