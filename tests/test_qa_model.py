@@ -32,7 +32,7 @@ def test_the_training_loop_stops_early_on_any_metric_and_keeps_the_best_weights(
         return {"val_f1": next(metrics), "val_loss": 1.0}
 
     stats = train_loop(model, n_items=8, batch_loss=lambda idx: model(x[idx]).pow(2).mean(),
-                       cfg=TrainConfig(batch_size=4, epochs=5.0, lr=0.1), seed=0, lr=0.1, epochs=5.0,
+                       cfg=TrainConfig(batch_size=4, epochs=5.0, lr=0.1, restore="best"), seed=0, lr=0.1, epochs=5.0,
                        evaluate=evaluate, every=1, patience=2, metric="val_f1", progress=False)
     assert stats["stopped"] == "patience" and stats["steps"] == 4 and stats["best_step"] == 2
     assert stats["val_f1"] == 0.6 and [p["val_f1"] for p in stats["curve"]] == [0.2, 0.6, 0.5, 0.4]
@@ -48,7 +48,10 @@ def test_a_tiny_reader_fine_tunes_with_validation_f1(reader, tokenizer, qa_split
     assert stats["n_windows"] > stats["n_questions"] == len(train)  # contexts longer than a window
     assert stats["loss_last"] < stats["loss_first"]  # it learns (at least where no answer is: [CLS])
     assert len(stats["curve"]) >= 2 and all(0.0 <= p["val_f1"] <= 1.0 for p in stats["curve"])
-    assert stats["val_f1"] == max(p["val_f1"] for p in stats["curve"]) and stats["n_validation"] == len(val)
+    # the weights kept (train.restore=significant, per-question F1): the best evaluation's or the last's
+    kept = max(p["val_f1"] for p in stats["curve"]) if stats["kept"] == "best" else stats["curve"][-1]["val_f1"]
+    assert stats["val_f1"] == kept and stats["n_validation"] == len(val) and stats["restore"] == "significant"
+    assert stats["kept"] in ("best", "last")
 
 
 def test_the_exported_reader_answers_as_torch_does_fp32_and_int8(reader, tokenizer, qa_split, tmp_path):

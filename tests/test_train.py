@@ -208,6 +208,52 @@ def test_early_stopping_restores_the_best_weights(monkeypatch, tiny_model, token
 
     def fake_score(model, *a, **kw):
         seen.append(model.classifier.weight.detach().clone())
+        return _scored(*next(seq))
+
+    monkeypatch.setattr(tr, "_score", fake_score)
+    texts, labels, _ = corpus
+    val = tr.Validation(texts=texts[:6], labels=labels[:6], every=2, patience=2)
+    stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=3e-3, validation=val,
+                      cfg=TrainConfig(epochs=8, batch_size=8, max_length=32, restore="best"), progress=False)
+    assert [p["step"] for p in stats["curve"]] == [2, 4, 6, 8] and len(seen) == 4
+    assert stats["stopped"] == "patience" and stats["steps"] == 8 < stats["max_steps"] == 40
+    assert stats["best_step"] == 4 and stats["val_accuracy"] == 0.8 and stats["best_epoch"] == 0.8
+    assert torch.equal(tiny_model.classifier.weight, seen[1])  # the best evaluation's weights
+    assert not torch.equal(seen[1], seen[3])
+    assert stats["warning"] is None and stats["epochs"] == 1.6
+    assert (stats["restore"], stats["kept"], stats["restore_p"]) == ("best", "best", None)
+    assert all("items" not in p for p in stats["curve"])  # the per-text scores stay out of the record
+
+
+def _scored(acc: float, loss: float, n: int = 20, right: list[int] | None = None):
+    """What ``_score`` returns: accuracy, loss and each text right (1) or wrong (0); by default
+    the first round(acc * n) of ``n`` texts right."""
+    import numpy as np
+
+    items = np.array(right if right is not None else [1] * round(acc * n) + [0] * (n - round(acc * n)), float)
+    return acc, loss, items
+
+
+@pytest.mark.parametrize("last_right, kept", [
+    # the best evaluation (18 of 20) got 8 texts right that the last (10 of 20) got wrong, none the
+    # other way: p = 1/256, restored
+    ([1] * 10 + [0] * 10, "best"),
+    # 2 texts better and none worse (p = 0.25): a 20-text split cannot tell them apart, the last kept
+    ([1] * 16 + [0] * 4, "last"),
+    # other texts: 5 better, 2 worse (p = 29/128 = 0.23): the last kept
+    ([0, 0, 0, 0, 0] + [1] * 13 + [1, 1], "last"),
+])
+def test_significant_restore_keeps_the_last_weights_unless_the_best_was_clearly_better(
+        monkeypatch, tiny_model, tokenizer, corpus, last_right, kept):
+    import paretobert.train as tr
+
+    best_right = [1] * 18 + [0] * 2
+    seq = iter([_scored(0.5, 1.0), _scored(0.9, 0.3, right=best_right),
+                _scored(0.8, 0.5, right=[1] * 16 + [0] * 4), _scored(sum(last_right) / 20, 0.4, right=last_right)])
+    seen = []
+
+    def fake_score(model, *a, **kw):
+        seen.append(model.classifier.weight.detach().clone())
         return next(seq)
 
     monkeypatch.setattr(tr, "_score", fake_score)
@@ -215,19 +261,39 @@ def test_early_stopping_restores_the_best_weights(monkeypatch, tiny_model, token
     val = tr.Validation(texts=texts[:6], labels=labels[:6], every=2, patience=2)
     stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=3e-3, validation=val,
                       cfg=TrainConfig(epochs=8, batch_size=8, max_length=32), progress=False)
-    assert [p["step"] for p in stats["curve"]] == [2, 4, 6, 8] and len(seen) == 4
-    assert stats["stopped"] == "patience" and stats["steps"] == 8 < stats["max_steps"] == 40
-    assert stats["best_step"] == 4 and stats["val_accuracy"] == 0.8 and stats["best_epoch"] == 0.8
-    assert torch.equal(tiny_model.classifier.weight, seen[1])  # the best evaluation's weights
-    assert not torch.equal(seen[1], seen[3])
-    assert stats["warning"] is None and stats["epochs"] == 1.6
+    assert TrainConfig().restore == "significant"  # the default
+    assert stats["stopped"] == "patience" and len(seen) == 4 and stats["kept"] == kept
+    b = sum(x > y for x, y in zip(best_right, last_right, strict=True))
+    c = sum(y > x for x, y in zip(best_right, last_right, strict=True))
+    assert stats["restore_p"] == pytest.approx(tr.sign_test(b, c), abs=1e-6)
+    if kept == "best":
+        assert torch.equal(tiny_model.classifier.weight, seen[1]) and stats["best_step"] == 4
+        assert stats["val_accuracy"] == 0.9
+    else:  # the last evaluation's weights and figures
+        assert torch.equal(tiny_model.classifier.weight, seen[3]) and stats["best_step"] == 8
+        assert stats["val_accuracy"] == sum(last_right) / 20 and stats["val_loss"] == 0.4
+
+
+def test_sign_test_is_the_exact_one_sided_binomial():
+    from paretobert.train import kept_evaluation, sign_test
+
+    assert sign_test(0, 0) == 1.0 and sign_test(3, 0) == 1 / 8 and sign_test(8, 0) == 1 / 256
+    assert sign_test(2, 1) == pytest.approx(4 / 8) and sign_test(0, 5) == 1.0
+    assert sign_test(5, 3) == pytest.approx(sum(__import__("math").comb(8, k) for k in range(5, 9)) / 256)
+    # large splits (SST-2's validation): exact and quick
+    assert sign_test(300, 200) < 1e-5 and 0.4 < sign_test(250, 250) < 0.6
+    a, b = {"step": 1}, {"step": 2}
+    with pytest.raises(ValueError, match=r"needs each validation item's score from evaluate\(\) \('items'\)"):
+        kept_evaluation("significant", a, b, None, None)
+    assert kept_evaluation("best", a, b, None, None) == ("best", None)
+    assert kept_evaluation("significant", a, dict(a), None, None) == ("last", None)  # the best was the last
 
 
 def test_budget_end_while_improving_warns_underfit(monkeypatch, tiny_model, tokenizer, corpus, caplog):
     import paretobert.train as tr
 
     seq = iter([(0.3, 2.0), (0.4, 1.8), (0.5, 1.5)])
-    monkeypatch.setattr(tr, "_score", lambda *a, **kw: next(seq))
+    monkeypatch.setattr(tr, "_score", lambda *a, **kw: _scored(*next(seq)))
     texts, labels, _ = corpus
     val = tr.Validation(texts=texts[:6], labels=labels[:6], every=5, patience=2)
     with caplog.at_level("WARNING"):
@@ -638,7 +704,9 @@ def test_a_signal_in_the_evaluation_that_stops_a_fine_tune_keeps_it_stopped(tmp_
             evals.append(1)
             if len(evals) == signal_at_eval:
                 os.kill(os.getpid(), signal.SIGINT)
-            return {"val_accuracy": 1.0 / len(evals), "val_loss": float(len(evals))}
+            right = round(10 / len(evals))  # 10 of 10, then 5: the first significantly better (p = 1/32)
+            return {"val_accuracy": right / 10, "val_loss": float(len(evals)),
+                    "items": [1.0] * right + [0.0] * (10 - right)}
 
         torch.manual_seed(0)
         return train_loop(model, n_items=40, batch_loss=lambda idx: model(input_ids=ids[idx], labels=y[idx]).loss,
@@ -654,6 +722,8 @@ def test_a_signal_in_the_evaluation_that_stops_a_fine_tune_keeps_it_stopped(tmp_
     again = copy.deepcopy(tiny_model)
     got = run(again, snapshot=snap)
     assert got["stopped"] == "patience" and got["steps"] == 8 and not snap.exists()
+    # the two evaluations' per-text scores came back with the snapshot: the same significant restore
+    assert want["kept"] == got["kept"] == "best" and want["restore_p"] == got["restore_p"] == 1 / 32
     for k, v in whole.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k
 

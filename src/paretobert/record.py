@@ -125,7 +125,10 @@ FIELDS: tuple[Field, ...] = (
     _F("train_head_lr", "float", "lr", help="learning rate of the new classification head (train.head_lr_scale x lr "
                                              "on a pretrained body)"),
     _F("train_epochs", "float", "epochs", hover=True, help="epochs run (early stopping may end before the cap)"),
-    _F("train_best_epoch", "float", "epochs", help="epoch of the kept (best validation) weights"),
+    _F("train_best_epoch", "float", "epochs", help="epoch of the kept weights (train.restore: the last, or the "
+                                                    "best validation's where significantly better)"),
+    _F("train_kept", "str", help="best | last: whose weights the fine-tune kept (train.restore; records from "
+                                 "before it: best)"),
     _F("train_val_accuracy", "float", "fraction", help="validation accuracy of the kept weights"),
     _F("train_val_f1", "float", "fraction", help="qa: validation F1 of the kept weights (doc-stride windows)"),
     _F("train_stopped", "str", help="budget | patience | time (what ended fine-tuning)"),
@@ -242,6 +245,8 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
     # records from before train.head_lr_scale: the head learnt at the body's lr
     row.update(train_lr=train.get("lr"), train_head_lr=train.get("head_lr", train.get("lr")),
                train_best_epoch=train.get("best_epoch"),
+               # records from before train.restore restored the best evaluation's weights
+               train_kept=train.get("kept", "best" if train.get("curve") else None),
                train_val_accuracy=train.get("val_accuracy"), train_val_f1=train.get("val_f1"),
                train_stopped=train.get("stopped"),
                train_warning=train.get("warning"),

@@ -458,8 +458,9 @@ def rediagnosed(built: Built) -> Built:
     chance = None if train.get("distill") or metric != "val_accuracy" else \
         training.chance_loss(len(built.meta.get("label_names") or []))
     floor = qa_model.QA_LEARNT_LITTLE_F1 if metric == "val_f1" else None
+    kept = next((i for i, p in enumerate(train["curve"]) if p.get("step") == train.get("best_step")), None)
     warning = training.diagnose(train["curve"], train.get("stopped", "budget"), metric=metric, chance_loss=chance,
-                                floor=floor)
+                                floor=floor, kept=kept)
     if warning == train.get("warning"):
         return built
     return built._replace(meta={**built.meta, "train": {**train, "warning": warning}})

@@ -88,6 +88,41 @@ LARGE_BUDGET_STEPS = 5000
 SNAPSHOT_SECONDS = float(os.environ.get("PARETOBERT_SNAPSHOT_SECONDS") or 600.0)
 
 
+#: train.restore=significant: an earlier evaluation's weights replace the last ones only where a
+#: one-sided sign test over the validation items (:func:`sign_test`) puts it this far from chance
+RESTORE_ALPHA = 0.05
+
+
+def sign_test(better: int, worse: int) -> float:
+    """One-sided exact sign test: the chance of ``better`` or more items in favour of one model out
+    of the ``better + worse`` items on which two models differ, were neither better (X ~
+    Binomial(better + worse, 1/2)); 1.0 where they differ on none. For accuracy this is the exact
+    McNemar test."""
+    n = better + worse
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(better, n + 1)) / 2 ** n
+
+
+def kept_evaluation(restore: str, best: dict[str, Any], last: dict[str, Any],
+                    best_items: np.ndarray | None, last_items: np.ndarray | None) -> tuple[str, float | None]:
+    """Which weights a fine-tune ends with (``train.restore``) and the sign test's p-value:
+    ``("best", p)`` to restore the best evaluation's, ``("last", p)`` to keep the last ones.
+    ``best``: the best evaluation's, always (p None). ``significant``: the last ones unless the
+    best evaluation scored higher than the last on more validation items than chance allows
+    (:func:`sign_test` below :data:`RESTORE_ALPHA`; ``*_items``: each item's score at the two
+    evaluations, 1/0 for accuracy, F1 for a reader)."""
+    if best is last or best["step"] == last["step"]:
+        return "last", None
+    if restore == "best":
+        return "best", None
+    if best_items is None or last_items is None:
+        raise ValueError("train.restore=significant needs each validation item's score from evaluate() "
+                         "('items'); use train.restore=best with an evaluator that has none")
+    p = sign_test(int((best_items > last_items).sum()), int((last_items > best_items).sum()))
+    return ("best" if p < RESTORE_ALPHA else "last"), p
+
+
 class TrainingError(RuntimeError):
     """Fine-tuning that cannot go on (e.g. a NaN loss)."""
 
@@ -214,11 +249,13 @@ class Validation:
 
 
 def _score(model: Any, encoded: list[list[int]], labels: Sequence[int], *, pad_id: int, names: list[str],
-           device: Any, batch_size: int) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of ``model`` on pre-encoded texts, eval mode, no grad."""
+           device: Any, batch_size: int) -> tuple[float, float, np.ndarray]:
+    """(accuracy, mean cross-entropy, each text right or not as 1.0 / 0.0 in the given order) of
+    ``model`` on pre-encoded texts, eval mode, no grad."""
     was_training = model.training
     model.eval()
-    correct, loss_sum = 0, 0.0
+    loss_sum = 0.0
+    right = np.zeros(len(encoded))
     with torch.no_grad():
         # shortest first: little padding
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -228,9 +265,9 @@ def _score(model: Any, encoded: list[list[int]], labels: Sequence[int], *, pad_i
             logits = model(**{k: torch.from_numpy(v).to(device) for k, v in enc.items()}).logits.float()
             y = torch.tensor([labels[i] for i in idx], device=device)
             loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(-1) == y).sum())
+            right[idx] = (logits.argmax(-1) == y).cpu().numpy()
     model.train(was_training)
-    return correct / len(encoded), loss_sum / len(encoded)
+    return float(right.mean()), loss_sum / len(encoded), right
 
 
 def chance_loss(n_classes: int) -> float | None:
@@ -245,7 +282,7 @@ def validation_rank(point: dict[str, Any], metric: str = "val_accuracy") -> tupl
 
 
 def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_accuracy",
-             chance_loss: float | None = None, floor: float | None = None) -> str | None:
+             chance_loss: float | None = None, floor: float | None = None, kept: int | None = None) -> str | None:
     """A one-line warning when the curve says the budget did not fit, else None:
     ``underfit`` when, at the end of the budget, the last evaluation was the best and still
     clearly rising (higher accuracy, or the same accuracy at a validation loss over 10% lower: a
@@ -262,7 +299,10 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
     1.57 -> 1.45 -> 1.61 -> 1.62, validation 0.42 -> 0.46 -> 0.18); ``learnt little`` when the best validation ``metric`` stayed
     below ``floor`` (a reader's F1 under what a baseline without learning reaches:
     :data:`paretobert.qa_model.QA_LEARNT_LITTLE_F1`; said of a single evaluation too);
-    ``overfit`` when the first of at least 3 evaluations stayed the best."""
+    ``overfit`` when the first of at least 3 evaluations stayed the best (and, given ``kept``, the
+    index of the evaluation whose weights were kept, when those are the first's: where the last
+    weights were kept because the first was not significantly better, the curve was flat, not
+    overfit: ``train.restore``)."""
     if not curve:
         return None
     best = max(range(len(curve)), key=lambda i: validation_rank(curve[i], metric))
@@ -295,7 +335,7 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
                 f"{curve[best][metric]:.4f}); try another seed or a lower train.lr")
     if little:
         return little
-    if best == 0 and len(curve) >= 3:
+    if best == 0 and len(curve) >= 3 and kept in (None, 0):
         return (f"overfit: the first evaluation (epoch {curve[0]['epoch']:.2f}) stayed the best of "
                 f"{len(curve)}: lower train.lr or train.epochs")
     return None
@@ -503,9 +543,9 @@ def fine_tune(
         return model(**enc, labels=y).loss if distill is None else distill.loss(model, enc, y, idx)
 
     def evaluate() -> dict[str, float]:
-        acc, vloss = _score(model, val_encoded, validation.labels, pad_id=tokenizer.pad_token_id, names=names,
-                            device=device, batch_size=validation.batch_size)
-        return {"val_accuracy": acc, "val_loss": vloss}
+        acc, vloss, right = _score(model, val_encoded, validation.labels, pad_id=tokenizer.pad_token_id,
+                                   names=names, device=device, batch_size=validation.batch_size)
+        return {"val_accuracy": acc, "val_loss": vloss, "items": right}
 
     stats = train_loop(model, n_items=len(texts), batch_loss=batch_loss, cfg=cfg, seed=seed, lr=lr,
                        epochs=epochs, head_lr_scale=head_lr_scale, device=device, progress=progress,
@@ -528,8 +568,9 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     ``batch_loss(indices)`` per step (the model in train mode on ``device``), stopped by
     ``cfg.max_minutes``. With ``evaluate`` (returning ``metric`` and ``val_loss``) every
     ``every`` steps: the curve, early stopping after ``patience`` evaluations without a better
-    one (:func:`validation_rank`), the best weights restored, and the underfit / overfit
-    diagnosis. With ``snapshot`` (a file path) the whole training state is saved there every
+    one (:func:`validation_rank`), the weights ``cfg.restore`` keeps (:func:`kept_evaluation`: the
+    last, or the best where it was significantly better; ``evaluate`` may return each validation
+    item's score as ``items``, kept out of the curve), and the underfit / overfit diagnosis. With ``snapshot`` (a file path) the whole training state is saved there every
     :data:`SNAPSHOT_SECONDS` and a later call with the same arguments resumes from it exactly
     (:func:`_resumed`): an interrupted fine-tune loses at most that much work. Returns the
     statistics (the model ends on the CPU, in eval mode)."""
@@ -547,6 +588,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     curve: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    best_items: np.ndarray | None = None
+    last_items: np.ndarray | None = None
     since_best, since_eval, stopped = 0, 0, "budget"
     deadline = None if cfg.max_minutes is None else time.perf_counter() + 60 * cfg.max_minutes
     rank = functools.partial(validation_rank, metric=metric)
@@ -571,6 +614,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         torch.set_rng_state(resumed["rng"])
         start, spent, losses, curve = resumed["step"], resumed["seconds"], resumed["losses"], resumed["curve"]
         best, best_state = resumed["best"], resumed["best_state"]
+        best_items, last_items = (None if resumed.get(k) is None else np.asarray(resumed[k], dtype=float)
+                                  for k in ("best_items", "last_items"))
         since_best, since_eval = resumed["since_best"], resumed["since_eval"]
         stopped = resumed.get("stopped", "budget")
         log.info("fine-tune: resumed at step %d of %d (%.0f s done) from %s", start, total, spent, snapshot)
@@ -588,6 +633,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     def state(done: int) -> dict[str, Any]:
         return {"plan": plan, "step": done, "seconds": time.perf_counter() - t0, "losses": losses, "curve": curve,
                 "best": best, "best_state": best_state, "since_best": since_best, "since_eval": since_eval,
+                **{k: None if v is None else v.tolist() for k, v in (("best_items", best_items),
+                                                                      ("last_items", last_items))},
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rng": torch.get_rng_state(), "stopped": stopped}
 
@@ -620,15 +667,17 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                 was_training = model.training
                 model.eval()
                 with torch.no_grad(), _autocast(device, precision):
-                    scores = evaluate()
+                    scores = dict(evaluate())
                 model.train(was_training)
+                items = scores.pop("items", None)
+                last_items = None if items is None else np.asarray(items, dtype=float)
                 point = {"step": done, "epoch": round(done / per_epoch, 4),
                          "train_loss": float(np.mean(losses[-since_eval:])), **{k: float(v) for k, v in scores.items()},
                          "seconds": round(time.perf_counter() - t0, 2)}
                 curve.append(point)
                 since_eval = 0
                 if best is None or rank(point) > rank(best):
-                    best, since_best = point, 0
+                    best, since_best, best_items = point, 0, last_items
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 else:
                     since_best += 1
@@ -647,8 +696,12 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     bar.close()
     if snapshot is not None:
         snapshot.unlink(missing_ok=True)  # finished: the caller publishes the checkpoint
-    if best_state is not None:
+    kept, kept_p = (None, None) if best is None else kept_evaluation(cfg.restore, best, curve[-1], best_items,
+                                                                      last_items)
+    if kept == "best" and best_state is not None:
         model.load_state_dict(best_state)
+    else:  # the last weights (the last evaluation's) are the model's own
+        best = curve[-1] if curve else best
     model.to("cpu").eval()
     k = max(1, min(10, len(losses)))
     stats: dict[str, Any] = {
@@ -668,11 +721,14 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "loss_last": float(np.mean(losses[-k:])),
     }
     if evaluate is not None:
-        stats.update(curve=curve, best_step=best["step"] if best else None,
+        stats.update(curve=curve, restore=cfg.restore, kept=kept,
+                     restore_p=None if kept_p is None else round(kept_p, 6),
+                     best_step=best["step"] if best else None,
                      best_epoch=best["epoch"] if best else None,
                      **{metric: best[metric] if best else None},
                      val_loss=best["val_loss"] if best else None,
-                     warning=diagnose(curve, stopped, metric=metric, chance_loss=chance_loss))
+                     warning=diagnose(curve, stopped, metric=metric, chance_loss=chance_loss,
+                                      kept=None if best is None else curve.index(best)))
         if stats["warning"]:
             log.warning("fine-tune: %s", stats["warning"])
     return stats

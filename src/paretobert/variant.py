@@ -51,7 +51,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "validation_max"): 2000,
     ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
     ("train", "precision"): "fp32", ("train", "windows"): 1, ("train", "fused"): False,
-    ("train", "dropout"): "torch",
+    ("train", "dropout"): "torch", ("train", "restore"): "best",
     ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
@@ -64,12 +64,13 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
     if d["exit"].get("threshold") is None:
         d["exit"]["pooling"] = _NEW_AT_DEFAULT[("exit", "pooling")]
     if not d["train"].get("validation_size"):
-        for key in ("patience", "eval_every", "validation_max"):
+        for key in ("patience", "eval_every", "validation_max", "restore"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     if d["model"].get("arch") == "tfidf":  # no network is trained
         d["train"]["precision"] = _NEW_AT_DEFAULT[("train", "precision")]
         d["train"]["fused"] = _NEW_AT_DEFAULT[("train", "fused")]
         d["train"]["dropout"] = _NEW_AT_DEFAULT[("train", "dropout")]
+        d["train"]["restore"] = _NEW_AT_DEFAULT[("train", "restore")]
     return d
 
 
