@@ -205,7 +205,8 @@ def run_job(job: str, args) -> dict:
     if job == "before":
         keep, held = list(range(len(texts))), held  # trained on everything; validation scored, not used
     epochs = 2.0 if job == "before" else 3.0
-    cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128)
+    # restore=best: what its recorded jobs ran with (the best evaluation's weights restored)
+    cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128, restore="best")
     names = input_names(tok)
     enc_train = [encode_ids(tok, texts[i], max_length=128) for i in keep]
     y_train = [labels[i] for i in keep]
@@ -224,10 +225,10 @@ def run_job(job: str, args) -> dict:
         return model(**enc, labels=torch.tensor([y_train[i] for i in idx], device=device)).loss
 
     def evaluate() -> dict[str, float]:
-        val_acc, val_loss = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
-                                            device=device, batch_size=64)
-        dev_acc, dev_loss = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id,
-                                            names=names, device=device, batch_size=64)
+        val_acc, val_loss, _ = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
+                                               device=device, batch_size=64)
+        dev_acc, dev_loss, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id,
+                                               names=names, device=device, batch_size=64)
         record["curve"].append({"val_accuracy": val_acc, "dev_accuracy": dev_acc, "dev_loss": dev_loss,
                                 "t": round(time.perf_counter() - t0, 1)})
         out.write_text(json.dumps(record, indent=1))
@@ -238,8 +239,8 @@ def run_job(job: str, args) -> dict:
                                 epochs=epochs, head_lr_scale=head, device=device, evaluate=evaluate,
                                 every=args.every, patience=patience if validate else 10**6, progress=args.progress)
     model.to(device)
-    acc, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
-                             device=device, batch_size=64)
+    acc, _, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
+                                device=device, batch_size=64)
     # early stopping's jobs ship the restored best; the fixed budgets ship the last weights
     final = acc if validate else stats["curve"][-1]["dev_accuracy"]
     record.update({k: v for k, v in stats.items() if k != "curve"}, curve=stats["curve"], dev_accuracy=final,
