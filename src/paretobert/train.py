@@ -570,7 +570,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     ``every`` steps: the curve, early stopping after ``patience`` evaluations without a better
     one (:func:`validation_rank`), the weights ``cfg.restore`` keeps (:func:`kept_evaluation`: the
     last, or the best where it was significantly better; ``evaluate`` may return each validation
-    item's score as ``items``, kept out of the curve), and the underfit / overfit diagnosis. With ``snapshot`` (a file path) the whole training state is saved there every
+    item's score as ``items``, kept out of the curve), and the underfit / overfit diagnosis.
+    With ``snapshot`` (a file path) the whole training state is saved there every
     :data:`SNAPSHOT_SECONDS` and a later call with the same arguments resumes from it exactly
     (:func:`_resumed`): an interrupted fine-tune loses at most that much work. Returns the
     statistics (the model ends on the CPU, in eval mode)."""
