@@ -1,13 +1,13 @@
 """train.dropout: dropout masks drawn 16 bits per element from 64-bit random words while a CPU
 fine-tune runs (the same Bernoulli keep and scale as torch's, another random stream), keyed
-(torch, the kernel every earlier record trained with, is unhashed), recorded, restored after."""
+(torch, the kernel every earlier record trained with, is unhashed: tests/test_train_restore.py
+checks each new training default's keys), recorded, restored after."""
 
 import pytest
 import torch
 
-from paretobert.config import ConfigError, TrainConfig
+from paretobert.config import TrainConfig
 from paretobert.train import dropout_kernel, fast_dropout, fine_tune
-from paretobert.variant import Variant
 
 CPU = torch.device("cpu")
 
@@ -94,22 +94,6 @@ def test_a_fine_tune_records_its_kernel_and_the_two_are_two_random_streams(token
     start = _fresh(tokenizer).state_dict()
     assert max(float((weights["fast"][k] - start[k]).abs().max()) for k in start) > 1e-2  # it trains
     assert any(not torch.equal(weights["fast"][k], weights["torch"][k]) for k in weights["fast"])
-
-
-def test_fast_is_another_training_and_torch_keeps_old_hashes_and_keys(variant_of):
-    fast = variant_of()
-    assert fast.train.dropout == "fast"  # the default
-    d = fast.to_dict()
-    d["train"]["dropout"] = "torch"
-    old_kernel = Variant.from_dict(d)
-    del d["train"]["dropout"]  # a record from before train.dropout
-    old = Variant.from_dict(d)
-    assert old.train.dropout == "torch" and old.hash == old_kernel.hash
-    key = dict(data_fingerprint="d", source="scratch", lr=1e-3)
-    assert old.train_key(**key) == old_kernel.train_key(**key)
-    assert fast.hash != old_kernel.hash and fast.train_key(**key) != old_kernel.train_key(**key)
-    with pytest.raises(ConfigError, match=r"^invalid config: train.dropout='bernoulli'; accepted: fast \| torch$"):
-        TrainConfig(dropout="bernoulli")
 
 
 def test_the_committed_experiments_keep_the_kernel_they_were_measured_with():

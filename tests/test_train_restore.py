@@ -9,20 +9,25 @@ from paretobert.config import ConfigError, TrainConfig
 from paretobert.variant import Variant
 
 
-def test_significant_is_another_training_and_best_keeps_old_hashes_and_keys(variant_of):
-    new = variant_of()
-    assert new.train.restore == "significant"  # the default
-    d = new.to_dict()
-    d["train"]["restore"] = "best"
-    best = Variant.from_dict(d)
-    del d["train"]["restore"]  # a record from before train.restore
+@pytest.mark.parametrize("leaf, new, before, bad, accepted", [
+    ("dropout", "fast", "torch", "bernoulli", r"fast \| torch"),  # train.dropout (2026-12-04)
+    ("restore", "significant", "best", "first", r"significant \| best"),  # train.restore (2026-12-05)
+])
+def test_a_new_training_default_is_another_training_and_the_old_value_keeps_old_keys(variant_of, leaf, new, before,
+                                                                                     bad, accepted):
+    today = variant_of()
+    assert getattr(today.train, leaf) == new  # the default
+    d = today.to_dict()
+    d["train"][leaf] = before
+    pinned = Variant.from_dict(d)
+    del d["train"][leaf]  # a record from before the setting existed
     old = Variant.from_dict(d)
-    assert old.train.restore == "best" and old.hash == best.hash
+    assert getattr(old.train, leaf) == before and old.hash == pinned.hash
     key = dict(data_fingerprint="d", source="pretrained", lr=1e-4)
-    assert old.train_key(**key) == best.train_key(**key)
-    assert new.hash != best.hash and new.train_key(**key) != best.train_key(**key)
-    with pytest.raises(ConfigError, match=r"^invalid config: train.restore='first'; accepted: significant \| best$"):
-        TrainConfig(restore="first")
+    assert old.train_key(**key) == pinned.train_key(**key)
+    assert today.hash != pinned.hash and today.train_key(**key) != pinned.train_key(**key)
+    with pytest.raises(ConfigError, match=rf"^invalid config: train.{leaf}='{bad}'; accepted: {accepted}$"):
+        TrainConfig(**{leaf: bad})
 
 
 def test_without_a_validation_split_it_is_moot(variant_of):
