@@ -216,7 +216,8 @@ class TrainConfig:
 
     The default policy: 10% of train held out (at most 2,000 texts; stratified, duplicates kept
     on one side), scored every epoch (every 1,000 steps when an epoch is longer), early stopping after 2
-    evaluations without a better one, the best weights kept; at most ``epochs`` (null: 50
+    evaluations without a better one, the last weights kept unless an earlier evaluation was
+    significantly better (``restore``); at most ``epochs`` (null: 50
     optimizer steps per class, 3..20 epochs). ``validation_size: 0`` is the old fixed
     budget (no validation, no early stopping)."""
 

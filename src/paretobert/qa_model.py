@@ -191,7 +191,8 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
     ``doc_stride`` apart; a window without the answer points at [CLS]). With ``validation``
     (held-out questions, whole articles) the F1 over all their windows is the metric
     (``val_f1``, a fraction) every ``every`` steps (default: once per epoch), with early
-    stopping after ``patience`` evaluations without a better one and the best weights kept.
+    stopping after ``patience`` evaluations without a better one and the weights ``cfg.restore``
+    keeps (per-question F1 in its sign test).
     With ``distill`` the loss is its soft + hard one (the teacher's logits on every window first)."""
     seed_everything(seed)
     feats = prepare_features(tokenizer, items, max_length=max_length, doc_stride=doc_stride, windows="all",

@@ -354,7 +354,7 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
     teacher (``distill.teacher``, or the size ladder's for selected-kd / distilled) on its soft
     start/end distributions too (:class:`~paretobert.qa_model.SpanDistillation`); validated by F1
     on whole held-out train articles (``train.validation_size`` of them), early stopping and the
-    best weights kept (:func:`paretobert.qa_model.fine_tune_qa`); lr and budget by
+    weights ``train.restore`` keeps (:func:`paretobert.qa_model.fine_tune_qa`); lr and budget by
     :func:`~paretobert.qa_model.qa_lr` / :func:`~paretobert.qa_model.qa_epochs`."""
     t = variant.train
     train, val = qa_model.carve_articles(split.train, t.validation_size, seed=variant.seed)

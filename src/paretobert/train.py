@@ -239,7 +239,7 @@ def max_epochs(cfg: TrainConfig, *, n_train: int, n_classes: int, pretrained: bo
 @dataclass
 class Validation:
     """Held-out train texts scored every ``every`` optimizer steps; training stops after
-    ``patience`` evaluations without a better one and the best weights are restored."""
+    ``patience`` evaluations without a better one; ``train.restore`` says which weights are kept."""
 
     texts: Sequence[str]
     labels: Sequence[int]
@@ -522,7 +522,7 @@ def fine_tune(
     With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels'.
     With ``validation`` the held-out texts are scored every ``validation.every`` steps (the
     curve is returned), training stops after ``validation.patience`` evaluations without a
-    better one, and the best weights are restored.
+    better one, and the weights ``cfg.restore`` keeps (:func:`kept_evaluation`).
     ``head_lr_scale``: the parameters outside the model's body (the classification head) learn
     at ``lr * head_lr_scale`` (a new head on a pretrained body; the body keeps ``lr``)."""
     max_length = max_length or cfg.max_length
