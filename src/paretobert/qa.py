@@ -27,7 +27,7 @@ from paretobert.data.squad import QAItem
 from paretobert.qa_spans import best_span
 from paretobert.stats import bootstrap_interval
 
-__all__ = ["Features", "best_span", "exact_match", "f1", "normalize_answer", "postprocess", "prepare_features", "score"]
+__all__ = ["Features", "best_span", "exact_match", "f1", "normalize_answer", "per_question", "postprocess", "prepare_features", "score"]
 
 _PUNCT = set(string.punctuation)
 
@@ -72,13 +72,20 @@ def f1(prediction: str, references: Sequence[str], *, language: str = "en") -> f
     return max((_f1_one(prediction, r, language) for r in references), default=0.0)
 
 
+def per_question(predictions: Mapping[str, str], items: Sequence[QAItem], *,
+                 language: str = "en") -> tuple[np.ndarray, np.ndarray]:
+    """Each question's exact match and F1 (0-1, in ``items``' order; no prediction scores 0)."""
+    em = np.array([exact_match(predictions.get(i.id, ""), i.answers, language=language) for i in items])
+    f = np.array([f1(predictions.get(i.id, ""), i.answers, language=language) for i in items])
+    return em, f
+
+
 def score(predictions: Mapping[str, str], items: Sequence[QAItem], *, language: str = "en") -> dict[str, Any]:
     """Exact match and F1 in percent over ``items`` (a question without a prediction scores 0),
     with 95% percentile-bootstrap intervals over the questions."""
     if not items:
         raise ValueError("no questions to score")
-    em = np.array([exact_match(predictions.get(i.id, ""), i.answers, language=language) for i in items])
-    f = np.array([f1(predictions.get(i.id, ""), i.answers, language=language) for i in items])
+    em, f = per_question(predictions, items, language=language)
     out: dict[str, Any] = {"n_questions": len(items)}
     for name, v in (("exact_match", em), ("f1", f)):
         lo, hi = bootstrap_interval(v, stat=np.mean)

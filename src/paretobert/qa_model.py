@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from paretobert.config import TrainConfig
 from paretobert.data.squad import QAItem
-from paretobert.qa import Features, f1, postprocess, prepare_features, score
+from paretobert.qa import Features, per_question, postprocess, prepare_features, score
 from paretobert.train import hidden_state_mse, saved_once, seed_everything, torch_device, train_loop
 
 __all__ = ["QA_LEARNT_LITTLE_F1", "QA_OUTPUTS", "SpanDistillation", "answer", "carve_articles", "fine_tune_qa",
@@ -225,10 +225,9 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
             starts.append(out.start_logits.float().cpu().numpy())
             ends.append(out.end_logits.float().cpu().numpy())
         preds = postprocess(validation, val_feats, np.concatenate(starts), np.concatenate(ends))
-        scores = score(preds, validation, language=language)
-        return {"val_f1": scores["f1"] / 100, "val_exact_match": scores["exact_match"] / 100,
-                "val_loss": loss_sum / len(val_feats),
-                "items": [f1(preds.get(q.id, ""), q.answers, language=language) for q in validation]}
+        em, f = per_question(preds, validation, language=language)
+        return {"val_f1": float(f.mean()), "val_exact_match": float(em.mean()), "val_loss": loss_sum / len(val_feats),
+                "items": f}
 
     per_epoch = -(-len(feats) // cfg.batch_size)
     stats = train_loop(model, n_items=len(feats), batch_loss=batch_loss, cfg=cfg, seed=seed, lr=lr, epochs=epochs,
