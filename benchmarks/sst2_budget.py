@@ -225,10 +225,10 @@ def run_job(job: str, args) -> dict:
         return model(**enc, labels=torch.tensor([y_train[i] for i in idx], device=device)).loss
 
     def evaluate() -> dict[str, float]:
-        val_acc, val_loss, _ = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
-                                               device=device, batch_size=64)
-        dev_acc, dev_loss, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id,
-                                               names=names, device=device, batch_size=64)
+        val_acc, val_loss, _, _ = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
+                                                  device=device, batch_size=64)
+        dev_acc, dev_loss, _, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id,
+                                                  names=names, device=device, batch_size=64)
         record["curve"].append({"val_accuracy": val_acc, "dev_accuracy": dev_acc, "dev_loss": dev_loss,
                                 "t": round(time.perf_counter() - t0, 1)})
         out.write_text(json.dumps(record, indent=1))
@@ -239,8 +239,8 @@ def run_job(job: str, args) -> dict:
                                 epochs=epochs, head_lr_scale=head, device=device, evaluate=evaluate,
                                 every=args.every, patience=patience if validate else 10**6, progress=args.progress)
     model.to(device)
-    acc, _, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
-                                device=device, batch_size=64)
+    acc, _, _, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
+                                   device=device, batch_size=64)
     # early stopping's jobs ship the restored best; the fixed budgets ship the last weights
     final = acc if validate else stats["curve"][-1]["dev_accuracy"]
     record.update({k: v for k, v in stats.items() if k != "curve"}, curve=stats["curve"], dev_accuracy=final,

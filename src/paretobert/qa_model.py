@@ -217,17 +217,23 @@ def fine_tune_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], *, cfg: Tr
         tokenizer, validation, max_length=max_length, doc_stride=doc_stride, windows="all", labels=True)
 
     def evaluate() -> dict[str, float]:
-        starts, ends, loss_sum = [], [], 0.0
+        starts, ends, window_losses, loss_sum = [], [], [], 0.0
+        ce = torch.nn.functional.cross_entropy
         for lo in range(0, len(val_feats), 64):
             rows = slice(lo, lo + 64)
-            out = model(**tensors(val_feats, rows))
+            batch = tensors(val_feats, rows)
+            out = model(**batch)
             loss_sum += float(out.loss) * len(val_feats.item[rows])
+            # each window's loss as the model's own: the mean of its start and end cross-entropies
+            window_losses.append(((ce(out.start_logits.float(), batch["start_positions"], reduction="none")
+                                   + ce(out.end_logits.float(), batch["end_positions"], reduction="none"))
+                                  / 2).cpu().numpy())
             starts.append(out.start_logits.float().cpu().numpy())
             ends.append(out.end_logits.float().cpu().numpy())
         preds = postprocess(validation, val_feats, np.concatenate(starts), np.concatenate(ends))
         em, f = per_question(preds, validation, language=language)
         return {"val_f1": float(f.mean()), "val_exact_match": float(em.mean()), "val_loss": loss_sum / len(val_feats),
-                "items": f}
+                "items": f, "loss_items": np.concatenate(window_losses)}
 
     per_epoch = -(-len(feats) // cfg.batch_size)
     stats = train_loop(model, n_items=len(feats), batch_loss=batch_loss, cfg=cfg, seed=seed, lr=lr, epochs=epochs,
