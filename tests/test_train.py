@@ -370,6 +370,8 @@ def test_underfit_needs_a_last_gain_beyond_chance_where_the_curve_tested_it():
     seed2[-1]["loss_drop_p"] = 0.01
     said = diagnose(seed2, "budget")
     assert said.startswith("underfit") and "sign test p 0.25, loss t-test p 0.01)" in said
+    seed2[-1]["loss_drop_p"] = 0.0  # below 5e-7, rounded in the curve
+    assert "loss t-test p < 1e-06)" in diagnose(seed2, "budget")
     # the tests only gate underfit: overfit and the other warnings read the curve as before
     down = [{"epoch": e, "val_accuracy": a, "val_loss": 1 - a, "gain_p": 1.0, "loss_drop_p": 1.0}
             for e, a in ((1.0, 0.9), (2.0, 0.8), (3.0, 0.7))]

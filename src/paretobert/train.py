@@ -354,8 +354,8 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
         and _beyond_chance(last, "loss_drop_p")
     rising = best == len(curve) - 1 and last[metric] > prev[metric] and _beyond_chance(last, "gain_p")
     if stopped != "patience" and (falling or rising):
-        tested = ", ".join(f"{name} p {last[key]:.2g}" for key, name in (("gain_p", "sign test"),
-                                                                         ("loss_drop_p", "loss t-test"))
+        tested = ", ".join(f"{name} p {last[key]:.2g}" if last[key] > 0 else f"{name} p < 1e-06"  # rounded to 6 places
+                           for key, name in (("gain_p", "sign test"), ("loss_drop_p", "loss t-test"))
                            if last.get(key) is not None)
         return (f"underfit: validation still improving at the end of the budget ({stopped}; {metric[4:]} "
                 f"{prev[metric]:.4f} -> {last[metric]:.4f}, loss {prev['val_loss']:.3f} -> "
