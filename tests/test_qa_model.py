@@ -52,6 +52,9 @@ def test_a_tiny_reader_fine_tunes_with_validation_f1(reader, tokenizer, qa_split
     kept = max(p["val_f1"] for p in stats["curve"]) if stats["kept"] == "best" else stats["curve"][-1]["val_f1"]
     assert stats["val_f1"] == kept and stats["n_validation"] == len(val) and stats["restore"] == "significant"
     assert stats["kept"] in ("best", "last")
+    # each evaluation after the first tests its gain: per-question F1 (sign test), per-window loss (t-test)
+    assert all("gain_p" not in p for p in stats["curve"][:1])
+    assert all(0.0 <= p["gain_p"] <= 1.0 and 0.0 <= p["loss_drop_p"] <= 1.0 for p in stats["curve"][1:])
 
 
 def test_the_exported_reader_answers_as_torch_does_fp32_and_int8(reader, tokenizer, qa_split, tmp_path):
