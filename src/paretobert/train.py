@@ -612,9 +612,9 @@ def _gains(before: np.ndarray | None, after: np.ndarray | None, before_losses: n
     before against the reverse; F1 for a reader), ``loss_drop_p``, the paired t-test of their
     losses (:func:`loss_drop_p`); each only where both evaluations gave it."""
     out = {}
-    if before is not None and after is not None and len(before) == len(after):
+    if before is not None and after is not None:
         out["gain_p"] = round(sign_test(int((after > before).sum()), int((before > after).sum())), 6)
-    if before_losses is not None and after_losses is not None and len(before_losses) == len(after_losses):
+    if before_losses is not None and after_losses is not None:
         out["loss_drop_p"] = round(loss_drop_p(before_losses, after_losses), 6)
     return out
 
