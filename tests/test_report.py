@@ -226,3 +226,43 @@ def test_a_crowded_png_is_readable():
     solid = set(front.loc[front["frontier_status"] == "frontier", "latency_p50_ms"].round(9))
     assert step and set(np.round(step[0].get_xdata(), 9)) == solid
     plt.close(fig)
+
+
+def test_seeds_table_groups_the_runs_that_differ_only_by_seed(tmp_path, capsys):
+    """Three seeds of mini fp32, two of mini int8 (one failed), one of mini at s64: seeds.csv
+    has one row per configuration with two ok seeds, with their mean and spread; the single-seed
+    configuration and the failure are not in it; labels name a seed other than 0."""
+    from paretobert.record import seeds_table
+
+    recs = [_rec("f0", acc=0.90, p50=10.0, seed=0), _rec("f1", acc=0.93, p50=11.0, seed=1),
+            _rec("f2", acc=0.96, p50=12.0, seed=2),
+            _rec("q0", acc=0.89, p50=5.0, quant=True, seed=0), _rec("q1", acc=0.91, p50=6.0, quant=True, seed=1),
+            _rec("q2", status="failed", quant=True, seed=2), _rec("s", acc=0.5, p50=3.0, seq_len=64, seed=1)]
+    df = results_table(recs)
+    assert df.set_index("variant_id").loc["f1", "label"] == "mini[scratch] fp32 s128 seed1"
+    assert df.set_index("variant_id").loc["f0", "label"] == "mini[scratch] fp32 s128"
+    groups = df.set_index("variant_id")["seed_group"]
+    assert groups["f0"] == groups["f1"] == groups["f2"] != groups["q0"] == groups["q1"] == groups["q2"]
+    assert groups["s"] not in set(groups.drop("s"))
+    seeds = seeds_table(df)
+    assert seeds["label"].tolist() == ["mini[scratch] fp32 s128", "mini[scratch] int8 s128"]  # best mean first
+    fp32, int8 = seeds.iloc[0], seeds.iloc[1]
+    assert (fp32["n_seeds"], fp32["seeds"], fp32["variant_ids"]) == (3, "0,1,2", "f0;f1;f2")
+    assert fp32["accuracy_mean"] == pytest.approx(0.93) and fp32["accuracy_spread"] == pytest.approx(0.06)
+    assert fp32["accuracy_sd"] == pytest.approx(0.03) and fp32["accuracy_values"] == "0.9000 / 0.9300 / 0.9600"
+    assert (fp32["latency_p50_ms_min"], fp32["latency_p50_ms_max"]) == (10.0, 12.0)
+    assert (int8["n_seeds"], int8["seeds"]) == (2, "0,1")  # the failed seed is left out
+    assert int8["accuracy_spread"] == pytest.approx(0.02)
+    assert seeds_table(results_table(recs[:1] + recs[3:4])).empty  # one seed each: nothing to summarise
+
+    for r in recs:
+        atomic_write_json(tmp_path / "s" / r["variant_id"] / "result.json", r)
+    assert main([str(tmp_path / "s"), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "s" / "seeds.csv")
+    assert written["seeds"].tolist() == ["0,1,2", "0,1"]
+    assert "| mini[scratch] fp32 s128 | 0,1,2 | 0.9000 / 0.9300 / 0.9600 | 0.9300 | 0.9000..0.9600 | 6.00 | 11.00 |" in out
+
+
+def test_no_seeds_file_without_repeated_seeds(sweep):
+    assert "seeds" not in write_report(sweep) and not (sweep / "seeds.csv").exists()

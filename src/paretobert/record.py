@@ -9,6 +9,7 @@ older version, into one table row: every swept axis comes from the stored varian
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,8 @@ from paretobert.stats import bootstrap_interval, wilson_interval
 from paretobert.variant import Variant, VariantError
 
 __all__ = [
-    "COLLAPSE_DROP", "COLUMNS", "FIELDS", "HOVER_FIELDS", "NESTED", "NUMERIC_COLUMNS", "TABLE_COLUMNS", "Field",
-    "results_table", "row_from_record", "variant_of",
+    "COLLAPSE_DROP", "COLUMNS", "FIELDS", "HOVER_FIELDS", "NESTED", "NUMERIC_COLUMNS", "SEED_METRICS",
+    "TABLE_COLUMNS", "Field", "results_table", "row_from_record", "seeds_table", "variant_of",
 ]
 
 
@@ -61,6 +62,8 @@ FIELDS: tuple[Field, ...] = (
     _F("train_length", "int", "tokens"),
     _F("threads", "int", hover=True, table=True),
     _F("seed", "int"),
+    _F("seed_group", "str", help="hash of the variant without its seed: rows sharing it differ only by seed "
+                                 "(seeds.csv: their mean and spread)"),
     _F("retokenize", "bool"),
     _F("compression", "str", hover=True, help="none | drop-S-K | kd-LAYERS | exit-S"),
     _F("drop_strategy", "str"),
@@ -228,6 +231,7 @@ def row_from_record(rec: dict[str, Any], variant: Variant | None = None) -> dict
     if variant is not None:
         row.update(variant.axes())
         row["label"] = variant.label(rec.get("weights_source"))
+        row["seed_group"] = variant.seed_key()
     else:
         row["label"] = rec.get("variant_id")
     env = rec.get("environment") or {}
@@ -299,3 +303,42 @@ def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for c in (*NUMERIC_COLUMNS, *extra):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df.sort_values("variant_id", kind="mergesort").reset_index(drop=True)
+
+
+#: the columns ``seeds.csv`` summarises over a configuration's seeds (those a sweep has)
+SEED_METRICS = ("accuracy", "macro_f1", "exact_match", "f1", "latency_p50_ms", "model_mb", "train_seconds",
+                "train_epochs")
+
+
+def seeds_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration that ran ok with two or more seeds (``results_table`` rows
+    sharing ``seed_group``), most accurate first: its label (without the seed), the seeds, the
+    variant ids, and per :data:`SEED_METRICS` column it has (accuracy, exact match and F1 also
+    each seed's value, in seed order, as ``{column}_values``) the mean, the sample standard
+    deviation, the lowest, the highest and their spread (highest - lowest, in the column's
+    unit). Empty where no configuration has two seeds."""
+    ok = results[(results["status"] == "ok") & results["seed_group"].notna() & results["seed"].notna()]
+    rows = []
+    for key, g in ok.groupby("seed_group", sort=False):
+        if g["seed"].nunique() < 2:
+            continue
+        g = g.sort_values(["seed", "variant_id"], kind="mergesort")
+        row: dict[str, Any] = {
+            "seed_group": key, "label": re.sub(r" seed-?\d+$", "", str(g["label"].iloc[0])),
+            "n_seeds": int(g["seed"].nunique()), "seeds": ",".join(str(int(x)) for x in g["seed"]),
+            "variant_ids": ";".join(g["variant_id"].astype(str))}
+        for c in SEED_METRICS:
+            vals = pd.to_numeric(g[c], errors="coerce").dropna() if c in g.columns else pd.Series(dtype=float)
+            if len(vals) < 2:
+                continue
+            if c in ("accuracy", "exact_match", "f1"):
+                row[f"{c}_values"] = " / ".join(f"{x:.4f}" for x in vals)
+            row.update({f"{c}_mean": float(vals.mean()), f"{c}_sd": float(vals.std(ddof=1)),
+                        f"{c}_min": float(vals.min()), f"{c}_max": float(vals.max()),
+                        f"{c}_spread": float(vals.max() - vals.min())})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return pd.DataFrame(columns=["seed_group", "label", "n_seeds", "seeds", "variant_ids"])
+    sort = [c for c in ("accuracy_mean", "f1_mean") if c in out.columns]
+    return out.sort_values(sort, ascending=False, kind="mergesort").reset_index(drop=True) if sort else out

@@ -272,13 +272,15 @@ class Variant:
     def label(self, weights_source: str | None = None) -> str:
         """Short plot label, e.g. ``minilm-l6[pip] top3 int8 s64 t2``: the model with where its
         weights came from (the resolved source; ``weights`` when unknown), compression,
-        precision, seq_len, early exit, and threads when more than one."""
+        precision, seq_len, early exit, threads when more than one and the seed when not 0."""
         src = str(weights_source or self.weights).split(":")[0]
         src = {"hf-cache": "hub", "path": "local"}.get(src, src)
         parts = [f"{self._model_tag()}[{src}]", *self._compression_tags(), *self._runtime_tags(),
                  self._precision_tag(), *self._quantize_tags(), f"s{self.seq_len}", *self._exit_tags()]
         if self.runtime.threads > 1:
             parts.append(f"t{self.runtime.threads}")
+        if self.seed != 0:
+            parts.append(f"seed{self.seed}")
         return " ".join(parts)
 
     @property
@@ -392,6 +394,12 @@ class Variant:
             # the same model file runs differently elsewhere (OpenVINO, bf16): evaluated apart
             inputs.update(runtime=self.runtime.name, precision=self.resolved_precision)
         return content_hash(inputs)
+
+    def seed_key(self) -> str:
+        """What the runs of one configuration with different seeds share: everything but the
+        seed (``seeds.csv`` groups results on it)."""
+        return content_hash({"variant": {k: x for k, x in _without_new_defaults(_moot_as_before(self.to_dict())).items()
+                                         if k != "seed"}, "recipe": RECIPE}, length=12)
 
     def twin_key(self) -> str:
         """What an int8 variant shares with its fp32 twin: everything but the precision and
