@@ -70,6 +70,23 @@ def test_nothing_fits_names_the_closest():
         pick(TABLE, objectives=(("f1", "max"),))
 
 
+def test_a_pick_with_other_seeds_says_how_far_they_landed(tmp_path):
+    """The pick is the best of three seeds of one configuration: the pick names every seed's
+    accuracy and their mean (JSON too); without other seeds it says nothing about seeds."""
+    from paretobert.pick import render
+
+    seeded = pd.DataFrame([{**_row(f"t{s}", acc, 1.0), "seed": s, "seed_group": "g"}
+                           for s, acc in ((0, 0.90), (1, 0.95), (2, 0.92))]
+                          + [{**_row("other", 0.50, 0.5), "seed": 0, "seed_group": "h"}])
+    p = pick(seeded)
+    assert p.best["variant_id"] == "t1" and p.seeds == {0: 0.90, 1: 0.95, 2: 0.92}
+    text = render(p, tmp_path)
+    assert "seeds: its configuration ran 3 seeds, accuracy 0.9 (seed 0) / 0.95 (seed 1) / 0.92 (seed 2), mean 0.9233" in text
+    assert p.as_dict()["seeds"] == {"0": 0.90, "1": 0.95, "2": 0.92}
+    assert pick(seeded[seeded.seed != 2], Budget.from_flags(max_p50_ms=0.9)).seeds == {}  # "other": one seed
+    assert pick(TABLE).seeds == {} and "seeds:" not in render(pick(TABLE), tmp_path)  # no seed columns at all
+
+
 # ---------------------------------------------------------------------------- export / predict
 
 

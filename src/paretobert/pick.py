@@ -106,19 +106,22 @@ class Budget:
 
 @dataclass
 class Pick:
-    """The chosen row, the runners-up the intervals cannot separate from it, and why each
-    other frontier point lost (``{variant_id: reason}``)."""
+    """The chosen row, the runners-up the intervals cannot separate from it, why each other
+    frontier point lost (``{variant_id: reason}``), and, where the pick's configuration ran with
+    other seeds too, each seed's figure on the first objective (``{seed: value}``, ok runs)."""
 
     best: dict[str, Any]
     runners_up: list[dict[str, Any]] = field(default_factory=list)
     lost: dict[str, str] = field(default_factory=dict)
     budget: str = ""
     objectives: tuple[Objective, ...] = DEFAULT_OBJECTIVES
+    seeds: dict[int, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"pick": _brief(self.best, self.objectives), "budget": self.budget,
                 "objectives": [f"{c}:{d}" for c, d in self.objectives],
-                "runners_up": [_brief(r, self.objectives) for r in self.runners_up], "lost": self.lost}
+                "runners_up": [_brief(r, self.objectives) for r in self.runners_up], "lost": self.lost,
+                "seeds": {str(k): v for k, v in self.seeds.items()}}
 
 
 def _u(unit: str) -> str:
@@ -184,7 +187,18 @@ def pick(df: pd.DataFrame, budget: Budget = Budget(), objectives: Sequence[Objec
         if vid != best["variant_id"] and vid not in lost and not any(x["variant_id"] == vid for x in runners):
             over = budget.overruns(r)
             lost[vid] = ("over budget: " + "; ".join(over)) if over else "dominated among the variants that fit"
-    return Pick(best.to_dict(), runners, lost, budget.describe(), objectives)
+    return Pick(best.to_dict(), runners, lost, budget.describe(), objectives, _seeds_of(ok, best, first))
+
+
+def _seeds_of(ok: pd.DataFrame, best: pd.Series, column: str) -> dict[int, float]:
+    """``{seed: column}`` of the ok runs of the pick's configuration (rows sharing its
+    ``seed_group``), where more than one seed ran; else empty."""
+    if "seed_group" not in ok.columns or pd.isna(best.get("seed_group")):
+        return {}
+    same = ok[ok["seed_group"].eq(best["seed_group"]) & ok["seed"].notna() & ok[column].notna()]
+    if same["seed"].nunique() < 2:
+        return {}
+    return {int(r["seed"]): float(r[column]) for _, r in same.sort_values("seed", kind="mergesort").iterrows()}
 
 
 def load_table(sweep_dir: Path) -> pd.DataFrame:
@@ -225,6 +239,13 @@ def render(p: Pick, sweep_dir: Path) -> str:
     if p.lost:
         lines.append("other frontier points:")
         lines += [f"  {vid}: {why}" for vid, why in sorted(p.lost.items())]
+    if p.seeds:
+        first = p.objectives[0][0]
+        values = list(p.seeds.values())
+        lines.append(f"seeds: its configuration ran {len(values)} seeds, {first} "
+                     + " / ".join(f"{_fmt(v)} (seed {k})" for k, v in p.seeds.items())
+                     + f", mean {_fmt(float(np.mean(values)))}: the pick is the best of them on the test split, "
+                       "an optimistic figure; a retrain with another seed lands anywhere in that range")
     lines.append(f"ship it: paretobert export {sweep_dir} {p.best['variant_id']} OUT_DIR")
     return "\n".join(lines)
 
