@@ -149,7 +149,8 @@ def _seed_line(r: Any) -> str:
 
 def seeds_markdown(seeds: pd.DataFrame) -> str:
     """A Markdown table of :func:`paretobert.record.seeds_table` rows: per configuration its
-    seeds, accuracy (QA readers: F1) per seed, mean, lowest..highest, spread in points, mean p50."""
+    seeds, accuracy (a QA reader's is its exact match; F1 where no accuracy was recorded) per seed,
+    mean, lowest..highest, spread in points, mean p50."""
     metric = "accuracy" if "accuracy_mean" in seeds.columns and seeds["accuracy_mean"].notna().any() else "f1"
     lines = [f"| configuration | seeds | {metric} per seed | mean | min..max | spread (points) | p50 ms mean |",
              "|---|---|---|---|---|---|---|"]
