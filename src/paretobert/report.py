@@ -82,8 +82,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path, *, objectives: Sequence[Object
     if len(seeds):
         out["seeds"] = out_dir / f"seeds{suffix}.csv"
         atomic_write_text(out["seeds"], seeds.to_csv(index=False))
+        metric = _seed_metric(seeds)
         for _, r in seeds.iterrows():
-            log.info("seeds: %s", _seed_line(r))
+            log.info("seeds: %s", _seed_line(r, metric))
     minimised = [c for c, d in objectives if d == "min"]
     maximised = [c for c, d in objectives if d == "max"]
     x = minimised[0] if minimised else objectives[0][0]
@@ -137,10 +138,15 @@ def markdown_table(results: pd.DataFrame, front: pd.DataFrame) -> str:
                              f"{r['tokenize_p50_ms']:.2f}", f"{r['model_mb']:.1f}"])
 
 
-def _seed_line(r: Any) -> str:
+def _seed_metric(seeds: pd.DataFrame) -> str:
+    """The figure the seed summaries show: accuracy (a QA reader's is its exact match), F1 where
+    no accuracy was recorded."""
+    return "accuracy" if "accuracy_mean" in seeds.columns and seeds["accuracy_mean"].notna().any() else "f1"
+
+
+def _seed_line(r: Any, metric: str) -> str:
     """One configuration's seeds in words: ``tiny[...] int8 s128: 3 seeds (0,1,2), accuracy mean
     0.9586, 0.9532..0.9640 (spread 1.08 points)``."""
-    metric = "accuracy" if pd.notna(r.get("accuracy_mean")) else "f1"
     if pd.isna(r.get(f"{metric}_mean")):
         return f"{r['label']}: {r['n_seeds']} seeds ({r['seeds']})"
     return (f"{r['label']}: {r['n_seeds']} seeds ({r['seeds']}), {metric} mean {r[f'{metric}_mean']:.4f}, "
@@ -149,9 +155,9 @@ def _seed_line(r: Any) -> str:
 
 def seeds_markdown(seeds: pd.DataFrame) -> str:
     """A Markdown table of :func:`paretobert.record.seeds_table` rows: per configuration its
-    seeds, accuracy (a QA reader's is its exact match; F1 where no accuracy was recorded) per seed,
-    mean, lowest..highest, spread in points, mean p50."""
-    metric = "accuracy" if "accuracy_mean" in seeds.columns and seeds["accuracy_mean"].notna().any() else "f1"
+    seeds, the figure of :func:`_seed_metric` per seed, mean, lowest..highest, spread in points,
+    mean p50."""
+    metric = _seed_metric(seeds)
     lines = [f"| configuration | seeds | {metric} per seed | mean | min..max | spread (points) | p50 ms mean |",
              "|---|---|---|---|---|---|---|"]
     for _, r in seeds.iterrows():

@@ -287,7 +287,11 @@ class Variant:
     def hash(self) -> str:
         """Hash of the whole variant: a result with another hash is stale. Settings added after
         results were recorded leave the hash alone while they keep their default."""
-        return content_hash({"variant": _without_new_defaults(_moot_as_before(self.to_dict())), "recipe": RECIPE})
+        return content_hash({"variant": self._hashed_dict(), "recipe": RECIPE})
+
+    def _hashed_dict(self) -> dict[str, Any]:
+        """The variant's dict as :attr:`hash` sees it (moot settings as before, new defaults left out)."""
+        return _without_new_defaults(_moot_as_before(self.to_dict()))
 
     @property
     def variant_id(self) -> str:
@@ -398,8 +402,8 @@ class Variant:
     def seed_key(self) -> str:
         """What the runs of one configuration with different seeds share: everything but the
         seed (``seeds.csv`` groups results on it)."""
-        return content_hash({"variant": {k: x for k, x in _without_new_defaults(_moot_as_before(self.to_dict())).items()
-                                         if k != "seed"}, "recipe": RECIPE}, length=12)
+        return content_hash({"variant": {k: x for k, x in self._hashed_dict().items() if k != "seed"},
+                             "recipe": RECIPE}, length=12)
 
     def twin_key(self) -> str:
         """What an int8 variant shares with its fp32 twin: everything but the precision and
