@@ -12,6 +12,7 @@ from paretobert.store import (
     leftovers,
     load_results,
     prune,
+    swept_write_json,
 )
 
 
@@ -21,6 +22,27 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_json(p, {"x": 2})
     assert json.loads(p.read_text()) == {"x": 2}
     assert [f.name for f in p.parent.iterdir()] == ["r.json"]
+
+
+def test_swept_write_deletes_what_killed_writers_of_the_same_file_left(tmp_path):
+    """A cached result written by several runs: a writer killed between its temp file and the
+    rename leaves ``.NAME.RANDOM.tmp``; the next write of that file deletes it (under the key's
+    lock, as ``leftovers`` reads it), and keeps other files' temp files."""
+    import fcntl
+
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / ".k1-m.json.abc.tmp").write_text('{"torn"')
+    (res / ".k2-m.json.def.tmp").write_text("{}")
+    swept_write_json(res / "k1-m.json", {"x": 1})
+    assert json.loads((res / "k1-m.json").read_text()) == {"x": 1}
+    assert sorted(f.name for f in res.iterdir()) == [".k2-m.json.def.tmp", "k1-m.json", "k1-m.lock"]
+    assert {x.path.name: x.running for x in leftovers(tmp_path)} == {".k2-m.json.def.tmp": True}  # fresh: kept
+    (res / ".k1-m.json.ghi.tmp").write_text("{}")
+    with open(res / "k1-m.lock", "w") as held:  # another run is writing k1-m.json now
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert {x.path.name for x in leftovers(tmp_path) if x.running} == {".k1-m.json.ghi.tmp", ".k2-m.json.def.tmp"}
+        assert not prune(tmp_path)
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 from paretobert.bench import summarize, time_loop
 from paretobert.env import cpu_features, machine_id
 from paretobert.runtimes import make_session
-from paretobert.store import atomic_write_json, read_json
+from paretobert.store import read_json, swept_write_json
 
 __all__ = ["SHAPE", "gemm_peak", "measure_peaks"]
 
@@ -96,5 +96,5 @@ def gemm_peak(*, threads: int, cache_dir: Path) -> dict[str, Any]:
         return got
     log.info("measuring this machine's GEMM peak at %d thread(s) (once; cached in %s)", threads, path)
     got = measure_peaks(threads)
-    atomic_write_json(path, got)
+    swept_write_json(path, got)
     return got

@@ -27,7 +27,15 @@ from paretobert.data import Split
 from paretobert.env import environment, machine_id, resolve_variant
 from paretobert.models import ModelError, Source, resolve_source
 from paretobert.runtimes import BuildInputs, get_runtime
-from paretobert.store import RESULT_FILE, Built, atomic_write_json, read_json, seal, seal_ok
+from paretobert.store import (
+    RESULT_FILE,
+    Built,
+    atomic_write_json,
+    read_json,
+    seal,
+    seal_ok,
+    swept_write_json,
+)
 from paretobert.variant import Variant
 
 __all__ = ["format_result_line", "run_variant"]
@@ -278,7 +286,7 @@ def time_variant(built: BuiltVariant, *, out_dir: Path, cache_dir: Path, progres
     record = seal(record)
     atomic_write_json(Path(out_dir) / RESULT_FILE, record)
     if record["status"] == "ok":
-        atomic_write_json(_shared(variant, cache_dir), record)
+        swept_write_json(_shared(variant, cache_dir), record)
     return record
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "artifact",
     "atomic_write_json",
     "atomic_write_text",
+    "swept_write_json",
     "DiskSpaceError",
     "ensure_free_space",
     "file_digests",
@@ -72,6 +73,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def swept_write_json(path: Path, obj: Any) -> None:
+    """:func:`atomic_write_json` for a file that several runs may write (a cached result):
+    under the lock of its key (the name up to its first dot, as :func:`leftovers` reads it), it
+    first deletes the temporary files that killed writers of the same file left behind."""
+    key = path.name.split(".", 1)[0]
+    with _locked(path.parent / f"{key}.lock"):
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a writer killed mid-write (we hold its lock)
+            stale.unlink(missing_ok=True)
+        atomic_write_json(path, obj)
 
 
 def read_json(path: Path) -> Any | None:
