@@ -57,6 +57,23 @@ def test_selected_weights_are_the_teachers_at_uniform_indices(tiny_model):
     up_t, up_s = t.encoder.layer[0].intermediate.dense.weight, s.encoder.layer[0].intermediate.dense.weight
     assert torch.equal(up_s, up_t[i][:, h])
     assert torch.equal(student.classifier.weight, head)  # the head is not the teacher's
+    assert info["head"] is False
+
+
+def test_selecting_from_a_fine_tuned_classifier_takes_its_head_too(tiny_model):
+    """selected-ft: the teacher is a classifier fine-tuned on the student's labels, so its head
+    is selected like the body (hidden units at the same indices, every label kept)."""
+    from transformers import BertForSequenceClassification
+
+    cfg = student_config(tiny_model.config, layers=1, hidden=16, heads=2, intermediate=32)
+    torch.manual_seed(1)
+    student = BertForSequenceClassification(cfg)
+    info = select_weights(tiny_model, student, head=True)
+    h = torch.tensor(uniform_indices(32, 16))
+    assert info["head"] is True and not [n for n in info["new"] if n.startswith("classifier")]
+    assert torch.equal(student.classifier.weight, tiny_model.classifier.weight[:, h])
+    assert torch.equal(student.classifier.bias, tiny_model.classifier.bias)
+    assert torch.equal(student.bert.pooler.dense.weight, tiny_model.bert.pooler.dense.weight[h][:, h])
 
 
 def test_selection_at_the_same_shape_is_the_teacher(tiny_model):
@@ -193,7 +210,7 @@ def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
     cache = tmp_path / "cache"
     small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
     recs = {}
-    for method in ("selected", "selected-kd", "distilled"):
+    for method in ("selected", "selected-kd", "selected-ft", "distilled"):
         v = variant_of(model=small, weights=method, weights_from="big-t")
         recs[method] = pipeline.run_variant(v, out_dir=tmp_path / method, cache_dir=cache, progress=False)
         assert recs[method]["status"] == "ok", recs[method].get("error")
@@ -207,13 +224,17 @@ def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
     lr = recs["selected"]["train"]["lr"]
     assert recs["selected"]["train"]["head_lr"] == pytest.approx(20 * lr)  # a new head on selected weights
     assert recs["distilled"]["train"]["head_lr"] == pytest.approx(lr)  # all new: one lr
-    assert recs["selected-kd"]["train_key"] != recs["distilled"]["train_key"] != recs["selected"]["train_key"]
+    assert len({r["train_key"] for r in recs.values()}) == 4
+    ft = recs["selected-ft"]["train"]
+    assert ft["selected"]["from"] == "fine-tuned" and ft["selected"]["head"] is True and "distill" not in ft
+    assert sel["from"] == "pretrained" and sel["head"] is False
+    assert ft["head_lr"] == pytest.approx(ft["lr"])  # the head is the fine-tuned teacher's: one lr
     # another student seed: its own checkpoint, the same (cached) teacher
     other = pipeline.run_variant(variant_of(model=small, weights="selected-kd", weights_from="big-t", seed=1),
                                  out_dir=tmp_path / "seed1", cache_dir=cache, progress=False)
     assert other["status"] == "ok" and other["train_key"] != recs["selected-kd"]["train_key"]
     metas = [json.loads((p / "meta.json").read_text()) for p in (cache / "checkpoints").iterdir() if p.is_dir()]
-    assert sum(m["model"] == small.name for m in metas) == 3 + 1  # 3 methods + seed 1
+    assert sum(m["model"] == small.name for m in metas) == 4 + 1  # 4 methods + seed 1
     # one teacher, fine-tuned once for all; on this toy corpus its loss may stay at chance, and then
     # the policy's one retry at half the lr is its second checkpoint (training policy 2)
     teacher_lrs = sorted(m["train"]["lr"] for m in metas if m["model"] != small.name)
@@ -222,6 +243,17 @@ def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
     stand = pipeline.run_variant(variant_of(model=same, weights="stand-in", weights_from="big-t"),
                                  out_dir=tmp_path / "stand", cache_dir=cache, progress=False)
     assert stand["status"] == "ok" and stand["weights_source"].startswith("stand-in<-big-t:path:")
+    # a stand-in is its teacher preset's own fine-tune: with the students' settings (the default lr and
+    # budget) the students' cached teacher, reused; with its own lr and budget (above) a checkpoint of its own
+    from paretobert.config import TrainConfig
+
+    teacher_keys = {m["key"] for m in metas if m["model"] != small.name}
+    assert stand["train_cached"] is False and stand["train_key"] not in teacher_keys
+    default = pipeline.run_variant(variant_of(model=same, weights="stand-in", weights_from="big-t",
+                                              train=TrainConfig(batch_size=8, max_length=64)),
+                                   out_dir=tmp_path / "stand-default", cache_dir=cache, progress=False)
+    assert default["status"] == "ok" and default["weights"] == "stand-in" and default["model"] == "same-t"
+    assert default["train_cached"] is True and default["train_key"] in teacher_keys, (default["train_key"], teacher_keys)
     # a stored result of another weight source is not reused for a variant that resolves elsewhere now
     v = variant_of(model=small, weights="selected", weights_from="big-t")
     assert pipeline._reuse(v, tmp_path / "selected" / "result.json", tmp_path / "none.json",

@@ -51,7 +51,7 @@ __all__ = [
     "train_length",
 ]
 
-WEIGHTS = ("auto", "pretrained", "stand-in", "selected", "selected-kd", "distilled", "scratch")
+WEIGHTS = ("auto", "pretrained", "stand-in", "selected", "selected-kd", "selected-ft", "distilled", "scratch")
 DATASETS = ("bbc", "livedoor", "sst2", "csv", "squad", "jsquad")
 # the task a dataset is for: extractive QA (SQuAD format) or sequence classification (the rest)
 QA_DATASETS = ("squad", "jsquad")
@@ -617,6 +617,9 @@ class Config:
             if self.distill.teacher is not None:
                 _fail("distill.teacher", self.distill.teacher, f"null with weights={self.weights} "
                       "(the size ladder's teacher is weights_from)")
+        if self.weights == "selected-ft" and self.dataset.task == "qa":
+            _fail("weights", self.weights, "selected | selected-kd | distilled for task=qa (selected-ft selects from a "
+                  "fine-tuned classifier)")
         if self.distill.hidden_mse and not (self.distill.layers is not None or self.weights == "selected-kd"):
             _fail("distill.hidden_mse", self.distill.hidden_mse,
                   "0 unless the student's hidden units are its teacher's: distill.teacher with distill.layers, "

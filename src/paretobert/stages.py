@@ -63,7 +63,8 @@ def teacher_variant(variant: Variant, name: str | None = None) -> Variant:
 
 def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Path, *, progress: bool,
                    allow_network: bool = True) -> Built:
-    """The fine-tuned teacher of a model built from ``source.teacher`` (selected-kd, distilled):
+    """The fine-tuned teacher of a model built from ``source.teacher`` (selected-kd, selected-ft,
+    distilled):
     fine-tuned like the variant at seed 0 with the default lr and budget for its own size
     (``train.lr`` / ``train.epochs`` set for the student are the student's), so every student,
     student seed and student budget shares it."""
@@ -75,25 +76,34 @@ def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Pa
 
 
 def _selected_student(variant: Variant, source: Source, label_names: list[str], tok: Any,
-                      cache_dir: Path) -> tuple[Any, dict]:
+                      cache_dir: Path, finetuned: Path | None = None) -> tuple[Any, dict]:
     """The variant's shape in its teacher's family, weights selected from the pretrained
-    teacher (:mod:`paretobert.models.select`), a new seeded head (a QA reader's for task=qa)."""
+    teacher (:mod:`paretobert.models.select`), a new seeded head (a QA reader's for task=qa);
+    with ``finetuned`` (selected-ft: the teacher's fine-tuned checkpoint) body and head are
+    selected from that checkpoint instead."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
     assert source.teacher is not None and source.via is not None
-    big = build_model(source.via, load_model_preset(source.teacher), num_labels=max(2, len(label_names)),
-                      tokenizer=tok, cache_dir=cache_dir, label_names=label_names or None, seed=variant.seed,
-                      task=variant.task)
+    if finetuned is not None:
+        big = AutoModelForSequenceClassification.from_pretrained(finetuned, attn_implementation="eager")
+        if list(big.config.id2label.values()) != list(label_names):
+            raise ValueError(f"the fine-tuned teacher at {finetuned} has labels {list(big.config.id2label.values())}, "
+                             f"the data {label_names}")
+    else:
+        big = build_model(source.via, load_model_preset(source.teacher), num_labels=max(2, len(label_names)),
+                          tokenizer=tok, cache_dir=cache_dir, label_names=label_names or None, seed=variant.seed,
+                          task=variant.task)
     m = variant.model
     cfg = student_config(big.config, layers=m.layers, hidden=m.hidden, heads=m.heads, intermediate=m.intermediate)
     cfg._attn_implementation = "eager"
     torch.manual_seed(variant.seed)
     auto = AutoModelForQuestionAnswering if variant.task == "qa" else AutoModelForSequenceClassification
     student = auto.from_config(cfg, attn_implementation="eager")
-    stats = select_weights(big, student)
+    stats = select_weights(big, student, head=finetuned is not None)
     del big
-    return student, {"teacher": source.teacher, "arch": cfg.model_type, **stats}
+    return student, {"teacher": source.teacher, "arch": cfg.model_type,
+                     "from": "fine-tuned" if finetuned is not None else "pretrained", **stats}
 
 
 def unfused(variant: Variant) -> Variant:
@@ -135,11 +145,13 @@ def patience(t: Any, per_epoch: int, every: int) -> int:
 def _pretrained_body(variant: Variant, source: Source) -> bool:
     """Whether the lr and budget are a pretrained body's (:func:`~paretobert.train.default_lr`,
     :func:`~paretobert.train.max_epochs`): its own or a stand-in's weights, or a student cut
-    from its fine-tuned teacher. A selected body is far from converged for its new shape: it
+    (``distill.layers``) or selected (selected-ft) from its fine-tuned teacher. A selected body is far from converged for its new shape: it
     gets random init's budget and an lr of that kind (BBC, tiny: 0.9604 at 1e-3 for up to 10 epochs, 0.9424 at
     1e-4, 0.57 at 1e-4 for 3; README, the size ladder); its new head still gets
     ``train.head_lr_scale``, but at most 5x the body's lr past SELECTED_DEPTH layers under the
     default lr (:func:`paretobert.train.head_scale`, policy 6)."""
+    if source.selects_finetuned:
+        return True
     if source.selects:
         return False
     return source.pretrained or variant.distill.layers is not None
@@ -189,6 +201,14 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         train = {**best.meta["train"], "lr_search": search, "winner_seconds": best.meta["train"]["seconds"],
                  "seconds": sum(s["seconds"] for s in search)}
         return best._replace(meta={**best.meta, "train": train}, reused=all(b.reused for b in tried))
+    if source.kind == "stand-in":
+        # a stand-in is its teacher's pretrained body and tokenizer trained as the variant says: the
+        # fine-tune of the teacher preset itself, so one checkpoint (at the defaults the size ladder's
+        # teacher for selected-kd / selected-ft / distilled students of that preset)
+        assert source.teacher is not None and source.via is not None
+        as_teacher = dataclasses.replace(variant, model=load_model_preset(source.teacher), weights="auto",
+                                         weights_from=None)
+        return fine_tune(as_teacher, split, source.via, cache_dir, progress=progress, allow_network=allow_network)
     if variant.task == "qa":
         return _fine_tune_qa(variant, split, source, cache_dir, progress=progress, allow_network=allow_network)
     retok = variant.model.retokenize and source.pretrained
@@ -206,7 +226,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                              train_texts=texts_only, cache_dir=cache_dir)
         selected = None
         if source.selects:
-            model, selected = _selected_student(variant, source, split.label_names, tok, cache_dir)
+            model, selected = _selected_student(variant, source, split.label_names, tok, cache_dir,
+                                                finetuned=teacher_ckpt if source.selects_finetuned else None)
         elif variant.distill.layers is not None:
             model = None  # cut from the teacher below
         else:  # a stand-in is its teacher's pretrained body; distilled: the preset at random init
@@ -214,7 +235,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                 num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
                                 label_names=split.label_names, seed=variant.seed)
         distill, kd_stats = None, None
-        if teacher_ckpt is not None:
+        if teacher_ckpt is not None and not source.selects_finetuned:
             model, tok, distill, kd_stats = _distill_setup(variant, train_texts, train_labels, teacher_ckpt, model,
                                                            tok, progress, saved_at=_teacher_targets(cache_dir, key))
         tok = match_inputs(tok, model)  # the inputs the model takes (no token types for DistilBERT)
@@ -267,8 +288,9 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     lr = training.default_lr(variant.train, pretrained=pretrained, hidden=variant.model.hidden,
                              selected=source.selects, layers=variant.model.layers,
                              steps=training.n_steps(len(train_texts), variant.train.batch_size, epochs))
-    # a new head on a pretrained body learns faster; a student cut from its teacher keeps the teacher's head
-    new_head = source.pretrained and variant.distill.layers is None
+    # a new head on a pretrained body learns faster; a student cut or selected from its fine-tuned
+    # teacher keeps the teacher's head
+    new_head = source.pretrained and variant.distill.layers is None and not source.selects_finetuned
     head_scale = (training.head_scale(variant.train, selected=source.selects, layers=variant.model.layers)
                   if new_head else 1.0)
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
@@ -309,9 +331,10 @@ def _teacher_targets(cache_dir: Path, key: str) -> Path:
 
 def _teacher(variant: Variant, source: Source, split: Split | QASplit, cache_dir: Path, *, progress: bool,
              allow_network: bool) -> Built | None:
-    """The fine-tuned teacher a variant distils from: the size ladder's (selected-kd,
-    distilled: :func:`ladder_teacher`), ``distill.teacher`` fine-tuned like the variant, or None."""
-    if source.distils:
+    """The fine-tuned teacher a variant distils from or is selected from: the size ladder's
+    (selected-kd, selected-ft, distilled: :func:`ladder_teacher`), ``distill.teacher`` fine-tuned
+    like the variant, or None."""
+    if source.needs_finetuned_teacher:
         return ladder_teacher(variant, source, split, cache_dir, progress=progress, allow_network=allow_network)
     if not variant.distill.teacher:
         return None

@@ -71,16 +71,20 @@ def student_config(teacher_config: Any, *, layers: int, hidden: int, heads: int,
     return cfg
 
 
-def select_weights(teacher: Any, student: Any) -> dict[str, Any]:
+def select_weights(teacher: Any, student: Any, *, head: bool = False) -> dict[str, Any]:
     """Copy into ``student`` (built from :func:`student_config`) the teacher's weights: layer i
     from the teacher's :func:`selected_layers` [i], each tensor at :func:`uniform_indices` of
     every dimension. Only the body is selected (``base_model_prefix``): a task head keeps its
-    seeded initialisation, as do body parameters the teacher lacks. Returns what was done
-    (teacher layers, copied count, the body's new parameter names)."""
+    seeded initialisation, as do body parameters the teacher lacks; with ``head`` the task head
+    too (a teacher fine-tuned on the student's task and labels). Returns what was done (teacher
+    layers, copied count, the new parameter names, whether the head was selected)."""
     import torch
 
-    t_body = getattr(teacher, teacher.base_model_prefix, teacher)
-    s_body = getattr(student, student.base_model_prefix, student)
+    if head:
+        t_body, s_body = teacher, student
+    else:
+        t_body = getattr(teacher, teacher.base_model_prefix, teacher)
+        s_body = getattr(student, student.base_model_prefix, student)
     t_state = t_body.state_dict()
     n_t, n_s = teacher.config.num_hidden_layers, student.config.num_hidden_layers
     layer_map = selected_layers(n_t, n_s)
@@ -100,4 +104,4 @@ def select_weights(teacher: Any, student: Any) -> dict[str, Any]:
                     w = w.index_select(dim, torch.as_tensor(uniform_indices(a, b)))
             param.copy_(w)
             copied.append(name)
-    return {"layers": layer_map, "of": n_t, "copied": len(copied), "new": new}
+    return {"layers": layer_map, "of": n_t, "copied": len(copied), "new": new, "head": head}

@@ -28,6 +28,7 @@ __all__ = [
     "AUTO_METHOD",
     "AUTO_RECIPE",
     "BUILT",
+    "FROM_FINETUNED",
     "match_inputs",
     "random_init_config",
     "pip_model_dir",
@@ -48,8 +49,10 @@ class ModelError(RuntimeError):
 
 
 # how a model without pretrained weights of its own is built from a pretrained preset (the teacher)
-BUILT = ("stand-in", "selected", "selected-kd", "distilled")
-SELECTS = ("selected", "selected-kd")  # the methods that initialise by weight selection
+BUILT = ("stand-in", "selected", "selected-kd", "selected-ft", "distilled")
+SELECTS = ("selected", "selected-kd", "selected-ft")  # the methods that initialise by weight selection
+# the methods that need the teacher fine-tuned on the task first (the size ladder's cached teacher)
+FROM_FINETUNED = ("selected-kd", "selected-ft", "distilled")
 # weights=auto's method for a preset that fits inside a teacher, chosen on BBC (README: the size ladder):
 # selected beat selected-kd (soft labels alone) on mini (0.9424 vs 0.8903) and tied it on tiny (3 seeds)
 AUTO_METHOD = "selected"
@@ -69,7 +72,8 @@ class Source:
     """Where the weights come from: kind in path | pip | hf-cache | hub | scratch, or built
     from the pretrained preset ``teacher`` (whose own source is ``via``): stand-in (the
     teacher as it is, same shape), selected (weights selected from it), selected-kd (selected,
-    then distilled from it fine-tuned), distilled (random init, distilled from it fine-tuned)."""
+    then distilled from it fine-tuned), selected-ft (body and head selected from it fine-tuned
+    on the task, then fine-tuned), distilled (random init, distilled from it fine-tuned)."""
 
     kind: str
     location: str | None = None
@@ -93,6 +97,17 @@ class Source:
     def selects(self) -> bool:
         """Whether the body is initialised by weight selection from the teacher."""
         return self.kind in SELECTS
+
+    @property
+    def selects_finetuned(self) -> bool:
+        """Whether the weights are selected from the teacher fine-tuned on the task (selected-ft)
+        rather than from its pretrained weights."""
+        return self.kind == "selected-ft"
+
+    @property
+    def needs_finetuned_teacher(self) -> bool:
+        """Whether building it fine-tunes the teacher first (the size ladder's cached teacher)."""
+        return self.kind in FROM_FINETUNED
 
     @property
     def distils(self) -> bool:
