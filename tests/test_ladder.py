@@ -583,3 +583,21 @@ def test_auto_distils_with_its_recipe_the_presets_chosen_for_it(teacher_preset, 
                           train=dataclasses.replace(auto.train, windows=4))
     again = pipeline.run_variant(explicit, out_dir=tmp_path / "explicit", cache_dir=cache, progress=False)
     assert again["train_key"] == rec["train_key"] and again["train_cached"]  # one checkpoint, built once
+
+
+def test_auto_selects_from_the_fine_tuned_teacher_the_presets_chosen_for_it(teacher_preset, tmp_path, monkeypatch):
+    """weights=auto for a preset of AUTO_FT from its teacher there: a classifier is selected-ft;
+    from another teacher, or a reader, it stays selected; a named method is as named."""
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    monkeypatch.setattr(zoo, "AUTO_FT", {"small-t": "other-t"})
+    assert resolve_source(small, weights="auto", cache_dir=tmp_path).kind == "selected"
+    monkeypatch.setattr(zoo, "AUTO_FT", {"small-t": "big-t"})
+    src = resolve_source(small, weights="auto", cache_dir=tmp_path)
+    assert (src.kind, src.teacher) == ("selected-ft", "big-t") and src.selects and src.selects_finetuned
+    assert src.needs_finetuned_teacher and not src.distils
+    assert resolve_source(small, weights="auto", cache_dir=tmp_path, task="qa").kind == "selected"
+    assert resolve_source(small, weights="selected", cache_dir=tmp_path).kind == "selected"
+    from paretobert.config import Config, DatasetConfig
+
+    with pytest.raises(ConfigError, match="selected-ft selects from a fine-tuned classifier"):
+        Config(model=SMALL, weights="selected-ft", dataset=DatasetConfig(name="squad"))
