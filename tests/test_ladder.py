@@ -201,6 +201,23 @@ def test_labels_and_names_say_how_the_model_was_built():
             Config(model=tiny, **kw)
 
 
+def test_a_saved_classifiers_labels_come_back_in_class_order(tmp_path):
+    """selected-ft checks the fine-tuned teacher's labels against the data's: a config whose JSON
+    lists 12 class ids as sorted strings ("10" before "2") still gives them in class order."""
+    from transformers import BertConfig
+
+    from paretobert.stages import config_labels
+
+    names = [f"c{i}" for i in range(12)]
+    BertConfig(num_labels=12, id2label=dict(enumerate(names))).save_pretrained(tmp_path)
+    raw = json.loads((tmp_path / "config.json").read_text())
+    raw["id2label"] = {k: raw["id2label"][k] for k in sorted(raw["id2label"])}  # "0", "1", "10", "11", "2", ...
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    cfg = BertConfig.from_pretrained(tmp_path)
+    assert list(cfg.id2label.values())[2] == "c10"  # the order the file gave
+    assert config_labels(cfg) == names
+
+
 def test_every_method_builds_and_records(teacher_preset, variant_of, tmp_path):
     """stand-in / selected / selected-kd / distilled end to end on a tiny saved teacher: the
     record says where the weights came from, the teacher is fine-tuned once for every student

@@ -87,8 +87,8 @@ def _selected_student(variant: Variant, source: Source, label_names: list[str], 
     assert source.teacher is not None and source.via is not None
     if finetuned is not None:
         big = AutoModelForSequenceClassification.from_pretrained(finetuned, attn_implementation="eager")
-        if list(big.config.id2label.values()) != list(label_names):
-            raise ValueError(f"the fine-tuned teacher at {finetuned} has labels {list(big.config.id2label.values())}, "
+        if config_labels(big.config) != list(label_names):
+            raise ValueError(f"the fine-tuned teacher at {finetuned} has labels {config_labels(big.config)}, "
                              f"the data {label_names}")
     else:
         big = build_model(source.via, load_model_preset(source.teacher), num_labels=max(2, len(label_names)),
@@ -104,6 +104,13 @@ def _selected_student(variant: Variant, source: Source, label_names: list[str], 
     del big
     return student, {"teacher": source.teacher, "arch": cfg.model_type,
                      "from": "fine-tuned" if finetuned is not None else "pretrained", **stats}
+
+
+def config_labels(config: Any) -> list[str]:
+    """A saved classifier's label names in class order (its config's ``id2label`` by class id,
+    whatever order its JSON lists them in: a config written by another tool may put "10"
+    before "2")."""
+    return [config.id2label[i] for i in sorted(config.id2label, key=int)]
 
 
 def unfused(variant: Variant) -> Variant:
