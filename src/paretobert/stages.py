@@ -237,7 +237,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                                 finetuned=teacher_ckpt if source.selects_finetuned else None)
         elif variant.distill.layers is not None:
             model = None  # cut from the teacher below
-        else:  # a stand-in is its teacher's pretrained body; distilled: the preset at random init
+        else:  # its own pretrained body (a stand-in came here as its teacher preset); distilled: random init
             model = build_model(Source("scratch") if source.kind == "distilled" else source, variant.model,
                                 num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
                                 label_names=split.label_names, seed=variant.seed)
@@ -378,7 +378,8 @@ def _retry_unconverged(variant: Variant, built: Built, lr: float, split: Split, 
 
 def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: Path, *, progress: bool,
                   allow_network: bool = True) -> Built:
-    """The fine-tuned extractive reader: the pretrained (or stand-in) body with a new start/end
+    """The fine-tuned extractive reader: the pretrained body (a stand-in's as its teacher preset's,
+    :func:`fine_tune`) with a new start/end
     head, a body selected from a larger pretrained one, random init, or the fine-tuned teacher
     cut to ``distill.layers``; trained on doc-stride windows of ``train_length`` tokens, with a
     teacher (``distill.teacher``, or the size ladder's for selected-kd / distilled) on its soft

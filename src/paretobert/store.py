@@ -77,9 +77,9 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def swept_write_json(path: Path, obj: Any) -> None:
     """:func:`atomic_write_json` for a file that several runs may write (a cached result):
-    under the lock of its key (the name up to its first dot, as :func:`leftovers` reads it), it
+    under the lock of its key (:func:`_key_of`, as :func:`leftovers` reads it), it
     first deletes the temporary files that killed writers of the same file left behind."""
-    key = path.name.split(".", 1)[0]
+    key = _key_of(path.name)
     with _locked(path.parent / f"{key}.lock"):
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a writer killed mid-write (we hold its lock)
             stale.unlink(missing_ok=True)
@@ -150,6 +150,12 @@ def _lock_free(lock_path: Path) -> bool:
         return True
 
 
+def _key_of(name: str) -> str:
+    """The key a cache file or directory name belongs to (its lock is ``KEY.lock``): the name up
+    to its first dot, after the leading dot of a build's leftover (``.KEY.RANDOM.tmp``)."""
+    return name.removeprefix(".").split(".", 1)[0]
+
+
 def leftovers(root: Path) -> list[Leftover]:
     """Everything under the cache ``root`` that a build left beside its artifacts (temporary
     directories of killed builds, snapshots and teacher logits of fine-tunes killed and never
@@ -160,7 +166,7 @@ def leftovers(root: Path) -> list[Leftover]:
         return out
     for kind_dir in sorted(d for d in root.iterdir() if d.is_dir()):
         for path in sorted(kind_dir.glob(".*")):
-            key = path.name[1:].split(".", 1)[0]
+            key = _key_of(path.name)
             lock = kind_dir / f"{key}.lock"
             try:
                 age = now - path.stat().st_mtime
