@@ -468,9 +468,9 @@ def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, te
     v = variant_of(model=teacher_preset["big-t"], weights="pretrained", distill=DistillConfig(teacher="big-t", layers=[1]),
                    **kw)
     kill, computed = [True], []
-    real_once = training.saved_once
+    real_once, real_logits, real_fit = training.saved_once, training.teacher_logits, training.fine_tune
 
-    def once(path, what, compute, **k):
+    def once(path, what, compute, **k):  # a reader's: kept beside its checkpoint while it trains
         def counted():
             computed.append(what)
             return compute()
@@ -480,18 +480,33 @@ def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, te
             raise KeyboardInterrupt
         return got
 
-    monkeypatch.setattr(training, "saved_once", once)
+    def logits(*a, **k):  # a classifier's: a cached stage of their own
+        computed.append("logits")
+        return real_logits(*a, **k)
+
+    def fit(*a, distill=None, **k):
+        if kill[0] and distill is not None:  # the student's fine-tune dies after the teacher's logits were taken
+            raise KeyboardInterrupt
+        return real_fit(*a, distill=distill, **k)
+
     monkeypatch.setattr(qa_model, "saved_once", once)
+    monkeypatch.setattr(training, "teacher_logits", logits)
+    monkeypatch.setattr(training, "fine_tune", fit)
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_variant(v, out_dir=tmp_path / "killed", cache_dir=cache, progress=False)
-    assert len(computed) == 1 and len(list(cache.glob("checkpoints/.*.teacher.pt"))) == 1
+    kept = list(cache.glob("checkpoints/.*.teacher.pt")) + list(cache.glob("teacher-logits/*/logits.pt"))
+    assert len(computed) == 1 and len(kept) == 1
     kill[0] = False
     with caplog.at_level("INFO"):
         rec = pipeline.run_variant(v, out_dir=tmp_path / "again", cache_dir=cache, progress=False)
     assert rec["status"] == "ok" and rec["task"] == task, rec.get("traceback")
-    assert len(computed) == 1 and "read back" in caplog.text  # not computed a second time
-    assert not list(cache.glob("checkpoints/.*.teacher.pt")), "a finished fine-tune keeps no teacher logits"
+    assert len(computed) == 1  # not computed a second time
+    if task == "qa":
+        assert "read back" in caplog.text
+    else:
+        assert rec["train"]["distill"]["logits_cached"] is True
+    assert not list(cache.glob("checkpoints/.*.teacher.pt")), "a finished fine-tune keeps no teacher logits beside it"
     whole = pipeline.run_variant(v, out_dir=tmp_path / "whole", cache_dir=tmp_path / "fresh", progress=False)
     metric = "f1" if task == "qa" else "accuracy"
     assert whole[metric] == rec[metric] and whole["train"]["curve"][-1]["train_loss"] == pytest.approx(
@@ -661,6 +676,10 @@ def test_a_student_of_the_ladder_teacher_validates_on_the_teachers_held_out_text
     assert own_val != teacher_val and not set(own_val) & set(own_train)
     assert "validation_seed" not in recs["selected-kd", 0]["train"] and "validation_seed" not in recs["selected", 1]["train"]
     assert recs["selected-kd", 1]["train"]["validation_seed"] == 0 == recs["selected-ft", 2]["train"]["validation_seed"]
+    # the same train texts: seed 1 distils from the teacher's logits that seed 0 took (one stage)
+    kd0, kd1 = recs["selected-kd", 0]["train"]["distill"], recs["selected-kd", 1]["train"]["distill"]
+    assert kd0["logits_key"] == kd1["logits_key"] and kd0["logits_cached"] is False and kd1["logits_cached"] is True
+    assert len(list((cache / "teacher-logits").glob("*/logits.pt"))) == 1
     # the carve is in the checkpoint key: a seed-1 student's differs from one carved with its own seed
     v = variant_of(model=small, weights="selected-kd", weights_from="big-t", train=train, seq_len=16, seed=1)
     args = dict(data_fingerprint="d", source="s", lr=1e-3)

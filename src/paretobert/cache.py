@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = usage(root)
     print(f"cache {root}: {sum(r[2] for r in rows) / MB:,.1f} MB in {sum(r[1] for r in rows)} artifacts")
     for kind, n, size in rows:
-        print(f"  {kind:<12} {n:>5} artifact{'' if n == 1 else 's'} {size / MB:>10,.1f} MB")
+        print(f"  {kind:<14} {n:>5} artifact{'' if n == 1 else 's'} {size / MB:>10,.1f} MB")
     left = leftovers(root)
     print(f"leftovers: {len(left)} ({sum(x.bytes for x in left) / MB:,.1f} MB)")
     for x in left:

@@ -43,7 +43,7 @@ from paretobert.models.zoo import AUTO_RECIPE, Source, match_inputs, new_vocab_m
 from paretobert.quantize import quantize_onnx
 from paretobert.runtimes.segmented import EarlyExitRunner
 from paretobert.store import Built, ensure_free_space, stage
-from paretobert.variant import Variant
+from paretobert.variant import Variant, content_hash, library_versions
 
 __all__ = ["early_exit", "evaluation", "export", "export_tfidf", "fine_tune", "fine_tune_tfidf", "ladder_teacher",
            "rediagnosed", "teacher_variant", "unfused", "validation_seed"]
@@ -259,9 +259,10 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                 num_labels=len(split.label_names), tokenizer=tok, cache_dir=cache_dir,
                                 label_names=split.label_names, seed=variant.seed)
         distill, kd_stats = None, None
-        if teacher_ckpt is not None and not source.selects_finetuned:
-            model, tok, distill, kd_stats = _distill_setup(variant, train_texts, train_labels, teacher_ckpt, model,
-                                                           tok, progress, saved_at=_teacher_targets(cache_dir, key))
+        if teacher is not None and not source.selects_finetuned:
+            soft = teacher_soft_labels(variant, teacher, train_texts, cache_dir, progress=progress)
+            model, tok, distill, kd_stats = _distill_setup(variant, train_labels, teacher.dir, model, tok,
+                                                           soft=soft)
         tok = match_inputs(tok, model)  # the inputs the model takes (no token types for DistilBERT)
         warm = None
         if retok:
@@ -282,7 +283,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                    truncation=variant.truncation, distill=distill, validation=validation,
                                    epochs=epochs, head_lr_scale=head_scale, progress=progress,
                                    snapshot=_snapshot(cache_dir, key))
-        _teacher_targets(cache_dir, key).unlink(missing_ok=True)
+        _teacher_targets(cache_dir, key).unlink(missing_ok=True)  # an interrupted run of an older version's
         if warm is not None:
             stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
         if dropped is not None:
@@ -520,32 +521,63 @@ def rediagnosed(built: Built) -> Built:
     return built._replace(meta={**built.meta, "train": {**train, "warning": warning}})
 
 
-def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teacher_ckpt: Path, model: Any | None,
-                   tok: Any, progress: bool, saved_at: Path | None = None):
+def teacher_soft_labels(variant: Variant, teacher: Built, texts: list[str], cache_dir: Path, *,
+                        progress: bool) -> Built:
+    """The fine-tuned ``teacher``'s logits on a student's training ``texts`` (its windows too),
+    in order: a cached stage of its own (``teacher-logits/KEY/logits.pt``), keyed on the
+    teacher's checkpoint, the texts and how they are encoded. Every student that distils from
+    that teacher on those texts reads it instead of running the teacher again: another student
+    seed (the size ladder's students hold out the teacher's validation split, so their train
+    texts are the same), another student recipe or budget, a re-run after a kill."""
+    import torch
+
+    digest = content_hash({"texts": texts}, length=32)
+    key = content_hash({"teacher": teacher.key, "texts": digest, "n": len(texts), "max_length": variant.train_length,
+                        "truncation": variant.truncation, "v": library_versions()})
+
+    def build(tmp: Path) -> dict[str, Any]:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        start = time.perf_counter()
+        model = AutoModelForSequenceClassification.from_pretrained(teacher.dir, attn_implementation="eager")
+        tok = AutoTokenizer.from_pretrained(teacher.dir)
+        logits = training.teacher_logits(model, tok, texts, max_length=variant.train_length,
+                                         truncation=variant.truncation, progress=progress)
+        torch.save({"logits": logits}, tmp / "logits.pt")
+        return {"teacher": teacher.key, "rows": len(texts), "texts": digest, "seconds": time.perf_counter() - start}
+
+    log.info("[%s] the teacher's logits on %d training examples ...", variant.variant_id, len(texts))
+    return stage(cache_dir, "teacher-logits", key, build)
+
+
+def _distill_setup(variant: Variant, labels: list[int], teacher_ckpt: Path, model: Any | None, tok: Any, *,
+                   soft: Built):
     """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
     fine-tuned teacher keeping those layers (and its tokenizer; ``model`` is None), else the
-    variant's own ``model``. The teacher's logits are kept at ``saved_at`` for a re-run."""
+    variant's own ``model``; ``soft`` the teacher's logits on the training texts
+    (:func:`teacher_soft_labels`)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     d = variant.distill
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_ckpt, attn_implementation="eager")
-    ttok = AutoTokenizer.from_pretrained(teacher_ckpt)
     n_teacher = len(encoder_layers(teacher))
     if d.layers is not None:
-        model, tok = _cut_teacher(teacher, d.layers), ttok
-    soft = training.saved_once(saved_at, "the teacher's logits", lambda: {"logits": training.teacher_logits(
-        teacher, ttok, texts, max_length=variant.train_length, truncation=variant.truncation,
-        progress=progress)}, rows=len(texts))["logits"]
-    teacher_acc = float((soft.argmax(-1) == torch.as_tensor(labels)).float().mean())
+        model, tok = _cut_teacher(teacher, d.layers), AutoTokenizer.from_pretrained(teacher_ckpt)
+    logits = torch.load(soft.dir / "logits.pt", map_location="cpu", weights_only=True)["logits"]
+    if len(logits) != len(labels):
+        raise ValueError(f"the teacher's logits at {soft.dir} have {len(logits)} rows for {len(labels)} training "
+                         "examples: delete that directory and run again")
+    teacher_acc = float((logits.argmax(-1) == torch.as_tensor(labels)).float().mean())
     layer_map, index = d.layers, None
     if d.hidden_mse and d.layers is None:  # a selected student: its units are the teacher's at these indices
         layer_map = uniform_layer_map(n_teacher, model.config.num_hidden_layers)
         index = uniform_indices(teacher.config.hidden_size, model.config.hidden_size)
-    kd = training.Distillation(soft_targets=soft, temperature=d.temperature, alpha=d.alpha,
+    kd = training.Distillation(soft_targets=logits, temperature=d.temperature, alpha=d.alpha,
                                hidden_mse=d.hidden_mse, teacher=teacher if d.hidden_mse else None,
                                layer_map=layer_map, hidden_index=index)
-    stats = {"teacher_layers": n_teacher, "student_init": d.layers, "teacher_train_accuracy": teacher_acc}
+    stats = {"teacher_layers": n_teacher, "student_init": d.layers, "teacher_train_accuracy": teacher_acc,
+             "logits_key": soft.key, "logits_cached": soft.reused}
     if d.hidden_mse:
         stats["hidden_layer_map"] = layer_map
     return model, tok, kd, stats
