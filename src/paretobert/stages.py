@@ -283,7 +283,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                    truncation=variant.truncation, distill=distill, validation=validation,
                                    epochs=epochs, head_lr_scale=head_scale, progress=progress,
                                    snapshot=_snapshot(cache_dir, key))
-        _teacher_targets(cache_dir, key).unlink(missing_ok=True)  # an interrupted run of an older version's
+        _teacher_targets(cache_dir, key).unlink(missing_ok=True)  # left by an older version's interrupted run
         if warm is not None:
             stats = {**stats, "mlm_warmup": warm, "seconds": stats["seconds"] + warm["seconds"]}
         if dropped is not None:
