@@ -684,3 +684,30 @@ def test_a_student_of_the_ladder_teacher_validates_on_the_teachers_held_out_text
     v = variant_of(model=small, weights="selected-kd", weights_from="big-t", train=train, seq_len=16, seed=1)
     args = dict(data_fingerprint="d", source="s", lr=1e-3)
     assert v.train_key(**args, validation_seed=0) != v.train_key(**args) == v.train_key(**args, validation_seed=1)
+
+
+def test_the_students_own_lr_budget_and_patience_do_not_reach_the_ladder_teacher(teacher_preset, variant_of,
+                                                                                   tmp_path, monkeypatch):
+    """The ladder's teacher is fine-tuned at seed 0 with the default lr, budget and patience:
+    a student seed, lr, budget or patience of its own asks for the same teacher checkpoint."""
+    from paretobert import stages
+    from paretobert.config import TrainConfig
+
+    asked = []
+
+    def fine_tune(v, split, source, cache_dir, **kw):
+        asked.append(v)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(stages, "fine_tune", fine_tune)
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    src = resolve_source(small, weights="selected-kd", weights_from="big-t", cache_dir=tmp_path)
+    base = TrainConfig(batch_size=8, max_length=16)
+    for seed, train in ((0, base), (2, dataclasses.replace(base, lr=3e-4, epochs=6.0, patience=4))):
+        with pytest.raises(RuntimeError, match="stop here"):
+            stages.ladder_teacher(variant_of(model=small, weights="selected-kd", weights_from="big-t", seed=seed,
+                                             train=train), src, None, tmp_path, progress=False)
+    first, second = asked
+    assert first == second and first.seed == 0 and first.model.name == "big-t"
+    assert (first.train.lr, first.train.epochs, first.train.patience) == (None, None, TrainConfig().patience)
+    assert first.train.batch_size == 8  # what the data is read with stays the variant's

@@ -21,7 +21,7 @@ import numpy as np
 from paretobert import classic, measure, qa_model
 from paretobert import export as onnx_export
 from paretobert import train as training
-from paretobert.config import DistillConfig, DropConfig, load_model_preset
+from paretobert.config import DistillConfig, DropConfig, TrainConfig, load_model_preset
 from paretobert.data import QASplit, Split
 from paretobert.data.split import split_indices
 from paretobert.encoding import windowed
@@ -79,12 +79,13 @@ def ladder_teacher(variant: Variant, source: Source, split: Split, cache_dir: Pa
                    allow_network: bool = True) -> Built:
     """The fine-tuned teacher of a model built from ``source.teacher`` (selected-kd, selected-ft,
     distilled):
-    fine-tuned like the variant at seed 0 with the default lr and budget for its own size
-    (``train.lr`` / ``train.epochs`` set for the student are the student's), so every student,
-    student seed and student budget shares it."""
+    fine-tuned like the variant at seed 0 with the default lr, budget and patience for its own size
+    (``train.lr`` / ``train.epochs`` / ``train.patience`` set for the student are the student's), so
+    every student, student seed and student budget shares it."""
     assert source.teacher is not None and source.via is not None
     tv = teacher_variant(variant, source.teacher)
-    tv = dataclasses.replace(tv, seed=LADDER_SEED, train=dataclasses.replace(tv.train, lr=None, epochs=None))
+    own = dataclasses.replace(tv.train, lr=None, epochs=None, patience=TrainConfig().patience)
+    tv = dataclasses.replace(tv, seed=LADDER_SEED, train=own)
     log.info("[%s] teacher %s (%s) ...", variant.variant_id, tv.model.name, source.via.label)
     return fine_tune(tv, split, source.via, cache_dir, progress=progress, allow_network=allow_network)
 
