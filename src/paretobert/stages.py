@@ -261,9 +261,8 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                                 label_names=split.label_names, seed=variant.seed)
         distill, kd_stats = None, None
         if teacher is not None and not source.selects_finetuned:
-            soft = teacher_soft_labels(variant, teacher, train_texts, cache_dir, progress=progress)
-            model, tok, distill, kd_stats = _distill_setup(variant, train_labels, teacher.dir, model, tok,
-                                                           soft=soft)
+            model, tok, distill, kd_stats = _distill_setup(variant, train_texts, train_labels, teacher, model, tok,
+                                                           cache_dir=cache_dir, progress=progress)
         tok = match_inputs(tok, model)  # the inputs the model takes (no token types for DistilBERT)
         warm = None
         if retok:
@@ -522,14 +521,15 @@ def rediagnosed(built: Built) -> Built:
     return built._replace(meta={**built.meta, "train": {**train, "warning": warning}})
 
 
-def teacher_soft_labels(variant: Variant, teacher: Built, texts: list[str], cache_dir: Path, *,
+def teacher_soft_labels(variant: Variant, teacher: Built, net: Any, ttok: Any, texts: list[str], cache_dir: Path, *,
                         progress: bool) -> Built:
-    """The fine-tuned ``teacher``'s logits on a student's training ``texts`` (its windows too),
-    in order: a cached stage of its own (``teacher-logits/KEY/logits.pt``), keyed on the
-    teacher's checkpoint, the texts and how they are encoded. Every student that distils from
-    that teacher on those texts reads it instead of running the teacher again: another student
-    seed (the size ladder's students hold out the teacher's validation split, so their train
-    texts are the same), another student recipe or budget, a re-run after a kill."""
+    """The fine-tuned ``teacher``'s logits (``net`` and ``ttok``: its model and tokenizer, loaded)
+    on a student's training ``texts`` (its windows too), in order: a cached stage of its own
+    (``teacher-logits/KEY/logits.pt``), keyed on the teacher's checkpoint, the texts and how they
+    are encoded. Every student that distils from that teacher on those texts reads it instead of
+    running the teacher again: another student seed (the size ladder's students hold out the
+    teacher's validation split, so their train texts are the same), another student recipe or
+    budget, a re-run after a kill."""
     import torch
 
     digest = content_hash({"texts": texts}, length=32)
@@ -537,34 +537,32 @@ def teacher_soft_labels(variant: Variant, teacher: Built, texts: list[str], cach
                         "truncation": variant.truncation, "v": library_versions()})
 
     def build(tmp: Path) -> dict[str, Any]:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+        log.info("[%s] the teacher's logits on %d training examples ...", variant.variant_id, len(texts))
         start = time.perf_counter()
-        model = AutoModelForSequenceClassification.from_pretrained(teacher.dir, attn_implementation="eager")
-        tok = AutoTokenizer.from_pretrained(teacher.dir)
-        logits = training.teacher_logits(model, tok, texts, max_length=variant.train_length,
+        logits = training.teacher_logits(net, ttok, texts, max_length=variant.train_length,
                                          truncation=variant.truncation, progress=progress)
         torch.save({"logits": logits}, tmp / "logits.pt")
         return {"teacher": teacher.key, "rows": len(texts), "texts": digest, "seconds": time.perf_counter() - start}
 
-    log.info("[%s] the teacher's logits on %d training examples ...", variant.variant_id, len(texts))
     return stage(cache_dir, "teacher-logits", key, build)
 
 
-def _distill_setup(variant: Variant, labels: list[int], teacher_ckpt: Path, model: Any | None, tok: Any, *,
-                   soft: Built):
+def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teacher: Built, model: Any | None,
+                   tok: Any, *, cache_dir: Path, progress: bool):
     """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
-    fine-tuned teacher keeping those layers (and its tokenizer; ``model`` is None), else the
-    variant's own ``model``; ``soft`` the teacher's logits on the training texts
-    (:func:`teacher_soft_labels`)."""
+    fine-tuned ``teacher`` keeping those layers (and its tokenizer; ``model`` is None), else the
+    variant's own ``model``; the teacher's logits on ``texts`` from :func:`teacher_soft_labels`
+    (the teacher loaded once for both)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     d = variant.distill
-    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_ckpt, attn_implementation="eager")
-    n_teacher = len(encoder_layers(teacher))
+    net = AutoModelForSequenceClassification.from_pretrained(teacher.dir, attn_implementation="eager")
+    ttok = AutoTokenizer.from_pretrained(teacher.dir)
+    n_teacher = len(encoder_layers(net))
+    soft = teacher_soft_labels(variant, teacher, net, ttok, texts, cache_dir, progress=progress)
     if d.layers is not None:
-        model, tok = _cut_teacher(teacher, d.layers), AutoTokenizer.from_pretrained(teacher_ckpt)
+        model, tok = _cut_teacher(net, d.layers), ttok
     logits = torch.load(soft.dir / "logits.pt", map_location="cpu", weights_only=True)["logits"]
     if len(logits) != len(labels):
         raise ValueError(f"the teacher's logits at {soft.dir} have {len(logits)} rows for {len(labels)} training "
@@ -573,9 +571,9 @@ def _distill_setup(variant: Variant, labels: list[int], teacher_ckpt: Path, mode
     layer_map, index = d.layers, None
     if d.hidden_mse and d.layers is None:  # a selected student: its units are the teacher's at these indices
         layer_map = uniform_layer_map(n_teacher, model.config.num_hidden_layers)
-        index = uniform_indices(teacher.config.hidden_size, model.config.hidden_size)
+        index = uniform_indices(net.config.hidden_size, model.config.hidden_size)
     kd = training.Distillation(soft_targets=logits, temperature=d.temperature, alpha=d.alpha,
-                               hidden_mse=d.hidden_mse, teacher=teacher if d.hidden_mse else None,
+                               hidden_mse=d.hidden_mse, teacher=net if d.hidden_mse else None,
                                layer_map=layer_map, hidden_index=index)
     stats = {"teacher_layers": n_teacher, "student_init": d.layers, "teacher_train_accuracy": teacher_acc,
              "logits_key": soft.key, "logits_cached": soft.reused}
