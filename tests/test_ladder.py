@@ -434,6 +434,10 @@ def test_readers_distilled_from_a_fine_tuned_reader(teacher_preset, tmp_path):
     assert seed1["status"] == "ok" and seed1["train"]["validation_seed"] == 0
     assert seed1["train"]["n_validation_articles"] == recs["distilled"]["train"]["n_validation_articles"]
     assert "validation_seed" not in recs["distilled"]["train"]
+    # the same training windows: one stage of the teacher's start/end logits, read by the other two
+    kds = [r["train"]["distill"] for r in (recs["selected-kd"], recs["distilled"], seed1)]
+    assert len({kd["logits_key"] for kd in kds}) == 1 and [kd["logits_cached"] for kd in kds] == [False, True, True]
+    assert len(list((tmp_path / "cache" / "teacher-logits").glob("*/logits.pt"))) == 1
     teachers = [d for d in (tmp_path / "cache" / "checkpoints").iterdir() if (d / "meta.json").is_file()
                 and json.loads((d / "meta.json").read_text())["model"] == "big-t"]
     assert len(teachers) == 1  # one teacher reader for both students
@@ -446,7 +450,6 @@ def test_readers_distilled_from_a_fine_tuned_reader(teacher_preset, tmp_path):
     assert foreign["status"] == "failed" and "its tokenizer" in foreign["error"] and "\n" not in foreign["error"]
 
 
-
 @pytest.mark.parametrize("task", ["classification", "qa"])
 def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, teacher_preset, variant_of, tmp_path,
                                                                         monkeypatch, caplog):
@@ -455,7 +458,7 @@ def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, te
     uninterrupted one, and leaves no file behind."""
     from conftest import make_squad
 
-    from paretobert import measure, pipeline, qa_model
+    from paretobert import measure, pipeline, qa_model, stages
     from paretobert import train as training
     from paretobert.config import DatasetConfig, DistillConfig
 
@@ -468,19 +471,27 @@ def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, te
     v = variant_of(model=teacher_preset["big-t"], weights="pretrained", distill=DistillConfig(teacher="big-t", layers=[1]),
                    **kw)
     kill, computed = [True], []
-    real_once, real_logits, real_fit = training.saved_once, training.teacher_logits, training.fine_tune
+    real_keep, real_targets = stages.reader_soft_labels, qa_model.SpanDistillation.targets
+    real_logits, real_fit = training.teacher_logits, training.fine_tune
 
-    def once(path, what, compute, **k):  # a reader's: kept beside its checkpoint while it trains
-        def counted():
-            computed.append(what)
-            return compute()
+    def keep(*a, **k):  # a reader's: counted where its stage computes them
+        inner = real_keep(*a, **k)
 
-        got = real_once(path, what, counted, **k)
-        if kill[0]:  # the process dies right after the teacher's logits were taken
+        def counted_keep(feats, compute):
+            def counted():
+                computed.append("start/end")
+                return compute()
+
+            return inner(feats, counted)
+
+        return counted_keep
+
+    def targets(self, *a, **k):
+        real_targets(self, *a, **k)
+        if kill[0]:  # the reader's fine-tune dies right after the teacher's logits were taken
             raise KeyboardInterrupt
-        return got
 
-    def logits(*a, **k):  # a classifier's: a cached stage of their own
+    def logits(*a, **k):  # a classifier's
         computed.append("logits")
         return real_logits(*a, **k)
 
@@ -489,23 +500,21 @@ def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, te
             raise KeyboardInterrupt
         return real_fit(*a, distill=distill, **k)
 
-    monkeypatch.setattr(qa_model, "saved_once", once)
+    monkeypatch.setattr(stages, "reader_soft_labels", keep)
+    monkeypatch.setattr(qa_model.SpanDistillation, "targets", targets)
     monkeypatch.setattr(training, "teacher_logits", logits)
     monkeypatch.setattr(training, "fine_tune", fit)
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_variant(v, out_dir=tmp_path / "killed", cache_dir=cache, progress=False)
-    kept = list(cache.glob("checkpoints/.*.teacher.pt")) + list(cache.glob("teacher-logits/*/logits.pt"))
-    assert len(computed) == 1 and len(kept) == 1
+    assert len(computed) == 1 and len(list(cache.glob("teacher-logits/*/logits.pt"))) == 1
     kill[0] = False
     with caplog.at_level("INFO"):
         rec = pipeline.run_variant(v, out_dir=tmp_path / "again", cache_dir=cache, progress=False)
     assert rec["status"] == "ok" and rec["task"] == task, rec.get("traceback")
     assert len(computed) == 1  # not computed a second time
-    if task == "qa":
-        assert "read back" in caplog.text
-    else:
-        assert rec["train"]["distill"]["logits_cached"] is True
+    assert rec["train"]["distill"]["logits_cached"] is True
+    assert rec["train"]["distill"]["logits_key"] == next(cache.glob("teacher-logits/*/logits.pt")).parent.name
     assert not list(cache.glob("checkpoints/.*.teacher.pt")), "a finished fine-tune keeps no teacher logits beside it"
     whole = pipeline.run_variant(v, out_dir=tmp_path / "whole", cache_dir=tmp_path / "fresh", progress=False)
     metric = "f1" if task == "qa" else "accuracy"

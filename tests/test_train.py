@@ -817,32 +817,3 @@ def test_an_interrupted_sweep_ends_with_one_line():
     e = Interrupted("SIGTERM during fine-tuning at step 6 of 15: its state is saved (.k.resume.pt); re-run the same "
                     "command to resume from it")
     assert interrupted_line(e) == f"interrupted: {e}"
-
-
-def test_saved_once_keeps_a_computation_for_the_rerun(tmp_path, caplog):
-    """A teacher's logits computed once are kept (atomically) and read back by the re-run
-    instead of computed again; a torn write is swept, a file of another size or an unreadable
-    one is said and computed again."""
-    from paretobert.train import saved_once
-
-    path = tmp_path / ".key.teacher.pt"
-    calls = []
-
-    def compute(rows=4):
-        calls.append(rows)
-        return {"logits": torch.arange(rows * 2, dtype=torch.float32).reshape(rows, 2)}
-
-    first = saved_once(path, "the teacher's logits", compute, rows=4)
-    assert calls == [4] and path.is_file()
-    (tmp_path / f"{path.name}.999.part").write_bytes(b"torn")
-    with caplog.at_level("INFO"):
-        again = saved_once(path, "the teacher's logits", compute, rows=4)
-    assert calls == [4] and torch.equal(again["logits"], first["logits"]) and "read back" in caplog.text
-    assert not list(tmp_path.glob("*.part"))
-    caplog.clear()
-    other = saved_once(path, "the teacher's logits", lambda: compute(3), rows=3)  # another run's file
-    assert calls == [4, 3] and len(other["logits"]) == 3 and "of another run" in caplog.text
-    path.write_bytes(b"not a tensor file")
-    assert len(saved_once(path, "the teacher's logits", compute, rows=4)["logits"]) == 4 and calls[-1] == 4
-    assert "unreadable" in caplog.text
-    assert saved_once(None, "x", compute, rows=4)["logits"].shape == (4, 2) and len(calls) == 4

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from tqdm.auto import tqdm
 from paretobert.config import TrainConfig
 from paretobert.data.squad import QAItem
 from paretobert.qa import Features, per_question, postprocess, prepare_features, score
-from paretobert.train import hidden_state_mse, saved_once, seed_everything, torch_device, train_loop
+from paretobert.train import hidden_state_mse, seed_everything, torch_device, train_loop
 
 __all__ = ["QA_LEARNT_LITTLE_F1", "QA_OUTPUTS", "SpanDistillation", "answer", "carve_articles", "fine_tune_qa",
            "qa_epochs", "qa_lr", "session_logits", "torch_logits"]
@@ -136,15 +135,17 @@ class SpanDistillation:
     distributions over each window's real tokens at ``temperature`` (x T^2), plus
     ``1 - alpha`` x the hard start/end loss; with ``hidden_mse`` > 0 also student layer i's
     output against teacher layer ``layer_map[i]``'s (:func:`paretobert.train.hidden_state_mse`).
-    The teacher's logits over every training window are computed once (:meth:`targets`) and,
-    with ``saved_at``, kept there so a killed fine-tune does not compute them again."""
+    The teacher's logits over every training window are computed once (:meth:`targets`); with
+    ``keep`` that function has them (given the windows and their computation: the caller's
+    cache, :func:`paretobert.stages.reader_soft_labels`, so that another student on the same
+    windows, or a re-run after a kill, reads them instead of running the teacher again)."""
 
     teacher: Any
     temperature: float = 2.0
     alpha: float = 0.5
     hidden_mse: float = 0.0
     layer_map: list[int] | None = None
-    saved_at: Path | None = None  # where the teacher's logits are kept until the fine-tune ends (resume)
+    keep: Callable[[Features, Callable[[], dict[str, torch.Tensor]]], dict[str, torch.Tensor]] | None = None
     start: torch.Tensor | None = None
     end: torch.Tensor | None = None
 
@@ -158,7 +159,7 @@ class SpanDistillation:
             start, end = _logits(torch_logits(self.teacher, device), feats, batch_size, progress)
             return {"start": torch.from_numpy(start), "end": torch.from_numpy(end)}
 
-        got = saved_once(self.saved_at, "the teacher's start/end logits", compute, rows=len(feats))
+        got = compute() if self.keep is None else self.keep(feats, compute)
         self.start, self.end = got["start"], got["end"]
 
     def loss(self, model: Any, enc: dict[str, torch.Tensor], idx: np.ndarray) -> torch.Tensor:

@@ -865,35 +865,6 @@ def deferred_interrupts() -> Iterator[Callable[[], str | None]]:
             signal.signal(s, h)
 
 
-def saved_once(path: Path | None, what: str, compute: Callable[[], dict[str, torch.Tensor]], *,
-               rows: int) -> dict[str, torch.Tensor]:
-    """``compute()``, a dict of tensors of ``rows`` rows each, kept at ``path`` (written
-    atomically) so that a fine-tune killed and re-run reads it back instead of computing it
-    again: a distillation teacher's logits over every training item (21 min for a reader's
-    7,658 windows on 2 cores). Read as data only (``weights_only``); a file torn, unreadable
-    or of another size is said and computed again. The caller holds the checkpoint's build
-    lock and deletes the file once the fine-tune is done."""
-    if path is None:
-        return compute()
-    for torn in path.parent.glob(f"{path.name}.*.part"):
-        torn.unlink(missing_ok=True)
-    if path.is_file():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - a torn or foreign file: compute it again
-            state = None
-            log.warning("fine-tune: %s at %s unreadable (%s): computing them again", what, path, e)
-        if isinstance(state, dict) and state and all(
-                isinstance(v, torch.Tensor) and len(v) == rows for v in state.values()):
-            log.info("fine-tune: %s read back from %s (kept from an interrupted run)", what, path)
-            return state
-        if state is not None:
-            log.warning("fine-tune: %s at %s are of another run: computing them again", what, path)
-    state = compute()
-    _save_snapshot(path, state)
-    return state
-
-
 def mask_tokens(ids: torch.Tensor, special: torch.Tensor, *, mask_id: int, vocab_size: int,
                 generator: torch.Generator, prob: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking: ``prob`` of the non-special tokens are targets; of those 80% become
