@@ -523,45 +523,63 @@ def rediagnosed(built: Built) -> Built:
     return built._replace(meta={**built.meta, "train": {**train, "warning": warning}})
 
 
+def _logits_stage(variant: Variant, teacher: Built, cache_dir: Path, *, what: str, rows: int, inputs: dict[str, Any],
+                  compute: Callable[[], dict[str, Any]]) -> tuple[Built, dict[str, Any]]:
+    """The stage ``teacher-logits/KEY/logits.pt`` of the fine-tuned ``teacher``'s ``what`` on
+    ``rows`` training examples, keyed on the teacher's checkpoint and ``inputs`` (what says
+    which examples, encoded how): ``compute()`` (a dict of tensors of ``rows`` rows each) when no
+    build of that key is stored. Returns the stage and its tensors, checked to have ``rows`` rows."""
+    import torch
+
+    key = content_hash({"teacher": teacher.key, **inputs, "n": rows, "v": library_versions()})
+
+    def build(tmp: Path) -> dict[str, Any]:
+        log.info("[%s] the teacher's %s on %d training examples ...", variant.variant_id, what, rows)
+        start = time.perf_counter()
+        torch.save(compute(), tmp / "logits.pt")
+        return {"teacher": teacher.key, "rows": rows, **inputs, "seconds": time.perf_counter() - start}
+
+    soft = stage(cache_dir, "teacher-logits", key, build)
+    got = torch.load(soft.dir / "logits.pt", map_location="cpu", weights_only=True)
+    if not isinstance(got, dict) or not got or any(len(v) != rows for v in got.values()):
+        raise ValueError(f"the teacher's {what} at {soft.dir} are not {rows} training examples': delete that "
+                         "directory and run again")
+    if soft.reused:
+        log.info("[%s] the teacher's %s read from %s", variant.variant_id, what, soft.dir)
+    return soft, got
+
+
 def teacher_soft_labels(variant: Variant, teacher: Built, net: Any, ttok: Any, texts: list[str], cache_dir: Path, *,
-                        progress: bool) -> Built:
+                        progress: bool) -> tuple[Built, Any]:
     """The fine-tuned ``teacher``'s logits (``net`` and ``ttok``: its model and tokenizer, loaded)
-    on a student's training ``texts`` (its windows too), in order: a cached stage of its own
-    (``teacher-logits/KEY/logits.pt``), keyed on the teacher's checkpoint, the texts and how they
-    are encoded. Every student that distils from that teacher on those texts reads it instead of
+    on a student's training ``texts`` (its windows too), in order, and their stage
+    (:func:`_logits_stage`), keyed on the teacher's checkpoint, the texts and how they are
+    encoded. Every student that distils from that teacher on those texts reads it instead of
     running the teacher again: another student seed (the size ladder's students hold out the
     teacher's validation split, so their train texts are the same), another student recipe or
     budget, a re-run after a kill."""
-    import torch
 
-    digest = content_hash({"texts": texts}, length=32)
-    key = content_hash({"teacher": teacher.key, "texts": digest, "n": len(texts), "max_length": variant.train_length,
-                        "truncation": variant.truncation, "v": library_versions()})
+    def compute() -> dict[str, Any]:
+        return {"logits": training.teacher_logits(net, ttok, texts, max_length=variant.train_length,
+                                                  truncation=variant.truncation, progress=progress)}
 
-    def build(tmp: Path) -> dict[str, Any]:
-        log.info("[%s] the teacher's logits on %d training examples ...", variant.variant_id, len(texts))
-        start = time.perf_counter()
-        logits = training.teacher_logits(net, ttok, texts, max_length=variant.train_length,
-                                         truncation=variant.truncation, progress=progress)
-        torch.save({"logits": logits}, tmp / "logits.pt")
-        return {"teacher": teacher.key, "rows": len(texts), "texts": digest, "seconds": time.perf_counter() - start}
-
-    return stage(cache_dir, "teacher-logits", key, build)
+    inputs = {"texts": content_hash({"texts": texts}, length=32), "max_length": variant.train_length,
+              "truncation": variant.truncation}
+    soft, got = _logits_stage(variant, teacher, cache_dir, what="logits", rows=len(texts), inputs=inputs,
+                              compute=compute)
+    return soft, got["logits"]
 
 
 def reader_soft_labels(variant: Variant, teacher: Built, cache_dir: Path, stats: dict[str, Any], *,
                        progress: bool) -> Callable[[Any, Callable[[], dict[str, Any]]], dict[str, Any]]:
     """What a distilled reader's :class:`~paretobert.qa_model.SpanDistillation` keeps its
-    teacher's start/end logits with: a cached stage (``teacher-logits/KEY/logits.pt``) keyed on
-    the fine-tuned ``teacher``'s checkpoint and the training windows' tokens, as
-    :func:`teacher_soft_labels` is for a classifier: another student seed (the ladder's students
-    hold out the teacher's validation articles, so their windows are the same), recipe or
-    budget, or a re-run after a kill, reads them (21 min for 7,658 windows on 2 cores) instead
-    of running the teacher again. Says which stage and whether it was reused in ``stats``
-    (``logits_key``, ``logits_cached``)."""
+    teacher's start/end logits with: their stage (:func:`_logits_stage`) keyed on the fine-tuned
+    ``teacher``'s checkpoint and the training windows' tokens, as :func:`teacher_soft_labels` is
+    for a classifier: another student seed (the ladder's students hold out the teacher's
+    validation articles, so their windows are the same), recipe or budget, or a re-run after a
+    kill, reads them (21 min for 7,658 windows on 2 cores) instead of running the teacher again.
+    Says which stage and whether it was reused in ``stats`` (``logits_key``, ``logits_cached``)."""
     import hashlib
-
-    import torch
 
     def keep(feats: Any, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         h = hashlib.sha256()
@@ -569,25 +587,8 @@ def reader_soft_labels(variant: Variant, teacher: Built, cache_dir: Path, stats:
             if a is not None:
                 h.update(str(a.shape).encode())
                 h.update(a.astype("int64").tobytes())
-        windows = h.hexdigest()[:32]
-        key = content_hash({"teacher": teacher.key, "windows": windows, "n": len(feats), "task": "qa",
-                            "v": library_versions()})
-
-        def build(tmp: Path) -> dict[str, Any]:
-            log.info("[%s] the teacher's start/end logits on %d training windows ...", variant.variant_id, len(feats))
-            start = time.perf_counter()
-            got = compute()
-            torch.save(got, tmp / "logits.pt")
-            return {"teacher": teacher.key, "rows": len(feats), "windows": windows,
-                    "seconds": time.perf_counter() - start}
-
-        soft = stage(cache_dir, "teacher-logits", key, build)
-        got = torch.load(soft.dir / "logits.pt", map_location="cpu", weights_only=True)
-        if not isinstance(got, dict) or any(len(got.get(k, ())) != len(feats) for k in ("start", "end")):
-            raise ValueError(f"the teacher's logits at {soft.dir} are not {len(feats)} windows' start/end logits: "
-                             "delete that directory and run again")
-        if soft.reused:
-            log.info("[%s] the teacher's start/end logits read from %s", variant.variant_id, soft.dir)
+        soft, got = _logits_stage(variant, teacher, cache_dir, what="start/end logits", rows=len(feats),
+                                  inputs={"windows": h.hexdigest()[:32], "task": "qa"}, compute=compute)
         stats.update(logits_key=soft.key, logits_cached=soft.reused)
         return got
 
@@ -607,13 +608,9 @@ def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teache
     net = AutoModelForSequenceClassification.from_pretrained(teacher.dir, attn_implementation="eager")
     ttok = AutoTokenizer.from_pretrained(teacher.dir)
     n_teacher = len(encoder_layers(net))
-    soft = teacher_soft_labels(variant, teacher, net, ttok, texts, cache_dir, progress=progress)
+    soft, logits = teacher_soft_labels(variant, teacher, net, ttok, texts, cache_dir, progress=progress)
     if d.layers is not None:
         model, tok = _cut_teacher(net, d.layers), ttok
-    logits = torch.load(soft.dir / "logits.pt", map_location="cpu", weights_only=True)["logits"]
-    if len(logits) != len(labels):
-        raise ValueError(f"the teacher's logits at {soft.dir} have {len(logits)} rows for {len(labels)} training "
-                         "examples: delete that directory and run again")
     teacher_acc = float((logits.argmax(-1) == torch.as_tensor(labels)).float().mean())
     layer_map, index = d.layers, None
     if d.hidden_mse and d.layers is None:  # a selected student: its units are the teacher's at these indices
