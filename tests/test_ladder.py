@@ -720,3 +720,38 @@ def test_the_students_own_lr_budget_and_patience_do_not_reach_the_ladder_teacher
     assert first == second and first.seed == 0 and first.model.name == "big-t"
     assert (first.train.lr, first.train.epochs, first.train.patience) == (None, None, TrainConfig().patience)
     assert first.train.batch_size == 8  # what the data is read with stays the variant's
+
+
+def test_a_teacher_logits_stage_is_computed_once_per_teacher_and_inputs_and_checked(tmp_path):
+    """The teacher-logits stage computes once per (teacher, inputs) and is read back after;
+    other inputs or another teacher are another stage; a stored file changed since is computed
+    again; logits whose rows are not the examples' are an error that says what to delete, in one
+    line."""
+    from types import SimpleNamespace
+
+    from paretobert import stages
+    from paretobert.store import Built
+
+    v, cache, calls = SimpleNamespace(variant_id="v"), tmp_path / "cache", []
+
+    def compute(rows=3):
+        calls.append(rows)
+        return {"start": torch.arange(rows * 4.0).reshape(rows, 4), "end": torch.zeros(rows, 4)}
+
+    def run(teacher="t1", inputs=None, rows=3):
+        return stages._logits_stage(v, Built(teacher, tmp_path, {}, False), cache, what="start/end logits", rows=rows,
+                                    inputs=inputs or {"windows": "w1"}, compute=lambda: compute(rows))
+
+    soft, got = run()
+    assert not soft.reused and calls == [3] and torch.equal(got["start"], compute()["start"])
+    again, got2 = run()
+    assert again.reused and again.key == soft.key and calls == [3, 3] and torch.equal(got2["start"], got["start"])
+    assert run(inputs={"windows": "w2"})[0].key != soft.key and run(teacher="t2")[0].key != soft.key
+    assert calls == [3, 3, 3, 3]
+    torch.save({"start": torch.zeros(2, 4), "end": torch.zeros(2, 4)}, soft.dir / "logits.pt")
+    tampered, _ = run()  # the store's digests catch the changed file: computed again, not trusted
+    assert not tampered.reused and calls[-1] == 3 and len(calls) == 5
+    with pytest.raises(ValueError, match="do not have 3 rows") as e:  # a computation of other rows
+        stages._logits_stage(v, Built("t3", tmp_path, {}, False), cache, what="logits", rows=3, inputs={},
+                             compute=lambda: {"logits": torch.zeros(2, 5)})
+    assert "teacher-logits" in str(e.value) and "\n" not in str(e.value)

@@ -542,8 +542,8 @@ def _logits_stage(variant: Variant, teacher: Built, cache_dir: Path, *, what: st
     soft = stage(cache_dir, "teacher-logits", key, build)
     got = torch.load(soft.dir / "logits.pt", map_location="cpu", weights_only=True)
     if not isinstance(got, dict) or not got or any(len(v) != rows for v in got.values()):
-        raise ValueError(f"the teacher's {what} at {soft.dir} are not {rows} training examples': delete that "
-                         "directory and run again")
+        raise ValueError(f"the teacher's {what} at {soft.dir} do not have {rows} rows, one per training example: "
+                         "delete that directory and run again")
     if soft.reused:
         log.info("[%s] the teacher's %s read from %s", variant.variant_id, what, soft.dir)
     return soft, got
