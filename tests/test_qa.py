@@ -98,6 +98,18 @@ def _oracle(feats):
     return start, end
 
 
+def test_the_windows_fingerprint_follows_their_tokens(tokenizer, squad_file):
+    """Features.fingerprint (the key of a reader's teacher-logits stage) is the same for the same
+    windows and differs when the stride, the length or the questions change."""
+    items = load_qa_split(squad_file, test_path=squad_file).test
+
+    def fp(items=items, **kw):
+        return prepare_features(tokenizer, items, **{"max_length": 64, "doc_stride": 32, **kw}).fingerprint()
+
+    assert fp() == fp() and len(fp()) == 32
+    assert len({fp(), fp(doc_stride=16), fp(max_length=48), fp(items=items[1:])}) == 4
+
+
 def test_windows_labels_and_postprocess_round_trip(tokenizer, squad_file):
     items = load_qa_split(squad_file, test_path=squad_file).test
     feats = prepare_features(tokenizer, items, max_length=64, doc_stride=32, windows="all", labels=True)

@@ -13,6 +13,7 @@ Two ways to read a context longer than ``max_length`` tokens:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 import unicodedata
@@ -119,6 +120,15 @@ class Features:
         if self.token_type_ids is not None:
             out["token_type_ids"] = self.token_type_ids[sel]
         return out
+
+    def fingerprint(self) -> str:
+        """Content hash of the windows' model inputs (token ids, masks, token types, in
+        :meth:`inputs`' order): their shapes and tokens carry the max length and the stride."""
+        h = hashlib.sha256()
+        for a in self.inputs().values():
+            h.update(str(a.shape).encode())
+            h.update(a.astype("int64").tobytes())
+        return h.hexdigest()[:32]
 
 
 def prepare_features(tokenizer: Any, items: Sequence[QAItem], *, max_length: int, doc_stride: int = 128,

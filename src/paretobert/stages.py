@@ -579,16 +579,10 @@ def reader_soft_labels(variant: Variant, teacher: Built, cache_dir: Path, stats:
     validation articles, so their windows are the same), recipe or budget, or a re-run after a
     kill, reads them (21 min for 7,658 windows on 2 cores) instead of running the teacher again.
     Says which stage and whether it was reused in ``stats`` (``logits_key``, ``logits_cached``)."""
-    import hashlib
 
     def keep(feats: Any, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        h = hashlib.sha256()
-        for a in (feats.input_ids, feats.attention_mask, feats.token_type_ids):
-            if a is not None:
-                h.update(str(a.shape).encode())
-                h.update(a.astype("int64").tobytes())
         soft, got = _logits_stage(variant, teacher, cache_dir, what="start/end logits", rows=len(feats),
-                                  inputs={"windows": h.hexdigest()[:32], "task": "qa"}, compute=compute)
+                                  inputs={"windows": feats.fingerprint(), "task": "qa"}, compute=compute)
         stats.update(logits_key=soft.key, logits_cached=soft.reused)
         return got
 
