@@ -30,6 +30,12 @@ split that early stopping reads, so the two curves can be compared:
   vectors under the attention mask instead of the pooler's [CLS] (all-MiniLM-L6-v2 was trained
   as a sentence encoder through mean pooling; its pooler was not trained).
 - ``pooler-sS``: the same with the pooler re-initialised and learnt at the head's lr.
+- ``ema-sS``: policy 3's default with ``train.ema`` (``--ema``, 0.999): an exponential moving
+  average of the weights is what validation scores and what is kept; every evaluation also
+  scores the raw weights on validation and dev (``raw_*`` in the curve), so the average and the
+  weights it averages are compared on one training run, sentence by sentence. ``--extra-ema``
+  decays are averaged beside it on the same run (updated after each optimizer step, scored on
+  validation and dev with the raw weights: ``raw_ema_DECAY_*`` in the curve).
 - ``grid-LR-hHEAD``: the hand search: body lr x head scale, the whole 3-epoch budget (no
   early stopping; the last weights are what it ships), dev at every evaluation; the best dev point over the grid is an oracle (it
   peeks at dev): the ceiling the default is compared against.
@@ -55,7 +61,7 @@ import numpy as np
 GRID = [(2e-5, 20.0), (5e-5, 20.0), (1e-4, 20.0), (2e-4, 20.0), (5e-5, 1.0), (1e-4, 1.0)]
 JOBS = (["before", "default", "default-5e-05", "sentences", "sentences-clean"]
         + [f"grid-{lr:g}-h{h:g}" for lr, h in GRID])
-SEEDED = ("policy", "meanpool", "pooler")  # + "-s<seed>": any seed
+SEEDED = ("policy", "meanpool", "pooler", "ema")  # + "-s<seed>": any seed
 
 
 def seeded(job: str) -> tuple[str, int] | None:
@@ -206,7 +212,8 @@ def run_job(job: str, args) -> dict:
         keep, held = list(range(len(texts))), held  # trained on everything; validation scored, not used
     epochs = 2.0 if job == "before" else 3.0
     # restore=best: what its recorded jobs ran with (the best evaluation's weights restored)
-    cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128, restore="best")
+    cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128, restore="best",
+                      ema=args.ema if kind_s == "ema" else None)
     names = input_names(tok)
     enc_train = [encode_ids(tok, texts[i], max_length=128) for i in keep]
     y_train = [labels[i] for i in keep]
@@ -214,25 +221,51 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
-    record = {"job": job, "seed": seed, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
+    record = {"job": job, "seed": seed, "ema": cfg.ema, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
               "epochs": epochs, "validation": kind, "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
               "n_dev": len(enc_dev), "device": str(device), "curve": []}
     out = Path(args.out) / f"{job}.json"
 
+    extras = ({d: training.WeightAverage(model, d) for d in args.extra_ema} if kind_s == "ema" else {})
+    folded = {"steps": 0, "calls": 0}  # optimizer steps seen by batch_loss / folded into the extras
+
+    def fold(steps: int) -> None:
+        """Fold the weights of the optimizer steps done since the last fold into the extra averages."""
+        if folded["steps"] < steps:
+            for e in extras.values():
+                e.update()
+            folded["steps"] = steps
+
     def batch_loss(idx: np.ndarray) -> torch.Tensor:
+        fold(folded["calls"])  # the step before this batch is done: its weights are the model's
+        folded["calls"] += 1
         enc = encode_batch([enc_train[i] for i in idx], pad_id=tok.pad_token_id, names=names)
         enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
         return model(**enc, labels=torch.tensor([y_train[i] for i in idx], device=device)).loss
 
-    def evaluate() -> dict[str, float]:
+    def scores() -> tuple[float, float, float, float]:
         val_acc, val_loss, _, _ = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
                                                   device=device, batch_size=64)
         dev_acc, dev_loss, _, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id,
                                                   names=names, device=device, batch_size=64)
+        return val_acc, val_loss, dev_acc, dev_loss
+
+    evals = {"n": 0}
+
+    def evaluate() -> dict[str, float]:
+        evals["n"] += 1
+        extra = {}
+        if extras and evals["n"] % 2 == 1:  # train_loop scores the raw weights first, then its average
+            fold(folded["calls"])
+            for d, e in extras.items():
+                with e.swapped_in():
+                    v, _, a, _ = scores()
+                extra.update({f"ema_{d:g}_val_accuracy": v, f"ema_{d:g}_dev_accuracy": a})
+        val_acc, val_loss, dev_acc, dev_loss = scores()
         record["curve"].append({"val_accuracy": val_acc, "dev_accuracy": dev_acc, "dev_loss": dev_loss,
                                 "t": round(time.perf_counter() - t0, 1)})
         out.write_text(json.dumps(record, indent=1))
-        return {"val_accuracy": val_acc, "val_loss": val_loss, "dev_accuracy": dev_acc}
+        return {"val_accuracy": val_acc, "val_loss": val_loss, "dev_accuracy": dev_acc, **extra}
 
     t0 = time.perf_counter()
     stats = training.train_loop(model, n_items=len(keep), batch_loss=batch_loss, cfg=cfg, seed=seed, lr=lr,
@@ -269,6 +302,16 @@ def summary(out: Path) -> str:
             f"{r['epochs']:g} ({r.get('best_epoch', '-')}) | {r['stopped']} | {r.get('val_accuracy') or 0:.4f} | "
             f"{r['dev_accuracy']:.4f} [{lo:.3f}, {hi:.3f}] | {top.get('dev_accuracy', 0):.4f} ({top.get('epoch', '-')}) | "
             f"{r.get('warning') or ''} |")
+    for job in done:  # the averaged weights against the raw ones they average, point by point
+        r = json.loads((out / f"{job}.json").read_text())
+        pts = [p for p in r.get("curve", []) if "raw_dev_accuracy" in p]
+        if pts:
+            rows.append(f"\n{job} (train.ema={r.get('ema')}), dev accuracy per evaluation, average / raw weights: "
+                        + ", ".join(f"{p['dev_accuracy']:.4f} / {p['raw_dev_accuracy']:.4f}" for p in pts))
+            # scored beside the raw weights, so train_loop prefixed them raw_
+            for k in sorted({k for p in pts for k in p if k.startswith("raw_ema_") and k.endswith("_dev_accuracy")}):
+                rows.append(f"{job}, {k[8:-len('_dev_accuracy')]}'s average (--extra-ema), dev / validation: "
+                            + ", ".join(f"{p[k]:.4f} / {p[k.replace('_dev_', '_val_')]:.4f}" for p in pts if k in p))
     return "\n".join(rows)
 
 
@@ -284,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--max-train", type=int, default=None, help="a stratified subsample (a smoke run)")
     ap.add_argument("--every", type=int, default=1000, help="optimizer steps between evaluations")
+    ap.add_argument("--ema", type=float, default=0.999, help="train.ema of the ema-sS jobs")
+    ap.add_argument("--extra-ema", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                    help="comma-separated decays also averaged (and scored) on the ema-sS jobs' runs")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--summary", action="store_true")
     args = ap.parse_args(argv)
@@ -308,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         while pending and len(running) < args.parallel:
             j = pending.pop(0)
             cmd = [sys.executable, __file__, "--jobs", j, "--data", args.data, "--cache-dir", args.cache_dir,
-                   "--out", str(out), "--threads", str(args.threads), "--every", str(args.every)]
+                   "--out", str(out), "--threads", str(args.threads), "--every", str(args.every),
+                   "--ema", str(args.ema), "--extra-ema", ",".join(map(str, args.extra_ema))]
             if args.model_dir:
                 cmd += ["--model-dir", args.model_dir]
             if args.max_train:

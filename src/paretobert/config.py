@@ -283,6 +283,12 @@ class TrainConfig:
                           "and the last wrong against the reverse; per-question F1 for a reader): a 167-text "
                           "split cannot tell 164 right from 164 right at another loss; best: the best evaluation's "
                           "(higher validation accuracy, then lower loss), the policy before"})
+    ema: float | None = field(
+        default=None,
+        metadata={"help": "null | a decay in (0, 1), e.g. 0.999: evaluate, keep and ship an exponential moving "
+                          "average of the weights (updated after every optimizer step, at decay "
+                          "min(ema, (1+step)/(10+step)) so early steps do not pin it to the initial weights); "
+                          "the curve keeps the raw weights' validation figures beside it (raw_*)"})
 
     def __post_init__(self) -> None:
         _floats(self)
@@ -312,6 +318,11 @@ class TrainConfig:
         _check_choice("train.precision", self.precision, TRAIN_PRECISIONS)
         _check_choice("train.dropout", self.dropout, TRAIN_DROPOUTS)
         _check_choice("train.restore", self.restore, TRAIN_RESTORES)
+        if self.ema is not None and (isinstance(self.ema, bool) or not isinstance(self.ema, (int, float))
+                                     or not 0.0 < self.ema < 1.0):
+            _fail("train.ema", self.ema, "null | a decay strictly between 0 and 1 (e.g. 0.999)")
+        if self.ema is not None:
+            self.ema = float(self.ema)
         if not 0.0 <= self.validation_size < 0.5:
             _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
         if self.lr == "auto" and self.validation_size == 0:

@@ -190,6 +190,55 @@ def _optimizer_step(loss: torch.Tensor, model: Any, opt: Any, sched: Any, losses
     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trainable parameters (``train.ema``), kept on
+    their device in fp32: :meth:`update` after every optimizer step (decay
+    ``min(decay, (1+n)/(10+n))`` at the n-th update, so the first steps do not pin the average to
+    the initial weights), :meth:`swapped_in` to evaluate or save the averaged weights in place of
+    the raw ones. The other tensors of the state (buffers, frozen parameters) are the model's own."""
+
+    def __init__(self, model: Any, decay: float) -> None:
+        self.decay = decay
+        self.names = [n for n, p in model.named_parameters() if p.requires_grad]
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.avg = [p.detach().float().clone() for p in self.params]
+        self.updates = 0
+
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        with torch.no_grad():
+            torch._foreach_lerp_(self.avg, [p.detach().float() for p in self.params], 1.0 - d)
+
+    @contextlib.contextmanager
+    def swapped_in(self) -> Iterator[None]:
+        """The model holds the averaged weights inside the block, its raw ones again after."""
+        raw = [p.detach().clone() for p in self.params]
+        self.apply()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, r in zip(self.params, raw, strict=True):
+                    p.copy_(r)
+
+    def apply(self) -> None:
+        """The model's trainable parameters become the average (for good)."""
+        with torch.no_grad():
+            for p, a in zip(self.params, self.avg, strict=True):
+                p.copy_(a)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "avg": dict(zip(self.names, (a.to("cpu", copy=True) for a in self.avg),
+                                                          strict=True))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = state["updates"]
+        with torch.no_grad():
+            for name, a in zip(self.names, self.avg, strict=True):
+                a.copy_(state["avg"][name])
+
+
 def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = False,
                steps: int | None = None, layers: int | None = None) -> float:
     """The configured lr, else for pretrained bodies 1e-4 scaled down for widths above 384
@@ -668,7 +717,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     dropout = "fast" if cfg.dropout == "fast" and device.type == "cpu" else "torch"
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size,
             **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {}),
-            **({"dropout": dropout} if dropout != "torch" else {})}
+            **({"dropout": dropout} if dropout != "torch" else {}), **({"ema": cfg.ema} if cfg.ema else {})}
+    ema = WeightAverage(model, cfg.ema) if cfg.ema else None
     resumed = _resumed(snapshot, plan) if snapshot is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -681,6 +731,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                                                for k in ("best_items", "last_items", "last_losses"))
         since_best, since_eval = resumed["since_best"], resumed["since_eval"]
         stopped = resumed.get("stopped", "budget")
+        if ema is not None:
+            ema.load_state_dict(resumed["ema"])
         log.info("fine-tune: resumed at step %d of %d (%.0f s done) from %s", start, total, spent, snapshot)
         if stopped != "budget":  # saved as it had stopped (early stopping, time): nothing left to train
             start = total
@@ -699,7 +751,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                 **{k: None if v is None else v.tolist() for k, v in (
                     ("best_items", best_items), ("last_items", last_items), ("last_losses", last_losses))},
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state(), "stopped": stopped}
+                "rng": torch.get_rng_state(), "stopped": stopped,
+                **({"ema": ema.state_dict()} if ema is not None else {})}
 
     def stop_if_interrupted(done: int) -> None:
         if interrupted() is not None:  # between two steps the state is whole: save it, then stop
@@ -723,6 +776,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                     f"loss became {loss.item()} at step {step}/{total}: lower train.lr (now {lr})"
                 )
             _optimizer_step(loss, model, opt, sched, losses, bar)
+            if ema is not None:
+                ema.update()
             since_eval += 1
             done = step + 1
             out_of_time = deadline is not None and time.perf_counter() > deadline
@@ -730,7 +785,13 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                 was_training = model.training
                 model.eval()
                 with torch.no_grad(), _autocast(device, precision):
-                    scores = dict(evaluate())
+                    raw = {}
+                    if ema is not None:  # the raw weights' figures beside the average's, for the curve
+                        raw = {f"raw_{k}": v for k, v in evaluate().items() if k not in ("items", "loss_items")}
+                    with ema.swapped_in() if ema is not None else contextlib.nullcontext():
+                        scores = {**dict(evaluate()), **raw}
+                        if ema is not None:
+                            averaged = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 model.train(was_training)
                 items, item_losses = (_floats(scores.pop(k, None)) for k in ("items", "loss_items"))
                 point = {"step": done, "epoch": round(done / per_epoch, 4),
@@ -742,7 +803,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                 since_eval = 0
                 if best is None or rank(point) > rank(best):
                     best, since_best, best_items = point, 0, last_items
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    best_state = (averaged if ema is not None
+                                  else {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
                 else:
                     since_best += 1
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", **{metric: f"{point[metric]:.4f}",
@@ -764,8 +826,10 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                                                                       last_items)
     if kept == "best" and best_state is not None:
         model.load_state_dict(best_state)
-    else:  # the last weights (the last evaluation's) are the model's own
+    else:  # the last weights (the last evaluation's) are the model's own, or their average
         best = curve[-1] if curve else best
+        if ema is not None:
+            ema.apply()
     model.to("cpu").eval()
     k = max(1, min(10, len(losses)))
     stats: dict[str, Any] = {
@@ -780,6 +844,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "precision": precision,
         "fused": bool(cfg.fused),
         "dropout": dropout,
+        **({"ema": cfg.ema} if ema is not None else {}),
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[:k])),
         "loss_last": float(np.mean(losses[-k:])),
