@@ -287,8 +287,10 @@ class TrainConfig:
         default=None,
         metadata={"help": "null | a decay in (0, 1), e.g. 0.999: evaluate, keep and ship an exponential moving "
                           "average of the weights (updated after every optimizer step, at decay "
-                          "min(ema, (1+step)/(10+step)) so early steps do not pin it to the initial weights); "
-                          "the curve keeps the raw weights' validation figures beside it (raw_*)"})
+                          "min(ema, (1+step)/(10+step)) so early steps do not pin it to the initial weights: "
+                          "it averages about the last tenth of the steps so far, and reaches 0.999 after 8,991 "
+                          "steps, 0.9995 after 17,991); the curve keeps the raw weights' validation figures "
+                          "beside it (raw_*). Off by default: on SST-2 (2 seeds) it scored as the raw weights"})
 
     def __post_init__(self) -> None:
         _floats(self)

@@ -194,8 +194,9 @@ class WeightAverage:
     """An exponential moving average of a model's trainable parameters (``train.ema``), kept on
     their device in fp32: :meth:`update` after every optimizer step (decay
     ``min(decay, (1+n)/(10+n))`` at the n-th update, so the first steps do not pin the average to
-    the initial weights), :meth:`swapped_in` to evaluate or save the averaged weights in place of
-    the raw ones. The other tensors of the state (buffers, frozen parameters) are the model's own."""
+    the initial weights; that cap is below 0.999 for the first 8,991 updates, so a larger decay
+    changes nothing before then), :meth:`swapped_in` to evaluate or save the averaged weights in
+    place of the raw ones. The other tensors of the state (buffers, frozen parameters) are the model's own."""
 
     def __init__(self, model: Any, decay: float) -> None:
         self.decay = decay
