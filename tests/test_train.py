@@ -641,6 +641,39 @@ def test_a_fine_tune_that_did_not_converge_is_retried_once_at_half_the_lr(tmp_pa
     assert calls == [0.123]
 
 
+def toy_run(model, *, stop_at=None, snapshot=None, lr=1e-3, seen=None, **train):
+    """``train_loop`` on 40 random 12-token texts of 3 classes (batch 8, 3 epochs, an evaluation
+    every 4 steps on the first 8, patience 10; ``train``: more TrainConfig settings); stopped by a
+    KeyboardInterrupt at step ``stop_at``; ``seen`` collects the classifier's weights at each
+    evaluation. Returns the statistics."""
+    from paretobert.config import TrainConfig
+    from paretobert.train import train_loop
+
+    g = torch.Generator().manual_seed(0)
+    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
+    calls = []
+
+    def batch_loss(idx):
+        calls.append(1)
+        if stop_at is not None and len(calls) > stop_at:
+            raise KeyboardInterrupt
+        return model(input_ids=ids[idx], labels=y[idx]).loss
+
+    def evaluate():
+        if seen is not None:
+            seen.append(model.classifier.weight.detach().clone())
+        out = model(input_ids=ids[:8], labels=y[:8])
+        right = (out.logits.argmax(-1) == y[:8]).float()
+        losses = torch.nn.functional.cross_entropy(out.logits, y[:8], reduction="none")
+        return {"val_accuracy": float(right.mean()), "val_loss": float(out.loss), "items": right.numpy(),
+                "loss_items": losses.detach().numpy()}
+
+    torch.manual_seed(0)
+    return train_loop(model, n_items=40, batch_loss=batch_loss, cfg=TrainConfig(epochs=3, batch_size=8, **train),
+                      seed=0, lr=lr, epochs=3, evaluate=evaluate, every=4, patience=10, progress=False,
+                      snapshot=snapshot)
+
+
 def test_an_interrupted_fine_tune_resumes_exactly_from_its_snapshot(tmp_path, tiny_model, monkeypatch, caplog):
     """Killed mid-way (here: at the 8th step), a fine-tune given the same snapshot path picks
     up where it was (model, optimizer, schedule, dropout's random state, the curve and the best
@@ -649,32 +682,9 @@ def test_an_interrupted_fine_tune_resumes_exactly_from_its_snapshot(tmp_path, ti
     import copy
 
     from paretobert import train
-    from paretobert.config import TrainConfig
-    from paretobert.train import train_loop
 
     monkeypatch.setattr(train, "SNAPSHOT_SECONDS", 0.0)  # a snapshot after every step
-    g = torch.Generator().manual_seed(0)
-    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
-
-    def run(model, *, stop_at=None, snapshot=None, lr=1e-3):
-        calls = []
-
-        def batch_loss(idx):
-            calls.append(1)
-            if stop_at is not None and len(calls) > stop_at:
-                raise KeyboardInterrupt
-            return model(input_ids=ids[idx], labels=y[idx]).loss
-
-        def evaluate():
-            out = model(input_ids=ids[:8], labels=y[:8])
-            right = (out.logits.argmax(-1) == y[:8]).float()
-            losses = torch.nn.functional.cross_entropy(out.logits, y[:8], reduction="none")
-            return {"val_accuracy": float(right.mean()), "val_loss": float(out.loss), "items": right.numpy(),
-                    "loss_items": losses.detach().numpy()}
-
-        torch.manual_seed(0)
-        return train_loop(model, n_items=40, batch_loss=batch_loss, cfg=TrainConfig(epochs=3, batch_size=8), seed=0,
-                          lr=lr, epochs=3, evaluate=evaluate, every=4, patience=10, progress=False, snapshot=snapshot)
+    run = toy_run
 
     whole = copy.deepcopy(tiny_model)
     want = run(whole)

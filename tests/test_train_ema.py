@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from test_train import toy_run
 
 from paretobert import train
 from paretobert.config import ConfigError, TrainConfig
@@ -40,34 +41,9 @@ def test_the_average_follows_its_decay_and_swaps_in_and_out():
     assert torch.equal(m.weight, raw)  # restored after an error too
 
 
-def _data():
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
-
-
-def _run(model, *, ema, snapshot=None, stop_at=None, restore="best", every=4):
-    ids, y = _data()
-    calls, seen = [], []
-
-    def batch_loss(idx):
-        calls.append(1)
-        if stop_at is not None and len(calls) > stop_at:
-            raise KeyboardInterrupt
-        return model(input_ids=ids[idx], labels=y[idx]).loss
-
-    def evaluate():
-        seen.append(model.classifier.weight.detach().clone())
-        out = model(input_ids=ids[:8], labels=y[:8])
-        right = (out.logits.argmax(-1) == y[:8]).float()
-        losses = torch.nn.functional.cross_entropy(out.logits, y[:8], reduction="none")
-        return {"val_accuracy": float(right.mean()), "val_loss": float(out.loss), "items": right.numpy(),
-                "loss_items": losses.detach().numpy()}
-
-    torch.manual_seed(0)
-    cfg = TrainConfig(epochs=3, batch_size=8, ema=ema, restore=restore)
-    stats = train_loop(model, n_items=40, batch_loss=batch_loss, cfg=cfg, seed=0, lr=1e-3, epochs=3,
-                       evaluate=evaluate, every=every, patience=10, progress=False, snapshot=snapshot)
-    return stats, seen
+def _run(model, *, ema, restore="best", **kw):
+    seen = []
+    return toy_run(model, ema=ema, restore=restore, seen=seen, **kw), seen
 
 
 def test_the_loop_scores_and_ships_the_average_and_keeps_the_raw_figures_beside_it(tiny_model):
@@ -116,7 +92,8 @@ def test_an_interrupted_fine_tune_with_an_average_resumes_it_exactly(tmp_path, t
 
 
 def test_no_validation_split_still_ships_the_average(tiny_model):
-    ids, y = _data()
+    g = torch.Generator().manual_seed(0)
+    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
     a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
     for model, ema in ((a, None), (b, 0.9)):
         torch.manual_seed(0)
