@@ -641,9 +641,10 @@ def test_a_fine_tune_that_did_not_converge_is_retried_once_at_half_the_lr(tmp_pa
     assert calls == [0.123]
 
 
-def toy_run(model, *, stop_at=None, snapshot=None, lr=1e-3, seen=None, **train):
+def toy_run(model, *, stop_at=None, snapshot=None, lr=1e-3, seen=None, validate=True, **train):
     """``train_loop`` on 40 random 12-token texts of 3 classes (batch 8, 3 epochs, an evaluation
-    every 4 steps on the first 8, patience 10; ``train``: more TrainConfig settings); stopped by a
+    every 4 steps on the first 8 unless not ``validate``, patience 10; ``train``: more
+    TrainConfig settings); stopped by a
     KeyboardInterrupt at step ``stop_at``; ``seen`` collects the classifier's weights at each
     evaluation. Returns the statistics."""
     from paretobert.config import TrainConfig
@@ -670,7 +671,8 @@ def toy_run(model, *, stop_at=None, snapshot=None, lr=1e-3, seen=None, **train):
 
     torch.manual_seed(0)
     return train_loop(model, n_items=40, batch_loss=batch_loss, cfg=TrainConfig(epochs=3, batch_size=8, **train),
-                      seed=0, lr=lr, epochs=3, evaluate=evaluate, every=4, patience=10, progress=False,
+                      seed=0, lr=lr, epochs=3, evaluate=evaluate if validate else None, every=4, patience=10,
+                      progress=False,
                       snapshot=snapshot)
 
 

@@ -10,7 +10,7 @@ from test_train import toy_run
 
 from paretobert import train
 from paretobert.config import ConfigError, TrainConfig
-from paretobert.train import WeightAverage, train_loop
+from paretobert.train import WeightAverage
 from paretobert.variant import Variant
 
 
@@ -64,7 +64,7 @@ def test_the_loop_scores_and_ships_the_average_and_keeps_the_raw_figures_beside_
     assert got["val_accuracy"] == got["curve"][-1]["val_accuracy"]
 
 
-def test_restoring_the_best_evaluation_restores_that_evaluations_average(tiny_model, monkeypatch):
+def test_restoring_the_best_evaluation_restores_that_evaluations_average(tiny_model):
     model = copy.deepcopy(tiny_model)
     got, seen = _run(model, ema=0.9, restore="best")
     best = [i for i, p in enumerate(got["curve"]) if p["step"] == got["best_step"]][0]
@@ -92,13 +92,9 @@ def test_an_interrupted_fine_tune_with_an_average_resumes_it_exactly(tmp_path, t
 
 
 def test_no_validation_split_still_ships_the_average(tiny_model):
-    g = torch.Generator().manual_seed(0)
-    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
     a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
     for model, ema in ((a, None), (b, 0.9)):
-        torch.manual_seed(0)
-        train_loop(model, n_items=40, batch_loss=lambda idx, m=model: m(input_ids=ids[idx], labels=y[idx]).loss,
-                   cfg=TrainConfig(epochs=2, batch_size=8, ema=ema), seed=0, lr=1e-3, epochs=2, progress=False)
+        assert "curve" not in toy_run(model, ema=ema, validate=False)
     assert not torch.equal(a.classifier.weight, b.classifier.weight)
 
 

@@ -720,6 +720,11 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
             **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {}),
             **({"dropout": dropout} if dropout != "torch" else {}), **({"ema": cfg.ema} if cfg.ema else {})}
     ema = WeightAverage(model, cfg.ema) if cfg.ema else None
+
+    def kept_weights() -> contextlib.AbstractContextManager[None]:
+        """The weights an evaluation scores and a restore keeps: the average (``train.ema``) or the model's own."""
+        return ema.swapped_in() if ema is not None else contextlib.nullcontext()
+
     resumed = _resumed(snapshot, plan) if snapshot is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -789,10 +794,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                     raw = {}
                     if ema is not None:  # the raw weights' figures beside the average's, for the curve
                         raw = {f"raw_{k}": v for k, v in evaluate().items() if k not in ("items", "loss_items")}
-                    with ema.swapped_in() if ema is not None else contextlib.nullcontext():
+                    with kept_weights():
                         scores = {**dict(evaluate()), **raw}
-                        if ema is not None:
-                            averaged = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 model.train(was_training)
                 items, item_losses = (_floats(scores.pop(k, None)) for k in ("items", "loss_items"))
                 point = {"step": done, "epoch": round(done / per_epoch, 4),
@@ -804,8 +807,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
                 since_eval = 0
                 if best is None or rank(point) > rank(best):
                     best, since_best, best_items = point, 0, last_items
-                    best_state = (averaged if ema is not None
-                                  else {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+                    with kept_weights():
+                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 else:
                     since_best += 1
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", **{metric: f"{point[metric]:.4f}",
