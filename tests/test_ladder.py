@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -520,6 +521,42 @@ def test_a_distillation_killed_after_its_teacher_logits_reads_them_back(task, te
     metric = "f1" if task == "qa" else "accuracy"
     assert whole[metric] == rec[metric] and whole["train"]["curve"][-1]["train_loss"] == pytest.approx(
         rec["train"]["curve"][-1]["train_loss"], rel=1e-5)
+
+
+def test_a_student_distilling_from_stored_logits_does_not_load_its_teacher(teacher_preset, variant_of, tmp_path,
+                                                                           monkeypatch):
+    """weights=distilled at seed 0 computes the teacher's logits (the teacher's model loaded);
+    seed 1 distils from the same texts, so it reads them back and never loads the teacher's
+    model (only its tokenizer and config); its record is as complete as seed 0's."""
+    from transformers import AutoModelForSequenceClassification
+
+    from paretobert import pipeline
+
+    loads = []
+    real = AutoModelForSequenceClassification.from_pretrained.__func__
+
+    def counted(cls, path, *a, **k):
+        loads.append(Path(path).resolve())
+        return real(cls, path, *a, **k)
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", classmethod(counted))
+    cache = tmp_path / "cache"
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    recs, seen = [], []
+    for seed in (0, 1):
+        loads.clear()
+        recs.append(pipeline.run_variant(variant_of(model=small, weights="distilled", weights_from="big-t", seed=seed),
+                                         out_dir=tmp_path / f"s{seed}", cache_dir=cache, progress=False))
+        assert recs[-1]["status"] == "ok", recs[-1].get("traceback")
+        seen.append(list(loads))
+    teachers = [d.resolve() for d in (cache / "checkpoints").iterdir() if (d / "meta.json").is_file()
+                and json.loads((d / "meta.json").read_text())["model"] == "big-t"]
+    kd0, kd1 = (r["train"]["distill"] for r in recs)
+    assert (kd0["logits_cached"], kd1["logits_cached"]) == (False, True) and kd0["logits_key"] == kd1["logits_key"]
+    assert set(teachers) & set(seen[0]), "seed 0 computes the logits with the teacher's model"
+    assert not set(teachers) & set(seen[1]), "seed 1 reads them back without loading it"
+    assert kd1["teacher_layers"] == kd0["teacher_layers"] == 2
+    assert kd1["teacher_train_accuracy"] == kd0["teacher_train_accuracy"]
 
 
 def test_windows_give_a_student_more_examples_and_its_teacher_labels_them(teacher_preset, variant_of, tmp_path,

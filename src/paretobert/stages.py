@@ -549,10 +549,11 @@ def _logits_stage(variant: Variant, teacher: Built, cache_dir: Path, *, what: st
     return soft, got
 
 
-def teacher_soft_labels(variant: Variant, teacher: Built, net: Any, ttok: Any, texts: list[str], cache_dir: Path, *,
-                        progress: bool) -> tuple[Built, Any]:
-    """The fine-tuned ``teacher``'s logits (``net`` and ``ttok``: its model and tokenizer, loaded)
-    on a student's training ``texts`` (its windows too), in order, and their stage
+def teacher_soft_labels(variant: Variant, teacher: Built, net: Callable[[], Any], ttok: Any, texts: list[str],
+                        cache_dir: Path, *, progress: bool) -> tuple[Built, Any]:
+    """The fine-tuned ``teacher``'s logits (``net()``: its model, loaded only when they are
+    computed; ``ttok``: its tokenizer) on a student's training ``texts`` (its windows too), in
+    order, and their stage
     (:func:`_logits_stage`), keyed on the teacher's checkpoint, the texts and how they are
     encoded. Every student that distils from that teacher on those texts reads it instead of
     running the teacher again: another student seed (the size ladder's students hold out the
@@ -560,7 +561,7 @@ def teacher_soft_labels(variant: Variant, teacher: Built, net: Any, ttok: Any, t
     budget, a re-run after a kill."""
 
     def compute() -> dict[str, Any]:
-        return {"logits": training.teacher_logits(net, ttok, texts, max_length=variant.train_length,
+        return {"logits": training.teacher_logits(net(), ttok, texts, max_length=variant.train_length,
                                                   truncation=variant.truncation, progress=progress)}
 
     inputs = {"texts": content_hash({"texts": texts}, length=32), "max_length": variant.train_length,
@@ -593,25 +594,31 @@ def _distill_setup(variant: Variant, texts: list[str], labels: list[int], teache
                    tok: Any, *, cache_dir: Path, progress: bool):
     """(student, its tokenizer, Distillation, stats): with ``distill.layers`` the student is the
     fine-tuned ``teacher`` keeping those layers (and its tokenizer; ``model`` is None), else the
-    variant's own ``model``; the teacher's logits on ``texts`` from :func:`teacher_soft_labels`
-    (the teacher loaded once for both)."""
+    variant's own ``model``; the teacher's logits on ``texts`` from :func:`teacher_soft_labels`.
+    The teacher's model is loaded once, and only where something reads it: the logits when they
+    are not stored yet, a student cut from it, the hidden-state loss (``distill.hidden_mse``); a
+    student that distils from stored logits alone does not load it."""
+    import functools
+
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     d = variant.distill
-    net = AutoModelForSequenceClassification.from_pretrained(teacher.dir, attn_implementation="eager")
+    net = functools.cache(lambda: AutoModelForSequenceClassification.from_pretrained(
+        teacher.dir, attn_implementation="eager"))
     ttok = AutoTokenizer.from_pretrained(teacher.dir)
-    n_teacher = len(encoder_layers(net))
     soft, logits = teacher_soft_labels(variant, teacher, net, ttok, texts, cache_dir, progress=progress)
+    n_teacher = (len(encoder_layers(net())) if d.layers is not None or d.hidden_mse
+                 else AutoConfig.from_pretrained(teacher.dir).num_hidden_layers)
     if d.layers is not None:
-        model, tok = _cut_teacher(net, d.layers), ttok
+        model, tok = _cut_teacher(net(), d.layers), ttok
     teacher_acc = float((logits.argmax(-1) == torch.as_tensor(labels)).float().mean())
     layer_map, index = d.layers, None
     if d.hidden_mse and d.layers is None:  # a selected student: its units are the teacher's at these indices
         layer_map = uniform_layer_map(n_teacher, model.config.num_hidden_layers)
-        index = uniform_indices(net.config.hidden_size, model.config.hidden_size)
+        index = uniform_indices(net().config.hidden_size, model.config.hidden_size)
     kd = training.Distillation(soft_targets=logits, temperature=d.temperature, alpha=d.alpha,
-                               hidden_mse=d.hidden_mse, teacher=net if d.hidden_mse else None,
+                               hidden_mse=d.hidden_mse, teacher=net() if d.hidden_mse else None,
                                layer_map=layer_map, hidden_index=index)
     stats = {"teacher_layers": n_teacher, "student_init": d.layers, "teacher_train_accuracy": teacher_acc,
              "logits_key": soft.key, "logits_cached": soft.reused}
