@@ -210,7 +210,7 @@ def run_job(job: str, args) -> dict:
     keep, held, dropped = carve(kind, texts, labels, n_val=n_val, seed=seed)
     if job == "before":
         keep, held = list(range(len(texts))), held  # trained on everything; validation scored, not used
-    epochs = 2.0 if job == "before" else 3.0
+    epochs = 2.0 if job == "before" else args.epochs
     # restore=best: what its recorded jobs ran with (the best evaluation's weights restored)
     cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128, restore="best",
                       ema=args.ema if kind_s == "ema" else None)
@@ -315,7 +315,29 @@ def summary(out: Path) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+#: options of the parent only: a job's subprocess gets every other option the parent was given
+PARENT_ONLY = {"help", "jobs", "parallel", "list", "summary"}
+
+
+def child_command(ap: argparse.ArgumentParser, args: argparse.Namespace, job: str) -> list[str]:
+    """The command line of one job's subprocess under ``--parallel``: this script with ``--jobs
+    JOB`` and every option the parser knows (but :data:`PARENT_ONLY`) at its parsed value, so
+    an option added to the parser reaches the jobs without being listed here."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--jobs", job]
+    for action in ap._actions:
+        if action.dest in PARENT_ONLY or not action.option_strings:
+            continue
+        value, flag = getattr(args, action.dest), action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            cmd += [flag] if value else []
+        elif isinstance(value, list):
+            cmd += [flag, ",".join(map(str, value))]
+        elif value is not None:
+            cmd += [flag, str(value)]
+    return cmd
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/sst2")
     ap.add_argument("--model-dir", default=None, help="MiniLM-L6's folder (default: the offline preset's)")
@@ -327,11 +349,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--max-train", type=int, default=None, help="a stratified subsample (a smoke run)")
     ap.add_argument("--every", type=int, default=1000, help="optimizer steps between evaluations")
+    ap.add_argument("--epochs", type=float, default=3.0,
+                    help="the budget of every job but before (2): 3, the default policy's for SST-2")
     ap.add_argument("--ema", type=float, default=0.999, help="train.ema of the ema-sS jobs")
     ap.add_argument("--extra-ema", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
                     help="comma-separated decays also averaged (and scored) on the ema-sS jobs' runs")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--summary", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
     args = ap.parse_args(argv)
     if args.list:
         print("\n".join(JOBS))
@@ -353,14 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     while pending or running:
         while pending and len(running) < args.parallel:
             j = pending.pop(0)
-            cmd = [sys.executable, __file__, "--jobs", j, "--data", args.data, "--cache-dir", args.cache_dir,
-                   "--out", str(out), "--threads", str(args.threads), "--every", str(args.every),
-                   "--ema", str(args.ema), "--extra-ema", ",".join(map(str, args.extra_ema))]
-            if args.model_dir:
-                cmd += ["--model-dir", args.model_dir]
-            if args.max_train:
-                cmd += ["--max-train", str(args.max_train)]
-            running[j] = subprocess.Popen(cmd, stdout=open(out / f"{j}.log", "w"), stderr=subprocess.STDOUT)
+            running[j] = subprocess.Popen(child_command(ap, args, j), stdout=open(out / f"{j}.log", "w"),
+                                          stderr=subprocess.STDOUT)
         time.sleep(5)
         for j, p in list(running.items()):
             if p.poll() is not None:
