@@ -24,6 +24,26 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [f.name for f in p.parent.iterdir()] == ["r.json"]
 
 
+def test_a_write_deletes_the_old_temp_files_a_killed_writer_of_that_file_left(tmp_path):
+    """A run killed (SIGKILL) between its temp file and the rename leaves ``.NAME.RANDOM.tmp``
+    beside NAME (a run's result.json, a sweep's CSVs); the next write of NAME deletes those older
+    than ATOMIC_GRACE_S, and keeps young ones (another writer's, mid-write) and other files'."""
+    import os
+    import time
+
+    from paretobert.store import ATOMIC_GRACE_S
+
+    old = time.time() - ATOMIC_GRACE_S - 5
+    for name in (".result.json.abc.tmp", ".results.csv.def.tmp"):
+        (tmp_path / name).write_text('{"torn"')
+        os.utime(tmp_path / name, (old, old))
+    (tmp_path / ".result.json.young.tmp").write_text("{}")
+    atomic_write_json(tmp_path / "result.json", {"x": 1})
+    assert json.loads((tmp_path / "result.json").read_text()) == {"x": 1}
+    assert sorted(f.name for f in tmp_path.iterdir()) == [".result.json.young.tmp", ".results.csv.def.tmp",
+                                                          "result.json"]
+
+
 def test_swept_write_deletes_what_killed_writers_of_the_same_file_left(tmp_path):
     """A cached result written by several runs: a writer killed between its temp file and the
     rename leaves ``.NAME.RANDOM.tmp``; the next write of that file deletes it (under the key's
