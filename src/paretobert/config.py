@@ -323,8 +323,6 @@ class TrainConfig:
         if self.ema is not None and (isinstance(self.ema, bool) or not isinstance(self.ema, (int, float))
                                      or not 0.0 < self.ema < 1.0):
             _fail("train.ema", self.ema, "null | a decay strictly between 0 and 1 (e.g. 0.999)")
-        if self.ema is not None:
-            self.ema = float(self.ema)
         if not 0.0 <= self.validation_size < 0.5:
             _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
         if self.lr == "auto" and self.validation_size == 0:

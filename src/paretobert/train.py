@@ -14,7 +14,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,12 @@ class WeightAverage:
         with torch.no_grad():
             torch._foreach_lerp_(self.avg, [p.detach().float() for p in self.params], 1.0 - d)
 
+    @staticmethod
+    def _copy(into: list[torch.Tensor], values: Iterable[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for t, v in zip(into, values, strict=True):
+                t.copy_(v)
+
     @contextlib.contextmanager
     def swapped_in(self) -> Iterator[None]:
         """The model holds the averaged weights inside the block, its raw ones again after."""
@@ -219,15 +225,11 @@ class WeightAverage:
         try:
             yield
         finally:
-            with torch.no_grad():
-                for p, r in zip(self.params, raw, strict=True):
-                    p.copy_(r)
+            self._copy(self.params, raw)
 
     def apply(self) -> None:
         """The model's trainable parameters become the average (for good)."""
-        with torch.no_grad():
-            for p, a in zip(self.params, self.avg, strict=True):
-                p.copy_(a)
+        self._copy(self.params, self.avg)
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates, "avg": dict(zip(self.names, (a.to("cpu", copy=True) for a in self.avg),
@@ -235,9 +237,7 @@ class WeightAverage:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.updates = state["updates"]
-        with torch.no_grad():
-            for name, a in zip(self.names, self.avg, strict=True):
-                a.copy_(state["avg"][name])
+        self._copy(self.avg, (state["avg"][name] for name in self.names))
 
 
 def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = False,
