@@ -283,27 +283,36 @@ def run_job(job: str, args) -> dict:
 
 
 def summary(out: Path) -> str:
+    """A finished ``OUT`` as a markdown table, one row per job: dev of the weights the benchmark
+    kept (``restore=best``) and of the last evaluation's weights (what ``train.restore=significant``
+    keeps unless an earlier evaluation beat the last on validation by the sign test: the
+    validation gap is given in texts), then the EMA jobs' curves."""
     from paretobert.stats import wilson_interval
 
     rows = ["| job | validation (n, dropped) | body lr / head | epochs run (best) | stopped | val acc (best) | "
-            "dev acc [95% CI] | best dev on the curve (epoch) | warning |", "|" + "---|" * 9]
+            "dev acc [95% CI] | last evaluation: dev (val texts below the best) | best dev on the curve (epoch) | warning |",
+            "|" + "---|" * 10]
     done = sorted(f.stem for f in out.glob("*.json"))
+    records = {job: json.loads((out / f"{job}.json").read_text()) for job in done}
     for job in [j for j in JOBS if j in done] + [j for j in done if j not in JOBS]:
-        f = out / f"{job}.json"
-        r = json.loads(f.read_text())
+        r = records[job]
         curve = r.get("curve", [])
         if "dev_accuracy" not in r:
-            rows.append(f"| {job} | interrupted after {len(curve)} evaluations |" + " |" * 7)
+            rows.append(f"| {job} | interrupted after {len(curve)} evaluations |" + " |" * 8)
             continue
         lo, hi = wilson_interval(r["dev_correct"], r["n_dev"])
         top = max(curve, key=lambda p: p["dev_accuracy"]) if curve else {}
+        last = ""
+        if curve:
+            below = round((max(p["val_accuracy"] for p in curve) - curve[-1]["val_accuracy"]) * r["n_validation"])
+            last = f"{curve[-1]['dev_accuracy']:.4f} ({below})"
         rows.append(
             f"| {job} | {r['validation']} ({r['n_validation']}, {r['dropped']}) | {r['lr']:g} / {r['head_lr_scale']:g}x | "
             f"{r['epochs']:g} ({r.get('best_epoch', '-')}) | {r['stopped']} | {r.get('val_accuracy') or 0:.4f} | "
-            f"{r['dev_accuracy']:.4f} [{lo:.3f}, {hi:.3f}] | {top.get('dev_accuracy', 0):.4f} ({top.get('epoch', '-')}) | "
+            f"{r['dev_accuracy']:.4f} [{lo:.3f}, {hi:.3f}] | {last} | {top.get('dev_accuracy', 0):.4f} ({top.get('epoch', '-')}) | "
             f"{r.get('warning') or ''} |")
     for job in done:  # the averaged weights against the raw ones they average, point by point
-        r = json.loads((out / f"{job}.json").read_text())
+        r = records[job]
         pts = [p for p in r.get("curve", []) if "raw_dev_accuracy" in p]
         if pts:
             rows.append(f"\n{job} (train.ema={r.get('ema')}), dev accuracy per evaluation, average / raw weights: "

@@ -30,3 +30,20 @@ def test_a_parallel_jobs_subprocess_gets_every_option(bench, tmp_path):
     # options left at their defaults stay at them
     plain = ap.parse_args(bench.child_command(ap, ap.parse_args(["--jobs", "a,b"]), "a")[2:])
     assert vars(plain) == {**vars(ap.parse_args([])), "jobs": "a"}
+
+
+def test_the_summary_gives_the_last_evaluations_dev_beside_the_kept_weights(bench, tmp_path):
+    import json
+
+    curve = [{"step": 1000, "epoch": 0.5, "val_accuracy": 0.95, "dev_accuracy": 0.90},
+             {"step": 2000, "epoch": 1.0, "val_accuracy": 0.94, "dev_accuracy": 0.88}]
+    done = {"job": "policy-s0", "validation": "phrases", "n_validation": 200, "dropped": 0, "lr": 5e-5,
+            "head_lr_scale": 20.0, "epochs": 1.0, "best_epoch": 0.5, "stopped": "budget", "val_accuracy": 0.95,
+            "dev_accuracy": 0.9, "dev_correct": 9, "n_dev": 10, "curve": curve}
+    (tmp_path / "policy-s0.json").write_text(json.dumps(done))
+    (tmp_path / "policy-s1.json").write_text(json.dumps({"job": "policy-s1", "curve": curve[:1]}))
+    table = bench.summary(tmp_path).splitlines()
+    assert len(table) == 4 and all(row.count("|") == 11 for row in table)
+    # the kept (best) weights' dev, then the last evaluation's dev and its 2 validation texts below the best
+    assert "| 0.9000 [" in table[2] and "| 0.8800 (2) |" in table[2]
+    assert table[3].startswith("| policy-s1 | interrupted after 1 evaluations |")
