@@ -56,13 +56,18 @@ INTEGRITY = "integrity"
 log = logging.getLogger(__name__)
 
 
+def _temp_files(path: Path) -> Iterator[Path]:
+    """The temporary files of :func:`atomic_write_text` beside ``path`` (``.NAME.RANDOM.tmp``)."""
+    return path.parent.glob(f".{glob.escape(path.name)}.*.tmp")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``. A
     temp file of the same name older than :data:`ATOMIC_GRACE_S` (one lives for milliseconds) was
     left by a writer killed mid-write (SIGKILL; an exception unlinks it) and is deleted first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    for stale in _temp_files(path):
         with contextlib.suppress(OSError):  # gone already, or not ours to delete
             if stale.is_file() and now - stale.stat().st_mtime > ATOMIC_GRACE_S:
                 stale.unlink()
@@ -89,7 +94,7 @@ def swept_write_json(path: Path, obj: Any) -> None:
     first deletes the temporary files that killed writers of the same file left behind."""
     key = _key_of(path.name)
     with _locked(path.parent / f"{key}.lock"):
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a writer killed mid-write (we hold its lock)
+        for stale in _temp_files(path):  # a writer killed mid-write (we hold its lock)
             stale.unlink(missing_ok=True)
         atomic_write_json(path, obj)
 
