@@ -36,6 +36,9 @@ split that early stopping reads, so the two curves can be compared:
   weights it averages are compared on one training run, sentence by sentence. ``--extra-ema``
   decays are averaged beside it on the same run (updated after each optimizer step, scored on
   validation and dev with the raw weights: ``raw_ema_DECAY_*`` in the curve).
+- ``llrd-sS``: policy 3's default with ``train.layer_decay`` (``--layer-decay``, 0.8): the top
+  layer and the pooler at the body's lr, each layer below at 0.8 x the one above, the
+  embeddings at 0.8^6 = 0.26 x (layer-wise lr decay, ELECTRA's fine-tuning recipe).
 - ``grid-LR-hHEAD``: the hand search: body lr x head scale, the whole 3-epoch budget (no
   early stopping; the last weights are what it ships), dev at every evaluation; the best dev point over the grid is an oracle (it
   peeks at dev): the ceiling the default is compared against.
@@ -61,7 +64,7 @@ import numpy as np
 GRID = [(2e-5, 20.0), (5e-5, 20.0), (1e-4, 20.0), (2e-4, 20.0), (5e-5, 1.0), (1e-4, 1.0)]
 JOBS = (["before", "default", "default-5e-05", "sentences", "sentences-clean"]
         + [f"grid-{lr:g}-h{h:g}" for lr, h in GRID])
-SEEDED = ("policy", "meanpool", "pooler", "ema")  # + "-s<seed>": any seed
+SEEDED = ("policy", "meanpool", "pooler", "ema", "llrd")  # + "-s<seed>": any seed
 
 
 def seeded(job: str) -> tuple[str, int] | None:
@@ -213,7 +216,8 @@ def run_job(job: str, args) -> dict:
     epochs = 2.0 if job == "before" else args.epochs
     # restore=best: what its recorded jobs ran with (the best evaluation's weights restored)
     cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128, restore="best",
-                      ema=args.ema if kind_s == "ema" else None)
+                      ema=args.ema if kind_s == "ema" else None,
+                      layer_decay=args.layer_decay if kind_s == "llrd" else None)
     names = input_names(tok)
     enc_train = [encode_ids(tok, texts[i], max_length=128) for i in keep]
     y_train = [labels[i] for i in keep]
@@ -221,7 +225,7 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
-    record = {"job": job, "seed": seed, "ema": cfg.ema, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
+    record = {"job": job, "seed": seed, "ema": cfg.ema, "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
               "epochs": epochs, "validation": kind, "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
               "n_dev": len(enc_dev), "device": str(device), "curve": []}
     out = Path(args.out) / f"{job}.json"
@@ -361,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--epochs", type=float, default=3.0,
                     help="the budget of every job but before (2): 3, the default policy's for SST-2")
     ap.add_argument("--ema", type=float, default=0.999, help="train.ema of the ema-sS jobs")
+    ap.add_argument("--layer-decay", type=float, default=0.8, help="train.layer_decay of the llrd-sS jobs")
     ap.add_argument("--extra-ema", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
                     help="comma-separated decays also averaged (and scored) on the ema-sS jobs' runs")
     ap.add_argument("--list", action="store_true")

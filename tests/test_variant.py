@@ -99,6 +99,7 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     del old["train"]["fused"]  # the fused optimizer
     del old["train"]["restore"]  # which weights a fine-tune keeps (moot without validation)
     del old["train"]["ema"]  # a moving average of the weights (off: null)
+    del old["train"]["layer_decay"]  # layer-wise lr decay (off: null)
     assert v.hash == content_hash({"variant": old, "recipe": RECIPE})  # results recorded before them stay valid
     assert v.quant_key(export_key="e") == content_hash(
         {"export": "e", "quantize": old["quantize"], "v": __import__("paretobert.variant").variant.library_versions()})

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -433,22 +434,47 @@ def diagnose(curve: Sequence[dict[str, Any]], stopped: str, metric: str = "val_a
     return None
 
 
-def param_groups(model: Any, *, lr: float, weight_decay: float, head_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+# a numbered layer of a body's stack: BERT's encoder.layer.N, DistilBERT's transformer.layer.N, GPT-style h.N
+_LAYER_NUMBER = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def layer_depths(names: Iterable[str]) -> dict[str, int]:
+    """How many layers below the top of the stack each body parameter sits (``train.layer_decay``):
+    a numbered layer N of L, L-1-N; the embeddings, L; anything else (the pooler, MPNet's
+    relative attention bias), 0. L is the highest layer number + 1 among ``names`` (a body whose
+    layers were dropped and renumbered counts what it has). Names without a numbered layer at
+    all: every depth 0."""
+    names = list(names)
+    numbers = {n: int(m.group(1)) for n in names if (m := _LAYER_NUMBER.search(n))}
+    if not numbers:
+        return {n: 0 for n in names}
+    top = max(numbers.values()) + 1
+    return {n: top - 1 - numbers[n] if n in numbers else (top if "embeddings" in n else 0) for n in names}
+
+
+def param_groups(model: Any, *, lr: float, weight_decay: float, head_lr_scale: float = 1.0,
+                 layer_decay: float | None = None) -> list[dict[str, Any]]:
     """AdamW groups: weight decay except on biases and LayerNorm weights; the parameters
     outside the body (``model.base_model_prefix``: the classification head) at
-    ``lr * head_lr_scale`` (a model without a ``base_model_prefix``: all at ``lr``). Empty
-    groups are left out."""
+    ``lr * head_lr_scale`` (a model without a ``base_model_prefix``: all at ``lr``); with
+    ``layer_decay``, a body parameter ``d`` layers below the top (:func:`layer_depths`) at
+    ``lr * layer_decay ** d``. Empty groups are left out."""
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     prefix = getattr(model, "base_model_prefix", None)
     body = f"{prefix}." if prefix else ""
+    named = list(model.named_parameters())
+    depth = (layer_depths(n for n, _ in named if n.startswith(body)) if layer_decay and body
+             else {})
     groups = []
     for head in (False, True):
         for decay in (True, False):
-            params = [p for n, p in model.named_parameters()
-                      if n.startswith(body) != head and n.endswith(no_decay) != decay]
-            if params:
+            by_depth: dict[int, list[torch.nn.Parameter]] = {}
+            for n, p in named:
+                if n.startswith(body) != head and n.endswith(no_decay) != decay:
+                    by_depth.setdefault(0 if head else depth.get(n, 0), []).append(p)
+            for d, params in sorted(by_depth.items()):
                 groups.append({"params": params, "weight_decay": weight_decay if decay else 0.0,
-                               "lr": lr * head_lr_scale if head else lr})
+                               "lr": lr * head_lr_scale if head else lr * (layer_decay or 1.0) ** d})
     return groups
 
 
@@ -689,8 +715,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     device = device if device is not None else torch_device(cfg.device)
     precision = train_precision(cfg)
     model.to(device).train()
-    opt = adamw(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale), lr=lr,
-                fused=cfg.fused)
+    opt = adamw(param_groups(model, lr=lr, weight_decay=cfg.weight_decay, head_lr_scale=head_lr_scale,
+                             layer_decay=cfg.layer_decay), lr=lr, fused=cfg.fused)
     epochs = epochs if epochs is not None else cfg.epochs
     if epochs is None:
         raise ValueError("fine_tune needs epochs (train.epochs: null resolves by max_epochs upstream)")
@@ -718,7 +744,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     dropout = "fast" if cfg.dropout == "fast" and device.type == "cpu" else "torch"
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size,
             **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {}),
-            **({"dropout": dropout} if dropout != "torch" else {}), **({"ema": cfg.ema} if cfg.ema else {})}
+            **({"dropout": dropout} if dropout != "torch" else {}), **({"ema": cfg.ema} if cfg.ema else {}),
+            **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {})}
     ema = WeightAverage(model, cfg.ema) if cfg.ema else None
 
     def kept_weights() -> contextlib.AbstractContextManager[None]:
@@ -849,6 +876,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "fused": bool(cfg.fused),
         "dropout": dropout,
         **({"ema": cfg.ema} if ema is not None else {}),
+        **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {}),
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[:k])),
         "loss_last": float(np.mean(losses[-k:])),

@@ -52,6 +52,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
     ("train", "precision"): "fp32", ("train", "windows"): 1, ("train", "fused"): False,
     ("train", "dropout"): "torch", ("train", "restore"): "best", ("train", "ema"): None,
+    ("train", "layer_decay"): None,
     ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
@@ -72,6 +73,7 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
         d["train"]["dropout"] = _NEW_AT_DEFAULT[("train", "dropout")]
         d["train"]["restore"] = _NEW_AT_DEFAULT[("train", "restore")]
         d["train"]["ema"] = _NEW_AT_DEFAULT[("train", "ema")]
+        d["train"]["layer_decay"] = _NEW_AT_DEFAULT[("train", "layer_decay")]
     return d
 
 
