@@ -102,9 +102,13 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
         _fail(key, value, " | ".join(choices))
 
 
+def _is_number(value: Any) -> bool:
+    """An int or a float, not a bool (``True`` is an int to Python, not a number to a config)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_positive(key: str, value: Any, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
+    ok = _is_number(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
         _fail(key, value, "a number >= 0" if allow_zero else "a number > 0")
 
@@ -327,12 +331,9 @@ class TrainConfig:
         _check_choice("train.precision", self.precision, TRAIN_PRECISIONS)
         _check_choice("train.dropout", self.dropout, TRAIN_DROPOUTS)
         _check_choice("train.restore", self.restore, TRAIN_RESTORES)
-        if self.ema is not None and (isinstance(self.ema, bool) or not isinstance(self.ema, (int, float))
-                                     or not 0.0 < self.ema < 1.0):
+        if self.ema is not None and not (_is_number(self.ema) and 0.0 < self.ema < 1.0):
             _fail("train.ema", self.ema, "null | a decay strictly between 0 and 1 (e.g. 0.999)")
-        if self.layer_decay is not None and (isinstance(self.layer_decay, bool)
-                                             or not isinstance(self.layer_decay, (int, float))
-                                             or not 0.0 < self.layer_decay <= 1.0):
+        if self.layer_decay is not None and not (_is_number(self.layer_decay) and 0.0 < self.layer_decay <= 1.0):
             _fail("train.layer_decay", self.layer_decay, "null | a factor in (0, 1] (e.g. 0.8)")
         if self.layer_decay == 1.0:  # every layer at lr: the training without it, and its key
             self.layer_decay = None
