@@ -1,6 +1,7 @@
 """train.ema: an exponential moving average of the weights, evaluated, kept and shipped in place
 of the raw weights; the raw weights' validation figures stay in the curve beside it (raw_*);
-keyed only when set; resumed exactly from a snapshot. The loop itself: tests/test_train.py."""
+resumed exactly from a snapshot (keyed only when set: tests/test_variant.py). The loop itself:
+tests/test_train.py."""
 
 import copy
 
@@ -9,9 +10,7 @@ import torch
 from test_train import toy_run
 
 from paretobert import train
-from paretobert.config import ConfigError, TrainConfig
 from paretobert.train import WeightAverage
-from paretobert.variant import Variant
 
 
 def test_the_average_follows_its_decay_and_swaps_in_and_out():
@@ -96,20 +95,3 @@ def test_no_validation_split_still_ships_the_average(tiny_model):
     for model, ema in ((a, None), (b, 0.9)):
         assert "curve" not in toy_run(model, ema=ema, validate=False)
     assert not torch.equal(a.classifier.weight, b.classifier.weight)
-
-
-def test_the_average_is_keyed_only_when_set_and_bad_decays_are_one_line_errors(variant_of):
-    today = variant_of()
-    assert today.train.ema is None
-    d = today.to_dict()
-    d["train"]["ema"] = 0.999
-    averaged = Variant.from_dict(d)
-    del d["train"]["ema"]  # a record from before train.ema
-    old = Variant.from_dict(d)
-    key = dict(data_fingerprint="d", source="pretrained", lr=1e-4)
-    assert old.hash == today.hash and old.train_key(**key) == today.train_key(**key)
-    assert averaged.hash != today.hash and averaged.train_key(**key) != today.train_key(**key)
-    for bad in (0, 1, 1.5, -0.1, True, "x"):
-        with pytest.raises(ConfigError, match=r"^invalid config: train.ema=.*; accepted: null \| a decay strictly "
-                                              r"between 0 and 1 \(e.g. 0.999\)$"):
-            TrainConfig(ema=bad)

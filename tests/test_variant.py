@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from paretobert.config import Config, ModelConfig, RuntimeConfig
+import pytest
+
+from paretobert.config import Config, ConfigError, ModelConfig, RuntimeConfig, TrainConfig
 from paretobert.variant import Variant, content_hash
 
 
@@ -108,3 +110,24 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     assert _variant(train=TrainConfig(epochs=2, validation_size=0.0, head_lr_scale=1.0, windows=2)).hash != v.hash
     assert _variant(weights="selected", weights_from="minilm-l6").hash != _variant(weights="selected").hash
     assert _variant().hash != v.hash  # today's default policy (validation, early stopping) is another training
+
+
+@pytest.mark.parametrize("leaf, value, bad, accepted", [
+    ("ema", 0.999, (0, 1, 1.5, -0.1, True, "x"), r"null \| a decay strictly between 0 and 1 \(e.g. 0.999\)"),
+    ("layer_decay", 0.8, (0, -0.5, 1.5, True, "x"), r"null \| a factor in \(0, 1\] \(e.g. 0.8\)"),
+])
+def test_an_opt_in_training_setting_is_keyed_only_when_set_and_bad_values_are_one_line_errors(variant_of, leaf, value,
+                                                                                              bad, accepted):
+    today = variant_of()
+    assert getattr(today.train, leaf) is None  # off by default
+    d = today.to_dict()
+    d["train"][leaf] = value
+    on = Variant.from_dict(d)
+    del d["train"][leaf]  # a record from before the setting existed
+    old = Variant.from_dict(d)
+    key = dict(data_fingerprint="d", source="pretrained", lr=1e-4)
+    assert old.hash == today.hash and old.train_key(**key) == today.train_key(**key)
+    assert on.hash != today.hash and on.train_key(**key) != today.train_key(**key)
+    for b in bad:
+        with pytest.raises(ConfigError, match=rf"^invalid config: train.{leaf}=.*; accepted: {accepted}$"):
+            TrainConfig(**{leaf: b})
