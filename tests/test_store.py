@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
 from paretobert.store import (
     artifact,
+    as_if_created,
     atomic_write_json,
     atomic_write_text,
     is_done,
@@ -13,6 +16,7 @@ from paretobert.store import (
     load_results,
     prune,
     swept_write_json,
+    umask,
 )
 
 
@@ -22,6 +26,34 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_json(p, {"x": 2})
     assert json.loads(p.read_text()) == {"x": 2}
     assert [f.name for f in p.parent.iterdir()] == ["r.json"]
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o077])
+def mask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_umask_is_read_without_changing_it(mask):
+    assert umask() == mask and umask() == mask
+
+
+def test_written_files_and_built_artifacts_get_the_umasks_modes_not_tempfiles_private_ones(tmp_path, mask):
+    """tempfile makes 0600 files and 0700 directories; a result, a report or a cache entry
+    renamed from them would be unreadable to the group of a shared output folder or cache."""
+    p = tmp_path / "r.json"
+    atomic_write_json(p, {"x": 1})
+    swept_write_json(tmp_path / "s.json", {"x": 1})
+    d, _, _ = artifact(tmp_path, "ckpt", "k1", lambda d: (d / "w.bin").write_bytes(b"w") and {})
+    mode = lambda q: stat.S_IMODE(q.stat().st_mode)  # noqa: E731
+    assert mode(p) == mode(tmp_path / "s.json") == 0o666 & ~mask  # 0644 under 022, 0640 under 027
+    assert mode(d) == 0o777 & ~mask and mode(d / "meta.json") == 0o666 & ~mask
+    private = tmp_path / "private"
+    private.write_text("x")
+    private.chmod(0o600)
+    as_if_created(private)
+    assert mode(private) == 0o666 & ~mask
 
 
 def test_a_write_deletes_the_old_temp_files_a_killed_writer_of_that_file_left(tmp_path):

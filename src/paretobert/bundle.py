@@ -37,7 +37,13 @@ import numpy as np
 
 from paretobert.encoding import encode_batch, truncate_ids
 from paretobert.runtimes.segmented import exit_entropy
-from paretobert.store import add_cache_dir_argument, file_sha256, load_results, read_json
+from paretobert.store import (
+    add_cache_dir_argument,
+    as_if_created,
+    file_sha256,
+    load_results,
+    read_json,
+)
 
 __all__ = ["BUNDLE_FILE", "Bundle", "BundleError", "Prediction", "export_bundle", "export_main", "load_bundle", "predict_main"]
 
@@ -172,8 +178,8 @@ def export_bundle(sweep_dir: Path, variant_id: str, out_dir: Path, *, cache_dir:
         (tmp / "README.md").write_text(_readme(info))
         info["files"] = {str(f.relative_to(tmp)): file_sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
-        tmp.chmod(0o755)  # mkdtemp's 0700 would keep the bundle from other users
-        (tmp / "result.json").chmod(0o644)
+        as_if_created(tmp)  # mkdtemp's 0700 would keep the bundle from other users
+        as_if_created(tmp / "result.json")  # copy2 kept its source's mode
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from paretobert.config import TrainConfig
+from paretobert.store import as_if_created
 from paretobert.variant import Variant, content_hash, library_versions
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def _measured_bf16_speedup() -> float:
             with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
                                              delete=False) as f:
                 json.dump(record, f)
+            as_if_created(Path(f.name))  # every process of a shared cache reads it
             try:
                 os.link(f.name, path)  # atomic, and fails where another process published first
             except FileExistsError:

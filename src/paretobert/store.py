@@ -28,9 +28,11 @@ __all__ = [
     "RESULT_FILE",
     "Built",
     "artifact",
+    "as_if_created",
     "atomic_write_json",
     "atomic_write_text",
     "swept_write_json",
+    "umask",
     "DiskSpaceError",
     "ensure_free_space",
     "file_digests",
@@ -56,6 +58,28 @@ INTEGRITY = "integrity"
 log = logging.getLogger(__name__)
 
 
+def umask() -> int:
+    """This process's umask: read from ``/proc/self/status`` where Linux gives it, else set and
+    restored at once (``os.umask`` has no read-only form)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def as_if_created(path: Path) -> None:
+    """Give a file or directory made by :mod:`tempfile` (0600 / 0700, private to this user) the
+    permissions a plain ``open`` or ``mkdir`` would have given it under the umask (0644 / 0755
+    under the usual 022), so a published result, report or cache entry is as readable as any
+    other file the user writes: a cache or an output folder shared with a group stays usable."""
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())
+
+
 def _temp_files(path: Path) -> Iterator[Path]:
     """The temporary files of :func:`atomic_write_text` beside ``path`` (``.NAME.RANDOM.tmp``)."""
     return path.parent.glob(f".{glob.escape(path.name)}.*.tmp")
@@ -77,6 +101,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        as_if_created(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -306,6 +331,7 @@ def artifact(
             meta["key"] = key
             meta[INTEGRITY] = file_digests(tmp)
             atomic_write_json(tmp / META_FILE, meta)
+            as_if_created(tmp)
             if final.exists():
                 shutil.rmtree(final)  # incomplete or stale leftover
             os.replace(tmp, final)
