@@ -6,8 +6,8 @@ whether a validation split carved from GLUE's phrase-level train file predicts d
     python benchmarks/sst2_budget.py --jobs default --out DIR   # one job (80+ min on 2 CPU cores)
 
 Every job fine-tunes pretrained MiniLM-L6 (the offline preset) as a 2-class classifier with
-``paretobert.train.train_loop`` (the pipeline's loop, AdamW, warm-up + linear decay, batch 16,
-128 tokens) and scores dev (872 whole sentences) at every evaluation, beside the validation
+``paretobert.train.train_loop`` (the pipeline's loop, AdamW, warm-up + linear decay, batch 16
+(``--batch-size``), 128 tokens) and scores dev (872 whole sentences) at every evaluation, beside the validation
 split that early stopping reads, so the two curves can be compared:
 
 - ``before``: the fixed budget before the policy (2 epochs, lr 5e-5 for body and head, no
@@ -191,7 +191,7 @@ def run_job(job: str, args) -> dict:
     patience = 2
     if kind_s in SEEDED:
         lr, head, validate, kind = 5e-5, 20.0, True, "phrases"
-        patience = max(2, math.ceil(math.ceil((len(texts) - n_val) / 16) / args.every))  # an epoch of evaluations
+        patience = max(2, math.ceil(math.ceil((len(texts) - n_val) / args.batch_size) / args.every))  # an epoch of evaluations
         if kind_s == "meanpool":
             mean_pooled(model)
         elif kind_s == "pooler":
@@ -215,7 +215,7 @@ def run_job(job: str, args) -> dict:
         keep, held = list(range(len(texts))), held  # trained on everything; validation scored, not used
     epochs = 2.0 if job == "before" else args.epochs
     # restore=best: what its recorded jobs ran with (the best evaluation's weights restored)
-    cfg = TrainConfig(batch_size=16, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128, restore="best",
+    cfg = TrainConfig(batch_size=args.batch_size, lr=lr, epochs=epochs, head_lr_scale=head, max_length=128, restore="best",
                       ema=args.ema if kind_s == "ema" else None,
                       layer_decay=args.layer_decay if kind_s == "llrd" else None)
     names = input_names(tok)
@@ -225,7 +225,7 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
-    record = {"job": job, "seed": seed, "ema": cfg.ema, "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
+    record = {"job": job, "seed": seed, "batch_size": cfg.batch_size, "ema": cfg.ema, "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
               "epochs": epochs, "validation": kind, "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
               "n_dev": len(enc_dev), "device": str(device), "curve": []}
     out = Path(args.out) / f"{job}.json"
@@ -293,7 +293,7 @@ def summary(out: Path) -> str:
     validation gap is given in texts), then the EMA jobs' curves."""
     from paretobert.stats import wilson_interval
 
-    rows = ["| job | validation (n, dropped) | body lr / head | epochs run (best) | stopped | val acc (best) | "
+    rows = ["| job | validation (n, dropped) | body lr / head (batch) | epochs run (best) | stopped | val acc (best) | "
             "dev acc [95% CI] | last evaluation: dev (val texts below the best) | best dev on the curve (epoch) | warning |",
             "|" + "---|" * 10]
     done = sorted(f.stem for f in out.glob("*.json"))
@@ -311,7 +311,7 @@ def summary(out: Path) -> str:
             below = round((max(p["val_accuracy"] for p in curve) - curve[-1]["val_accuracy"]) * r["n_validation"])
             last = f"{curve[-1]['dev_accuracy']:.4f} ({below})"
         rows.append(
-            f"| {job} | {r['validation']} ({r['n_validation']}, {r['dropped']}) | {r['lr']:g} / {r['head_lr_scale']:g}x | "
+            f"| {job} | {r['validation']} ({r['n_validation']}, {r['dropped']}) | {r['lr']:g} / {r['head_lr_scale']:g}x ({r.get('batch_size', 16)}) | "
             f"{r['epochs']:g} ({r.get('best_epoch', '-')}) | {r['stopped']} | {r.get('val_accuracy') or 0:.4f} | "
             f"{r['dev_accuracy']:.4f} [{lo:.3f}, {hi:.3f}] | {last} | {top.get('dev_accuracy', 0):.4f} ({top.get('epoch', '-')}) | "
             f"{r.get('warning') or ''} |")
@@ -364,6 +364,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--every", type=int, default=1000, help="optimizer steps between evaluations")
     ap.add_argument("--epochs", type=float, default=3.0,
                     help="the budget of every job but before (2): 3, the default policy's for SST-2")
+    ap.add_argument("--batch-size", type=int, default=16,
+                    help="texts per optimizer step of every job: 16, the pipeline's default")
     ap.add_argument("--ema", type=float, default=0.999, help="train.ema of the ema-sS jobs")
     ap.add_argument("--layer-decay", type=float, default=0.8, help="train.layer_decay of the llrd-sS jobs")
     ap.add_argument("--extra-ema", type=lambda v: [float(x) for x in v.split(",") if x], default=[],

@@ -16,7 +16,7 @@ def bench(monkeypatch):
 def test_a_parallel_jobs_subprocess_gets_every_option(bench, tmp_path):
     ap = bench.parser()
     given = ["--jobs", "policy-s0,policy-s1", "--parallel", "2", "--threads", "1", "--epochs", "4",
-             "--every", "500", "--ema", "0.99", "--extra-ema", "0.9995,0.9998", "--max-train", "300",
+             "--every", "500", "--batch-size", "32", "--ema", "0.99", "--extra-ema", "0.9995,0.9998", "--max-train", "300",
              "--model-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--data", "d", "--progress"]
     args = ap.parse_args(given)
     cmd = bench.child_command(ap, args, "policy-s1")
@@ -26,7 +26,7 @@ def test_a_parallel_jobs_subprocess_gets_every_option(bench, tmp_path):
     parent_only = bench.PARENT_ONLY - {"help"}
     assert {k: v for k, v in vars(child).items() if k not in parent_only} == \
         {k: v for k, v in vars(args).items() if k not in parent_only}
-    assert child.epochs == 4.0 and child.extra_ema == [0.9995, 0.9998] and child.progress is True
+    assert child.epochs == 4.0 and child.batch_size == 32 and child.extra_ema == [0.9995, 0.9998] and child.progress is True
     # options left at their defaults stay at them
     plain = ap.parse_args(bench.child_command(ap, ap.parse_args(["--jobs", "a,b"]), "a")[2:])
     assert vars(plain) == {**vars(ap.parse_args([])), "jobs": "a"}
@@ -45,5 +45,6 @@ def test_the_summary_gives_the_last_evaluations_dev_beside_the_kept_weights(benc
     table = bench.summary(tmp_path).splitlines()
     assert len(table) == 4 and all(row.count("|") == 11 for row in table)
     # the kept (best) weights' dev, then the last evaluation's dev and its 2 validation texts below the best
+    assert "| 5e-05 / 20x (16) |" in table[2]  # a record from before --batch-size ran batches of 16
     assert "| 0.9000 [" in table[2] and "| 0.8800 (2) |" in table[2]
     assert table[3].startswith("| policy-s1 | interrupted after 1 evaluations |")
