@@ -56,6 +56,23 @@ def test_written_files_and_built_artifacts_get_the_umasks_modes_not_tempfiles_pr
     assert mode(private) == 0o666 & ~mask
 
 
+def test_a_refused_chmod_keeps_the_write_and_warns_once(tmp_path, monkeypatch, caplog):
+    from paretobert import store
+
+    def refuse(self, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(store, "_chmod_refused", [])
+    monkeypatch.setattr(store.Path, "chmod", refuse)
+    with caplog.at_level("WARNING", logger="paretobert.store"):
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        atomic_write_json(tmp_path / "b.json", {"x": 2})
+    assert json.loads((tmp_path / "b.json").read_text()) == {"x": 2}
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"could not give {next(iter(store._chmod_refused))} the umask's permissions"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_a_write_deletes_the_old_temp_files_a_killed_writer_of_that_file_left(tmp_path):
     """A run killed (SIGKILL) between its temp file and the rename leaves ``.NAME.RANDOM.tmp``
     beside NAME (a run's result.json, a sweep's CSVs); the next write of NAME deletes those older

@@ -76,8 +76,19 @@ def as_if_created(path: Path) -> None:
     """Give a file or directory made by :mod:`tempfile` (0600 / 0700, private to this user) the
     permissions a plain ``open`` or ``mkdir`` would have given it under the umask (0644 / 0755
     under the usual 022), so a published result, report or cache entry is as readable as any
-    other file the user writes: a cache or an output folder shared with a group stays usable."""
-    path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())
+    other file the user writes: a cache or an output folder shared with a group stays usable.
+    Where the file system refuses a chmod (some network mounts), the file keeps its private mode
+    and the first such refusal is logged as a warning."""
+    try:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())
+    except OSError as e:
+        if not _chmod_refused:
+            _chmod_refused.append(str(path))
+            log.warning("could not give %s the umask's permissions (%s): it stays readable by this user only "
+                        "(later refusals are not logged)", path, e)
+
+
+_chmod_refused: list[str] = []  # the first path whose chmod was refused, once logged
 
 
 def _temp_files(path: Path) -> Iterator[Path]:
