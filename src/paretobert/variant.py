@@ -68,12 +68,8 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
         for key in ("patience", "eval_every", "validation_max", "restore"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     if d["model"].get("arch") == "tfidf":  # no network is trained
-        d["train"]["precision"] = _NEW_AT_DEFAULT[("train", "precision")]
-        d["train"]["fused"] = _NEW_AT_DEFAULT[("train", "fused")]
-        d["train"]["dropout"] = _NEW_AT_DEFAULT[("train", "dropout")]
-        d["train"]["restore"] = _NEW_AT_DEFAULT[("train", "restore")]
-        d["train"]["ema"] = _NEW_AT_DEFAULT[("train", "ema")]
-        d["train"]["layer_decay"] = _NEW_AT_DEFAULT[("train", "layer_decay")]
+        for key in ("precision", "fused", "dropout", "restore", "ema", "layer_decay"):
+            d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     return d
 
 
