@@ -20,6 +20,16 @@ from paretobert.store import (
 )
 
 
+def writes(name: str, data: bytes = b"w"):
+    """An artifact build that writes one file ``name`` holding ``data`` and no meta of its own."""
+
+    def build(d):
+        (d / name).write_bytes(data)
+        return {}
+
+    return build
+
+
 def test_atomic_write_leaves_no_temp_files(tmp_path):
     p = tmp_path / "a" / "r.json"
     atomic_write_json(p, {"x": 1})
@@ -45,7 +55,7 @@ def test_written_files_and_built_artifacts_get_the_umasks_modes_not_tempfiles_pr
     p = tmp_path / "r.json"
     atomic_write_json(p, {"x": 1})
     swept_write_json(tmp_path / "s.json", {"x": 1})
-    d, _, _ = artifact(tmp_path, "ckpt", "k1", lambda d: (d / "w.bin").write_bytes(b"w") and {})
+    d, _, _ = artifact(tmp_path, "ckpt", "k1", writes("w.bin"))
     mode = lambda q: stat.S_IMODE(q.stat().st_mode)  # noqa: E731
     assert mode(p) == mode(tmp_path / "s.json") == 0o666 & ~mask  # 0644 under 022, 0640 under 027
     assert mode(d) == 0o777 & ~mask and mode(d / "meta.json") == 0o666 & ~mask
@@ -149,7 +159,7 @@ def test_interrupted_build_leaves_nothing_and_is_redone(tmp_path):
     assert not [p for p in (tmp_path / "onnx").iterdir() if p.is_dir()]
     # a leftover directory without meta.json (e.g. killed by SIGKILL) is rebuilt, not trusted
     (tmp_path / "onnx" / "k").mkdir()
-    d, _, reused = artifact(tmp_path, "onnx", "k", lambda d: (d / "ok").write_text("1") and {})
+    d, _, reused = artifact(tmp_path, "onnx", "k", writes("ok", b"1"))
     assert not reused and (d / "ok").exists()
 
 
@@ -214,7 +224,7 @@ def test_leftovers_are_listed_and_pruned_unless_their_build_runs(tmp_path, capsy
     from paretobert import cache
 
     root = tmp_path / "cache"
-    final, _, _ = artifact(root, "checkpoints", "done", lambda d: (d / "w.bin").write_bytes(b"x" * 10) and {})
+    final, _, _ = artifact(root, "checkpoints", "done", writes("w.bin", b"x" * 10))
     ck = root / "checkpoints"
     (ck / ".killed.ab12.tmp").mkdir()
     (ck / ".killed.ab12.tmp" / "w.bin").write_bytes(b"y" * 1000)

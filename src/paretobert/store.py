@@ -91,20 +91,26 @@ def as_if_created(path: Path) -> None:
 _chmod_refused: list[str] = []  # the first path whose chmod was refused, once logged
 
 
+#: an atomic write's temporary file older than this was left by a writer killed mid-write
+ATOMIC_GRACE_S = 60.0
+
+
 def _temp_files(path: Path) -> Iterator[Path]:
     """The temporary files of :func:`atomic_write_text` beside ``path`` (``.NAME.RANDOM.tmp``)."""
     return path.parent.glob(f".{glob.escape(path.name)}.*.tmp")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, stale_after: float | None = ATOMIC_GRACE_S) -> None:
     """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``. A
-    temp file of the same name older than :data:`ATOMIC_GRACE_S` (one lives for milliseconds) was
-    left by a writer killed mid-write (SIGKILL; an exception unlinks it) and is deleted first."""
+    temp file of the same name older than ``stale_after`` seconds (:data:`ATOMIC_GRACE_S`; one
+    lives for milliseconds) was left by a writer killed mid-write (SIGKILL; an exception unlinks
+    it) and is deleted first; ``None``: every one, whatever its age (a caller that holds the
+    file's lock, so no other writer is mid-write: :func:`swept_write_json`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for stale in _temp_files(path):
         with contextlib.suppress(OSError):  # gone already, or not ours to delete
-            if stale.is_file() and now - stale.stat().st_mtime > ATOMIC_GRACE_S:
+            if stale.is_file() and (stale_after is None or now - stale.stat().st_mtime > stale_after):
                 stale.unlink()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -120,8 +126,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def atomic_write_json(path: Path, obj: Any, *, stale_after: float | None = ATOMIC_GRACE_S) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", stale_after=stale_after)
 
 
 def swept_write_json(path: Path, obj: Any) -> None:
@@ -130,9 +136,7 @@ def swept_write_json(path: Path, obj: Any) -> None:
     first deletes the temporary files that killed writers of the same file left behind."""
     key = _key_of(path.name)
     with _locked(path.parent / f"{key}.lock"):
-        for stale in _temp_files(path):  # a writer killed mid-write (we hold its lock)
-            stale.unlink(missing_ok=True)
-        atomic_write_json(path, obj)
+        atomic_write_json(path, obj, stale_after=None)  # any temp file is a killed writer's: we hold its lock
 
 
 def read_json(path: Path) -> Any | None:
@@ -157,9 +161,8 @@ def _locked(lock_path: Path) -> Iterator[None]:
 # what a build leaves beside the artifacts of a kind while it runs ("." names, never published):
 # its temporary directory (.KEY.RANDOM.tmp), a fine-tune's snapshot and teacher logits
 # (.KEY.resume.pt, .KEY.teacher.pt) and their torn writes (.KEY.resume.pt.PID.part); an
-# atomic write's temporary file (.NAME.RANDOM.tmp) lives for milliseconds
+# atomic write's temporary file (.NAME.RANDOM.tmp) lives for milliseconds (ATOMIC_GRACE_S, above)
 RESUMABLE = (".resume.pt", ".teacher.pt")
-ATOMIC_GRACE_S = 60.0
 
 
 class Leftover(NamedTuple):
