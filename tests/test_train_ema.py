@@ -95,3 +95,51 @@ def test_no_validation_split_still_ships_the_average(tiny_model):
     for model, ema in ((a, None), (b, 0.9)):
         assert "curve" not in toy_run(model, ema=ema, validate=False)
     assert not torch.equal(a.classifier.weight, b.classifier.weight)
+
+
+def _stepped(avg, model, values):
+    """Set the model's weight to each value in turn, one average update after each."""
+    for v in values:
+        with torch.no_grad():
+            model.weight.fill_(v)
+        avg.update()
+
+
+@pytest.mark.parametrize("decay", [0.5, 0.9])
+def test_the_bias_corrected_average_is_the_normalised_exponential_average_of_every_update(decay):
+    m = torch.nn.Linear(1, 1, bias=False)
+    avg = WeightAverage(m, decay=decay, correction="bias")
+    values = [3.0, -1.0, 4.0, 1.0, 5.0]
+    _stepped(avg, m, values)
+    w = [decay ** (len(values) - 1 - i) for i in range(len(values))]  # the newest weighs 1
+    want = sum(wi * v for wi, v in zip(w, values, strict=True)) / sum(w)
+    assert avg.avg[0].item() == pytest.approx(want)
+    # no cap: the first update is the weights themselves, not a mix with the initial weights
+    first = WeightAverage(m, decay=decay, correction="bias")
+    _stepped(first, m, [7.0])
+    assert first.avg[0].item() == 7.0
+
+
+def test_decay_one_is_the_uniform_average_from_its_start():
+    m = torch.nn.Linear(1, 1, bias=False)
+    values = [10.0, 20.0, 1.0, 2.0, 6.0]
+    uniform = WeightAverage(m, decay=1.0, correction="bias")
+    _stepped(uniform, m, values)
+    assert uniform.avg[0].item() == pytest.approx(sum(values) / 5)
+    late = WeightAverage(m, decay=1.0, correction="bias", start=2)
+    _stepped(late, m, values[:2])
+    assert late.avg[0].item() == 20.0  # before its start: the raw weights
+    _stepped(late, m, values[2:])
+    assert late.avg[0].item() == pytest.approx((1.0 + 2.0 + 6.0) / 3)  # the updates after the start only
+    # the capped average (train.ema) is untouched by the new modes: the first update's weight is 1 - 2/11
+    capped = WeightAverage(m, decay=0.5)
+    assert capped.weight(1) == pytest.approx(1 - 2 / 11) and capped.weight(100) == 0.5
+    # a start delays the cap's warm-up too: the first update after it is the cap's first
+    assert WeightAverage(m, decay=0.5, start=10).weight(11) == pytest.approx(1 - 2 / 11)
+
+
+@pytest.mark.parametrize("kw", [{"decay": 1.0}, {"decay": 0.0, "correction": "bias"}, {"decay": 0.9, "correction": "x"},
+                                {"decay": 1.5, "correction": "bias"}])
+def test_a_bad_average_is_refused_in_one_line(kw):
+    with pytest.raises(ValueError, match="WeightAverage"):
+        WeightAverage(torch.nn.Linear(1, 1), **kw)

@@ -192,25 +192,47 @@ def _optimizer_step(loss: torch.Tensor, model: Any, opt: Any, sched: Any, losses
 
 
 class WeightAverage:
-    """An exponential moving average of a model's trainable parameters (``train.ema``), kept on
-    their device in fp32: :meth:`update` after every optimizer step (decay
-    ``min(decay, (1+n)/(10+n))`` at the n-th update, so the first steps do not pin the average to
-    the initial weights; that cap is below 0.999 for the first 8,991 updates, so a larger decay
-    changes nothing before then), :meth:`swapped_in` to evaluate or save the averaged weights in
-    place of the raw ones. The other tensors of the state (buffers, frozen parameters) are the model's own."""
+    """An average of a model's trainable parameters (``train.ema``), kept on their device in
+    fp32: :meth:`update` after every optimizer step, :meth:`swapped_in` to evaluate or save the
+    averaged weights in place of the raw ones. The other tensors of the state (buffers, frozen
+    parameters) are the model's own. The n-th update moves the average towards the weights by
+    a weight ``w_n`` (the average becomes ``(1 - w_n) avg + w_n weights``) that ``correction``
+    chooses, from ``decay``:
 
-    def __init__(self, model: Any, decay: float) -> None:
-        self.decay = decay
+    - ``"cap"`` (``train.ema``): ``w_n = 1 - min(decay, (1+n)/(10+n))``, so the first steps do
+      not pin the average to the initial weights; the cap is below 0.999 for the first 8,991
+      updates, so a larger decay changes nothing before then.
+    - ``"bias"``: ``w_n = (1 - decay) / (1 - decay^n)``, the exponential average of the weights
+      of every update so far with Adam's bias correction, so no cap limits its horizon (about
+      ``1 / (1 - decay)`` updates); ``decay`` 1 is the uniform average (``w_n = 1/n``, SWA's).
+
+    ``start`` updates are the raw weights' own (``w = 1``) before averaging begins, and ``n``
+    above counts from there: with decay 1 the average of the weights after update ``start`` on."""
+
+    def __init__(self, model: Any, decay: float, *, correction: str = "cap", start: int = 0) -> None:
+        if correction not in ("cap", "bias"):
+            raise ValueError(f"WeightAverage correction must be 'cap' or 'bias', got {correction!r}")
+        if not (0.0 < decay < 1.0 or (decay == 1.0 and correction == "bias")):
+            raise ValueError(f"WeightAverage decay must be in (0, 1) (or 1 with correction='bias'), got {decay}")
+        self.decay, self.correction, self.start = decay, correction, start
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.avg = [p.detach().float().clone() for p in self.params]
         self.updates = 0
 
+    def weight(self, n: int) -> float:
+        """How far the ``n``-th update (1-based) moves the average towards the weights."""
+        if n <= self.start:
+            return 1.0
+        k = n - self.start  # the k-th update of the average itself
+        if self.correction == "cap":
+            return 1.0 - min(self.decay, (1 + k) / (10 + k))
+        return 1.0 / k if self.decay == 1.0 else (1.0 - self.decay) / (1.0 - self.decay ** k)
+
     def update(self) -> None:
         self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         with torch.no_grad():
-            torch._foreach_lerp_(self.avg, [p.detach().float() for p in self.params], 1.0 - d)
+            torch._foreach_lerp_(self.avg, [p.detach().float() for p in self.params], self.weight(self.updates))
 
     @staticmethod
     def _copy(into: list[torch.Tensor], values: Iterable[torch.Tensor]) -> None:
