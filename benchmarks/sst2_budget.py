@@ -35,10 +35,22 @@ split that early stopping reads, so the two curves can be compared:
   scores the raw weights on validation and dev (``raw_*`` in the curve), so the average and the
   weights it averages are compared on one training run, sentence by sentence. ``--extra-ema``
   decays are averaged beside it on the same run (updated after each optimizer step, scored on
-  validation and dev with the raw weights: ``raw_ema_DECAY_*`` in the curve).
+  validation and dev with the raw weights: ``raw_ema_SPEC_*`` in the curve).
+- ``avg-sS``: policy 3's default, unchanged (the raw weights are what validation ranks and what
+  is kept), with the ``--extra-ema`` averages of its weights scored on validation and dev at
+  every evaluation (``ema_SPEC_*`` in the curve): longer horizons than ``train.ema``'s capped
+  decay can reach. A SPEC is ``DECAY`` (``train.ema``'s capped average), ``DECAYb`` (bias-corrected,
+  uncapped: ``0.9998b`` averages about the last 5,000 steps), ``1b`` (the uniform average, SWA's),
+  and any of them ``@START``: averaging begins after that fraction of the budget's steps
+  (``1b@0.67``: the uniform average of the last third).
 - ``llrd-sS``: policy 3's default with ``train.layer_decay`` (``--layer-decay``, 0.8): the top
   layer and the pooler at the body's lr, each layer below at 0.8 x the one above, the
   embeddings at 0.8^6 = 0.26 x (layer-wise lr decay, ELECTRA's fine-tuning recipe).
+- ``rdrop-sS``: policy 3's default with R-Drop (Liang et al., 2021): each batch goes through the
+  model twice in one forward (the texts stacked twice, so dropout draws other masks for the two
+  copies), and the loss is the two copies' mean cross-entropy plus ``--rdrop`` (1.0) times
+  the symmetric KL divergence between their predicted distributions: about twice a step's
+  compute.
 - ``grid-LR-hHEAD``: the hand search: body lr x head scale, the whole 3-epoch budget (no
   early stopping; the last weights are what it ships), dev at every evaluation; the best dev point over the grid is an oracle (it
   peeks at dev): the ceiling the default is compared against.
@@ -64,7 +76,7 @@ import numpy as np
 GRID = [(2e-5, 20.0), (5e-5, 20.0), (1e-4, 20.0), (2e-4, 20.0), (5e-5, 1.0), (1e-4, 1.0)]
 JOBS = (["before", "default", "default-5e-05", "sentences", "sentences-clean"]
         + [f"grid-{lr:g}-h{h:g}" for lr, h in GRID])
-SEEDED = ("policy", "meanpool", "pooler", "ema", "llrd")  # + "-s<seed>": any seed
+SEEDED = ("policy", "meanpool", "pooler", "ema", "llrd", "avg", "rdrop")  # + "-s<seed>": any seed
 
 
 def seeded(job: str) -> tuple[str, int] | None:
@@ -75,6 +87,33 @@ def seeded(job: str) -> tuple[str, int] | None:
 
 def known(job: str) -> bool:
     return job in JOBS or seeded(job) is not None
+
+
+def average_spec(spec: str) -> tuple[float, str, float]:
+    """(decay, correction, start as a fraction of the budget) of an ``--extra-ema`` SPEC:
+    ``DECAY[b][@START]`` (``b``: bias-corrected and uncapped, else train.ema's cap)."""
+    body, _, start = spec.partition("@")
+    correction = "bias" if body.endswith("b") else "cap"
+    decay, frac = float(body.rstrip("b")), float(start or 0.0)
+    if not (0.0 < decay < 1.0 or (decay == 1.0 and correction == "bias")) or not 0.0 <= frac < 1.0:
+        raise ValueError(f"--extra-ema {spec!r}: want DECAY[b][@START], DECAY in (0, 1) (1 with b), START in [0, 1)")
+    return decay, correction, frac
+
+
+def rdrop_loss(model, enc: dict, y, *, alpha: float):
+    """R-Drop's loss of one batch: the batch stacked twice through ``model`` in one forward
+    (other dropout masks for the two copies), the copies' mean cross-entropy plus ``alpha``
+    times the symmetric KL divergence between their predicted distributions."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = model(**{k: torch.cat([v, v]) for k, v in enc.items()}).logits.float()
+    a, b = logits.chunk(2)
+    la, lb = F.log_softmax(a, dim=-1), F.log_softmax(b, dim=-1)
+    ce = 0.5 * (F.cross_entropy(a, y) + F.cross_entropy(b, y))
+    kl = 0.5 * (F.kl_div(la, lb, log_target=True, reduction="batchmean")
+                + F.kl_div(lb, la, log_target=True, reduction="batchmean"))
+    return ce + alpha * kl
 
 
 def pooler_at_head_lr(training, model) -> None:
@@ -225,12 +264,19 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
-    record = {"job": job, "seed": seed, "batch_size": cfg.batch_size, "ema": cfg.ema, "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
+    record = {"job": job, "seed": seed, "batch_size": cfg.batch_size, "ema": cfg.ema,
+              **({"rdrop": args.rdrop} if kind_s == "rdrop" else {}),
+              **({"extra_ema": list(args.extra_ema)} if kind_s in ("ema", "avg") else {}), "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
               "epochs": epochs, "validation": kind, "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
               "n_dev": len(enc_dev), "device": str(device), "curve": []}
     out = Path(args.out) / f"{job}.json"
 
-    extras = ({d: training.WeightAverage(model, d) for d in args.extra_ema} if kind_s == "ema" else {})
+    total = training.n_steps(len(keep), cfg.batch_size, epochs)
+    extras = {}
+    if kind_s in ("ema", "avg"):
+        for spec in args.extra_ema:
+            decay, correction, frac = average_spec(spec)
+            extras[spec] = training.WeightAverage(model, decay, correction=correction, start=round(frac * total))
     folded = {"steps": 0, "calls": 0}  # optimizer steps seen by batch_loss / folded into the extras
 
     def fold(steps: int) -> None:
@@ -245,7 +291,10 @@ def run_job(job: str, args) -> dict:
         folded["calls"] += 1
         enc = encode_batch([enc_train[i] for i in idx], pad_id=tok.pad_token_id, names=names)
         enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
-        return model(**enc, labels=torch.tensor([y_train[i] for i in idx], device=device)).loss
+        y = torch.tensor([y_train[i] for i in idx], device=device)
+        if kind_s == "rdrop":
+            return rdrop_loss(model, enc, y, alpha=args.rdrop)
+        return model(**enc, labels=y).loss
 
     def scores() -> tuple[float, float, float, float]:
         val_acc, val_loss, _, _ = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
@@ -259,12 +308,13 @@ def run_job(job: str, args) -> dict:
     def evaluate() -> dict[str, float]:
         evals["n"] += 1
         extra = {}
-        if extras and evals["n"] % 2 == 1:  # train_loop scores the raw weights first, then its average
+        # under train.ema train_loop scores the raw weights first, then its average: the extras once
+        if extras and (cfg.ema is None or evals["n"] % 2 == 1):
             fold(folded["calls"])
             for d, e in extras.items():
                 with e.swapped_in():
                     v, _, a, _ = scores()
-                extra.update({f"ema_{d:g}_val_accuracy": v, f"ema_{d:g}_dev_accuracy": a})
+                extra.update({f"ema_{d}_val_accuracy": v, f"ema_{d}_dev_accuracy": a})
         val_acc, val_loss, dev_acc, dev_loss = scores()
         record["curve"].append({"val_accuracy": val_acc, "dev_accuracy": dev_acc, "dev_loss": dev_loss,
                                 "t": round(time.perf_counter() - t0, 1)})
@@ -325,6 +375,12 @@ def summary(out: Path) -> str:
             for k in sorted({k for p in pts for k in p if k.startswith("raw_ema_") and k.endswith("_dev_accuracy")}):
                 rows.append(f"{job}, {k[8:-len('_dev_accuracy')]}'s average (--extra-ema), dev / validation: "
                             + ", ".join(f"{p[k]:.4f} / {p[k.replace('_dev_', '_val_')]:.4f}" for p in pts if k in p))
+        pts = [p for p in r.get("curve", []) if "raw_dev_accuracy" not in p]
+        for k in sorted({k for p in pts for k in p if k.startswith("ema_") and k.endswith("_dev_accuracy")}):
+            rows.append(f"\n{job}, {k[4:-len('_dev_accuracy')]}'s average (--extra-ema), dev / validation per "
+                        "evaluation (raw weights' dev): " + ", ".join(
+                            f"{p[k]:.4f} / {p[k.replace('_dev_', '_val_')]:.4f} ({p['dev_accuracy']:.4f})"
+                            for p in pts if k in p))
     return "\n".join(rows)
 
 
@@ -368,8 +424,10 @@ def parser() -> argparse.ArgumentParser:
                     help="texts per optimizer step of every job: 16, the pipeline's default")
     ap.add_argument("--ema", type=float, default=0.999, help="train.ema of the ema-sS jobs")
     ap.add_argument("--layer-decay", type=float, default=0.8, help="train.layer_decay of the llrd-sS jobs")
-    ap.add_argument("--extra-ema", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
-                    help="comma-separated decays also averaged (and scored) on the ema-sS jobs' runs")
+    ap.add_argument("--rdrop", type=float, default=1.0, help="the KL term's weight of the rdrop-sS jobs")
+    ap.add_argument("--extra-ema", type=lambda v: [x for x in v.split(",") if x and average_spec(x)], default=[],
+                    help="comma-separated averages DECAY[b][@START] also kept (and scored) on the ema-sS and "
+                         "avg-sS jobs' runs (see avg-sS)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--summary", action="store_true")
     return ap

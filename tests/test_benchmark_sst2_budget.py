@@ -16,7 +16,7 @@ def bench(monkeypatch):
 def test_a_parallel_jobs_subprocess_gets_every_option(bench, tmp_path):
     ap = bench.parser()
     given = ["--jobs", "policy-s0,policy-s1", "--parallel", "2", "--threads", "1", "--epochs", "4",
-             "--every", "500", "--batch-size", "32", "--ema", "0.99", "--extra-ema", "0.9995,0.9998", "--max-train", "300",
+             "--every", "500", "--batch-size", "32", "--ema", "0.99", "--extra-ema", "0.9995,0.9998b,1b@0.5", "--max-train", "300",
              "--model-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--data", "d", "--progress"]
     args = ap.parse_args(given)
     cmd = bench.child_command(ap, args, "policy-s1")
@@ -26,7 +26,7 @@ def test_a_parallel_jobs_subprocess_gets_every_option(bench, tmp_path):
     parent_only = bench.PARENT_ONLY - {"help"}
     assert {k: v for k, v in vars(child).items() if k not in parent_only} == \
         {k: v for k, v in vars(args).items() if k not in parent_only}
-    assert child.epochs == 4.0 and child.batch_size == 32 and child.extra_ema == [0.9995, 0.9998] and child.progress is True
+    assert child.epochs == 4.0 and child.batch_size == 32 and child.extra_ema == ["0.9995", "0.9998b", "1b@0.5"] and child.progress is True
     # options left at their defaults stay at them
     plain = ap.parse_args(bench.child_command(ap, ap.parse_args(["--jobs", "a,b"]), "a")[2:])
     assert vars(plain) == {**vars(ap.parse_args([])), "jobs": "a"}
@@ -48,3 +48,56 @@ def test_the_summary_gives_the_last_evaluations_dev_beside_the_kept_weights(benc
     assert "| 5e-05 / 20x (16) |" in table[2]  # a record from before --batch-size ran batches of 16
     assert "| 0.9000 [" in table[2] and "| 0.8800 (2) |" in table[2]
     assert table[3].startswith("| policy-s1 | interrupted after 1 evaluations |")
+
+
+def test_an_average_spec_reads_its_decay_correction_and_start(bench):
+    assert bench.average_spec("0.999") == (0.999, "cap", 0.0)  # train.ema's own
+    assert bench.average_spec("0.9998b") == (0.9998, "bias", 0.0)
+    assert bench.average_spec("1b@0.67") == (1.0, "bias", 0.67)  # the uniform average of the last third
+    for bad in ("1", "1.5b", "0.9@1", "x"):
+        with pytest.raises(ValueError):
+            bench.average_spec(bad)
+    with pytest.raises(SystemExit):  # refused on the command line, before any job starts
+        bench.parser().parse_args(["--extra-ema", "0.99,1"])
+
+
+def test_the_summary_gives_an_avg_jobs_averages_beside_the_raw_weights(bench, tmp_path):
+    import json
+
+    curve = [{"step": 1000, "epoch": 0.5, "val_accuracy": 0.95, "dev_accuracy": 0.90,
+              "ema_1b@0.5_val_accuracy": 0.96, "ema_1b@0.5_dev_accuracy": 0.91}]
+    done = {"job": "avg-s0", "validation": "phrases", "n_validation": 200, "dropped": 0, "lr": 5e-5,
+            "head_lr_scale": 20.0, "epochs": 1.0, "best_epoch": 0.5, "stopped": "budget", "val_accuracy": 0.95,
+            "dev_accuracy": 0.9, "dev_correct": 9, "n_dev": 10, "curve": curve}
+    (tmp_path / "avg-s0.json").write_text(json.dumps(done))
+    rows = bench.summary(tmp_path)
+    assert "avg-s0, 1b@0.5's average (--extra-ema)" in rows and "0.9100 / 0.9600 (0.9000)" in rows
+    assert bench.seeded("avg-s3") == ("avg", 3)
+
+
+def test_rdrop_is_cross_entropy_alone_without_dropout_and_adds_the_kl_of_two_masks_with_it(bench):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.drop = torch.nn.Linear(4, 3), torch.nn.Dropout(0.5)
+
+        def forward(self, x):
+            return type("Out", (), {"logits": self.lin(self.drop(x))})()
+
+    net, x, y = Net(), torch.randn(8, 4), torch.randint(0, 3, (8,))
+    net.eval()  # no dropout: the two copies agree, the KL is 0
+    plain = F.cross_entropy(net.lin(x), y)
+    assert bench.rdrop_loss(net, {"x": x}, y, alpha=5.0).item() == pytest.approx(plain.item(), abs=1e-6)
+    net.train()  # two masks: the copies differ and the KL term is positive, growing with alpha
+    torch.manual_seed(1)
+    low = bench.rdrop_loss(net, {"x": x}, y, alpha=0.0)
+    torch.manual_seed(1)
+    high = bench.rdrop_loss(net, {"x": x}, y, alpha=1.0)
+    assert high.item() > low.item()
+    high.backward()
+    assert net.lin.weight.grad is not None and bench.seeded("rdrop-s2") == ("rdrop", 2)
