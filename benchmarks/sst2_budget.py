@@ -100,6 +100,18 @@ def average_spec(spec: str) -> tuple[float, str, float]:
     return decay, correction, frac
 
 
+def extra_ema_specs(value: str) -> list[str]:
+    """``--extra-ema``'s comma-separated SPECs, each checked by :func:`average_spec` (a bad one
+    is argparse's one-line usage error, with what a SPEC wants)."""
+    specs = [x for x in value.split(",") if x]
+    for spec in specs:
+        try:
+            average_spec(spec)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return specs
+
+
 def rdrop_loss(model, enc: dict, y, *, alpha: float):
     """R-Drop's loss of one batch: the batch stacked twice through ``model`` in one forward
     (other dropout masks for the two copies), the copies' mean cross-entropy plus ``alpha``
@@ -425,7 +437,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--ema", type=float, default=0.999, help="train.ema of the ema-sS jobs")
     ap.add_argument("--layer-decay", type=float, default=0.8, help="train.layer_decay of the llrd-sS jobs")
     ap.add_argument("--rdrop", type=float, default=1.0, help="the KL term's weight of the rdrop-sS jobs")
-    ap.add_argument("--extra-ema", type=lambda v: [x for x in v.split(",") if x and average_spec(x)], default=[],
+    ap.add_argument("--extra-ema", type=extra_ema_specs, default=[],
                     help="comma-separated averages DECAY[b][@START] also kept (and scored) on the ema-sS and "
                          "avg-sS jobs' runs (see avg-sS)")
     ap.add_argument("--list", action="store_true")

@@ -50,7 +50,7 @@ def test_the_summary_gives_the_last_evaluations_dev_beside_the_kept_weights(benc
     assert table[3].startswith("| policy-s1 | interrupted after 1 evaluations |")
 
 
-def test_an_average_spec_reads_its_decay_correction_and_start(bench):
+def test_an_average_spec_reads_its_decay_correction_and_start(bench, capsys):
     assert bench.average_spec("0.999") == (0.999, "cap", 0.0)  # train.ema's own
     assert bench.average_spec("0.9998b") == (0.9998, "bias", 0.0)
     assert bench.average_spec("1b@0.67") == (1.0, "bias", 0.67)  # the uniform average of the last third
@@ -59,6 +59,7 @@ def test_an_average_spec_reads_its_decay_correction_and_start(bench):
             bench.average_spec(bad)
     with pytest.raises(SystemExit):  # refused on the command line, before any job starts
         bench.parser().parse_args(["--extra-ema", "0.99,1"])
+    assert "want DECAY[b][@START]" in capsys.readouterr().err
 
 
 def test_the_summary_gives_an_avg_jobs_averages_beside_the_raw_weights(bench, tmp_path):
