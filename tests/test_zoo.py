@@ -175,3 +175,52 @@ def test_tohoku_style_mecab_tokenizer_offline(tmp_path, offline):
 
     ids = encode_ids(tok, "東京都で新しいスマートフォンが発売された。", max_length=6, truncation="head+tail")
     assert tok.convert_ids_to_tokens(ids) == ["[CLS]", "東京", "都", "た", "。", "[SEP]"]
+
+
+@pytest.fixture()
+def hf_warnings():
+    """What transformers' loading logger warns (its library logger does not propagate to caplog)."""
+    records: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda r: records.append(r.getMessage())
+    hf = logging.getLogger("transformers.modeling_utils")
+    hf.addHandler(handler)
+    try:
+        yield records
+    finally:
+        hf.removeHandler(handler)
+
+
+def test_a_new_head_on_a_pretrained_body_is_not_warned_about_but_a_missing_body_weight_is(
+        tmp_path, tiny_model, tokenizer, offline, hf_warnings):
+    from transformers import AutoModelForSequenceClassification
+
+    tiny_model.bert.save_pretrained(tmp_path / "body")  # a body without a classifier, as MiniLM's pip package
+    tokenizer.save_pretrained(tmp_path / "body")
+    cfg = ModelConfig(name="local", path=str(tmp_path / "body"), layers=2, hidden=32, heads=2, intermediate=64)
+    src = resolve_source(cfg, weights="pretrained", cache_dir=tmp_path)
+    model = build_model(src, cfg, num_labels=4, tokenizer=tokenizer, cache_dir=tmp_path)
+    assert model.config.num_labels == 4 and not hf_warnings  # the head is new on purpose: no "TRAIN this model"
+    # outside build_model transformers still says it (the filter is only in place while it loads)
+    AutoModelForSequenceClassification.from_pretrained(tmp_path / "body", num_labels=4)
+    assert any("newly initialized" in m and "classifier.weight" in m for m in hf_warnings)
+    hf_warnings.clear()
+    # a body weight missing from the checkpoint is worth the warning, head or not
+    state = {k: v for k, v in tiny_model.bert.state_dict().items() if "pooler" not in k}
+    tiny_model.bert.save_pretrained(tmp_path / "nopooler", state_dict=state)
+    tokenizer.save_pretrained(tmp_path / "nopooler")
+    cfg2 = ModelConfig(name="local2", path=str(tmp_path / "nopooler"), layers=2, hidden=32, heads=2, intermediate=64)
+    build_model(resolve_source(cfg2, weights="pretrained", cache_dir=tmp_path), cfg2, num_labels=4,
+                tokenizer=tokenizer, cache_dir=tmp_path)
+    assert len(hf_warnings) == 1 and "pooler.dense.weight" in hf_warnings[0] and "classifier" in hf_warnings[0]
+
+
+def test_the_new_head_filter_reads_the_listed_names_only():
+    f = zoo._NewHeadOnly()
+    rec = lambda msg: logging.LogRecord("transformers.modeling_utils", logging.WARNING, "", 0, msg, None, None)  # noqa: E731
+    assert not f.filter(rec("Some weights of X ... are newly initialized: ['classifier.bias', 'classifier.weight']\nYou should"))
+    assert not f.filter(rec("... newly initialized: ['pre_classifier.weight', 'classifier.weight']"))
+    assert not f.filter(rec("... newly initialized: ['qa_outputs.weight', 'qa_outputs.bias']"))
+    assert f.filter(rec("... newly initialized: ['bert.pooler.dense.weight', 'classifier.weight']"))
+    assert f.filter(rec("... newly initialized because the shapes did not match:\n- classifier.weight: found"))
+    assert f.filter(rec("something else entirely"))

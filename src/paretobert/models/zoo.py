@@ -7,10 +7,13 @@ probe, and never when ``HF_HUB_OFFLINE`` is set or ``allow_network`` is false.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import socket
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -500,6 +503,38 @@ def load_tokenizer(
         raise ModelError(f"tokenizer of model={model.name} needs an extra: {e}. Try: pip install -e '.[ja]'") from e
 
 
+#: the parameter names of the heads :func:`build_model` adds to a pretrained body
+HEAD_PREFIXES = ("classifier.", "pre_classifier.", "qa_outputs.")
+
+
+class _NewHeadOnly(logging.Filter):
+    """Drops transformers' "Some weights ... are newly initialized: [...] You should probably
+    TRAIN this model" warning when every weight it lists is a head's (:data:`HEAD_PREFIXES`):
+    :func:`build_model` adds that head on purpose, and it is trained (or, for a body weights are
+    selected from, discarded) right after. A body weight among them still warns, as does any other
+    message (a checkpoint whose head has other shapes says so in its own words)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        listed = re.search(r"newly initialized: \[([^\]]*)\]", msg)
+        if listed is None:
+            return True
+        names = re.findall(r"'([^']+)'", listed.group(1))
+        return not (names and all(n.startswith(HEAD_PREFIXES) for n in names))
+
+
+@contextlib.contextmanager
+def new_head_expected() -> Iterator[None]:
+    """Inside the block transformers does not warn about a new head (:class:`_NewHeadOnly`)."""
+    hf_log = logging.getLogger("transformers.modeling_utils")
+    quiet = _NewHeadOnly()
+    hf_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        hf_log.removeFilter(quiet)
+
+
 def build_model(
     source: Source, model: ModelConfig, *, num_labels: int, tokenizer: Any, cache_dir: Path,
     label_names: list[str] | None = None, seed: int = 0, task: str = "classification",
@@ -522,10 +557,11 @@ def build_model(
                                       "label2id": {n: i for i, n in enumerate(names)}}
     if source.pretrained:
         # a checkpoint that already has a classifier for other labels gets a fresh head
-        return auto.from_pretrained(
-            model_dir(source, cache_dir=cache_dir), attn_implementation="eager",
-            ignore_mismatched_sizes=True, **labels
-        )
+        with new_head_expected():
+            return auto.from_pretrained(
+                model_dir(source, cache_dir=cache_dir), attn_implementation="eager",
+                ignore_mismatched_sizes=True, **labels
+            )
     cfg = random_init_config(model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **labels)
     cfg._attn_implementation = "eager"
     return auto.from_config(cfg, attn_implementation="eager")
