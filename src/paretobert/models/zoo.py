@@ -510,8 +510,8 @@ HEAD_PREFIXES = ("classifier.", "pre_classifier.", "qa_outputs.")
 class _NewHeadOnly(logging.Filter):
     """Drops transformers' "Some weights ... are newly initialized: [...] You should probably
     TRAIN this model" warning when every weight it lists is a head's (:data:`HEAD_PREFIXES`):
-    :func:`build_model` adds that head on purpose, and it is trained (or, for a body weights are
-    selected from, discarded) right after. A body weight among them still warns, as does any other
+    :func:`build_model` adds that head on purpose, and it is trained right after (or discarded,
+    when the model is the body a student's weights are selected from). A body weight among them still warns, as does any other
     message (a checkpoint whose head has other shapes says so in its own words)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
