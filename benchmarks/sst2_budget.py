@@ -92,11 +92,18 @@ def known(job: str) -> bool:
 def average_spec(spec: str) -> tuple[float, str, float]:
     """(decay, correction, start as a fraction of the budget) of an ``--extra-ema`` SPEC:
     ``DECAY[b][@START]`` (``b``: bias-corrected and uncapped, else train.ema's cap)."""
+    from paretobert.train import WeightAverage
+
     body, _, start = spec.partition("@")
     correction = "bias" if body.endswith("b") else "cap"
-    decay, frac = float(body.rstrip("b")), float(start or 0.0)
-    if not (0.0 < decay < 1.0 or (decay == 1.0 and correction == "bias")) or not 0.0 <= frac < 1.0:
-        raise ValueError(f"--extra-ema {spec!r}: want DECAY[b][@START], DECAY in (0, 1) (1 with b), START in [0, 1)")
+    try:
+        decay, frac = float(body.rstrip("b")), float(start or 0.0)
+        WeightAverage.check(decay, correction)  # the decays the average itself takes
+        if not 0.0 <= frac < 1.0:
+            raise ValueError(f"start {frac} outside [0, 1)")
+    except ValueError as e:
+        raise ValueError(f"--extra-ema {spec!r}: want DECAY[b][@START], DECAY in (0, 1) (1 with b), "
+                         f"START in [0, 1) ({e})") from None
     return decay, correction, frac
 
 
@@ -276,16 +283,17 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
+    averaged = kind_s in ("ema", "avg")  # the jobs that keep the --extra-ema averages
     record = {"job": job, "seed": seed, "batch_size": cfg.batch_size, "ema": cfg.ema,
               **({"rdrop": args.rdrop} if kind_s == "rdrop" else {}),
-              **({"extra_ema": list(args.extra_ema)} if kind_s in ("ema", "avg") else {}), "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
+              **({"extra_ema": list(args.extra_ema)} if averaged else {}), "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
               "epochs": epochs, "validation": kind, "early_stopping": validate, "n_train": len(keep), "n_validation": len(held), "dropped": dropped,
               "n_dev": len(enc_dev), "device": str(device), "curve": []}
     out = Path(args.out) / f"{job}.json"
 
     total = training.n_steps(len(keep), cfg.batch_size, epochs)
     extras = {}
-    if kind_s in ("ema", "avg"):
+    if averaged:
         for spec in args.extra_ema:
             decay, correction, frac = average_spec(spec)
             extras[spec] = training.WeightAverage(model, decay, correction=correction, start=round(frac * total))

@@ -210,15 +210,21 @@ class WeightAverage:
     above counts from there: with decay 1 the average of the weights after update ``start`` on."""
 
     def __init__(self, model: Any, decay: float, *, correction: str = "cap", start: int = 0) -> None:
-        if correction not in ("cap", "bias"):
-            raise ValueError(f"WeightAverage correction must be 'cap' or 'bias', got {correction!r}")
-        if not (0.0 < decay < 1.0 or (decay == 1.0 and correction == "bias")):
-            raise ValueError(f"WeightAverage decay must be in (0, 1) (or 1 with correction='bias'), got {decay}")
+        self.check(decay, correction)
         self.decay, self.correction, self.start = decay, correction, start
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.avg = [p.detach().float().clone() for p in self.params]
         self.updates = 0
+
+    @staticmethod
+    def check(decay: float, correction: str) -> None:
+        """A one-line ValueError unless ``correction`` is "cap" or "bias" and ``decay`` is in
+        (0, 1), or 1 with "bias" (the uniform average)."""
+        if correction not in ("cap", "bias"):
+            raise ValueError(f"WeightAverage correction must be 'cap' or 'bias', got {correction!r}")
+        if not (0.0 < decay < 1.0 or (decay == 1.0 and correction == "bias")):
+            raise ValueError(f"WeightAverage decay must be in (0, 1) (or 1 with correction='bias'), got {decay}")
 
     def weight(self, n: int) -> float:
         """How far the ``n``-th update (1-based) moves the average towards the weights."""
