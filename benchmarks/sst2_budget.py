@@ -50,7 +50,7 @@ split that early stopping reads, so the two curves can be compared:
   model twice in one forward (the texts stacked twice, so dropout draws other masks for the two
   copies), and the loss is the two copies' mean cross-entropy plus ``--rdrop`` (1.0) times
   the symmetric KL divergence between their predicted distributions: about twice a step's
-  compute.
+  compute. ``--extra-ema`` averages are kept and scored on its run as on ``avg-sS``'s.
 - ``grid-LR-hHEAD``: the hand search: body lr x head scale, the whole 3-epoch budget (no
   early stopping; the last weights are what it ships), dev at every evaluation; the best dev point over the grid is an oracle (it
   peeks at dev): the ceiling the default is compared against.
@@ -283,7 +283,7 @@ def run_job(job: str, args) -> dict:
     y_val = [labels[i] for i in held]
     enc_dev = [encode_ids(tok, t, max_length=128) for t in split.test_texts]
     device = training.torch_device(cfg.device)
-    averaged = kind_s in ("ema", "avg")  # the jobs that keep the --extra-ema averages
+    averaged = kind_s in ("ema", "avg", "rdrop")  # the jobs that keep the --extra-ema averages
     record = {"job": job, "seed": seed, "batch_size": cfg.batch_size, "ema": cfg.ema,
               **({"rdrop": args.rdrop} if kind_s == "rdrop" else {}),
               **({"extra_ema": list(args.extra_ema)} if averaged else {}), "layer_decay": cfg.layer_decay, "patience": patience if validate else None, "lr": lr, "head_lr_scale": head,
@@ -446,8 +446,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--layer-decay", type=float, default=0.8, help="train.layer_decay of the llrd-sS jobs")
     ap.add_argument("--rdrop", type=float, default=1.0, help="the KL term's weight of the rdrop-sS jobs")
     ap.add_argument("--extra-ema", type=extra_ema_specs, default=[],
-                    help="comma-separated averages DECAY[b][@START] also kept (and scored) on the ema-sS and "
-                         "avg-sS jobs' runs (see avg-sS)")
+                    help="comma-separated averages DECAY[b][@START] also kept (and scored) on the ema-sS, "
+                         "avg-sS and rdrop-sS jobs' runs (see avg-sS)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--summary", action="store_true")
     return ap
