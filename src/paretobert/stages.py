@@ -475,15 +475,25 @@ def _cut_teacher(teacher: Any, layers: list[int]) -> Any:
     return student
 
 
+def _load_trained(path: Path, *, qa: bool) -> tuple[Any, Any]:
+    """A fine-tuned checkpoint's model (a reader's with ``qa``; eager attention, which the ONNX
+    export and the off-ramps' hidden states need) and its tokenizer."""
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    auto = AutoModelForQuestionAnswering if qa else AutoModelForSequenceClassification
+    return auto.from_pretrained(path, attn_implementation="eager"), AutoTokenizer.from_pretrained(path)
+
+
 def _span_distill_setup(variant: Variant, teacher: Built, model: Any | None, tok: Any):
     """(student, its tokenizer, SpanDistillation, stats) for a reader: with ``distill.layers``
     (``model`` None) the student is the fine-tuned teacher keeping those layers, else ``model``,
     which must read the teacher's tokens (the soft targets are per token of the same windows)."""
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
     d = variant.distill
-    big = AutoModelForQuestionAnswering.from_pretrained(teacher.dir, attn_implementation="eager")
-    ttok = AutoTokenizer.from_pretrained(teacher.dir)
+    big, ttok = _load_trained(teacher.dir, qa=True)
     n_teacher = len(encoder_layers(big))
     if model is None:
         model, tok = _cut_teacher(big, d.layers), ttok
@@ -683,15 +693,7 @@ def export(variant: Variant, ckpt: Built, split: Split, cache_dir: Path) -> Buil
     qa = variant.task == "qa"
 
     def build(tmp: Path) -> dict[str, Any]:
-        from transformers import (
-            AutoModelForQuestionAnswering,
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-        )
-
-        auto = AutoModelForQuestionAnswering if qa else AutoModelForSequenceClassification
-        model = auto.from_pretrained(ckpt.dir, attn_implementation="eager")
-        tok = AutoTokenizer.from_pretrained(ckpt.dir)
+        model, tok = _load_trained(ckpt.dir, qa=qa)
         ensure_free_space(tmp, 4 * sum(p.numel() for p in model.parameters()) * 2.5 + 50e6, "the ONNX export")
         raw = tmp / "model.onnx"
         outputs = qa_model.QA_OUTPUTS if qa else ("logits",)
@@ -718,15 +720,8 @@ def early_exit(variant: Variant, ckpt: Built, split: Split | QASplit, cache_dir:
 
     def build(tmp: Path) -> dict[str, Any]:
         import torch
-        from transformers import (
-            AutoModelForQuestionAnswering,
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-        )
 
-        auto = AutoModelForQuestionAnswering if qa else AutoModelForSequenceClassification
-        model = auto.from_pretrained(ckpt.dir, attn_implementation="eager")
-        tok = AutoTokenizer.from_pretrained(ckpt.dir)
+        model, tok = _load_trained(ckpt.dir, qa=qa)
         common = dict(epochs=variant.exit.epochs, lr=variant.exit.lr, batch_size=variant.train.batch_size,
                       seed=variant.seed, progress=progress)
         if qa:
