@@ -316,6 +316,10 @@ def run_job(job: str, args) -> dict:
             return rdrop_loss(model, enc, y, alpha=args.rdrop)
         return model(**enc, labels=y).loss
 
+    def dev_score() -> float:
+        return training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
+                               device=device, batch_size=64)[0]
+
     def scores() -> tuple[float, float, float, float]:
         val_acc, val_loss, _, _ = training._score(model, enc_val, y_val, pad_id=tok.pad_token_id, names=names,
                                                   device=device, batch_size=64)
@@ -336,6 +340,9 @@ def run_job(job: str, args) -> dict:
                     v, _, a, _ = scores()
                 extra.update({f"ema_{d}_val_accuracy": v, f"ema_{d}_dev_accuracy": a})
         val_acc, val_loss, dev_acc, dev_loss = scores()
+        if args.fp32_dev:  # the same weights' dev outside train_loop's autocast (the final score's precision)
+            with torch.autocast(device.type, enabled=False):
+                extra["dev_accuracy_fp32"] = dev_score()
         record["curve"].append({"val_accuracy": val_acc, "dev_accuracy": dev_acc, "dev_loss": dev_loss,
                                 "t": round(time.perf_counter() - t0, 1)})
         out.write_text(json.dumps(record, indent=1))
@@ -346,8 +353,10 @@ def run_job(job: str, args) -> dict:
                                 epochs=epochs, head_lr_scale=head, device=device, evaluate=evaluate,
                                 every=args.every, patience=patience if validate else 10**6, progress=args.progress)
     model.to(device)
-    acc, _, _, _ = training._score(model, enc_dev, split.test_labels, pad_id=tok.pad_token_id, names=names,
-                                   device=device, batch_size=64)
+    acc = dev_score()
+    if args.fp32_dev:  # the kept weights' dev under the curve's autocast too
+        with training._autocast(device, training.train_precision(cfg)):
+            record["dev_at_val_best_autocast"] = dev_score()
     # early stopping's jobs ship the restored best; the fixed budgets ship the last weights
     final = acc if validate else stats["curve"][-1]["dev_accuracy"]
     record.update({k: v for k, v in stats.items() if k != "curve"}, curve=stats["curve"], dev_accuracy=final,
@@ -448,6 +457,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--extra-ema", type=extra_ema_specs, default=[],
                     help="comma-separated averages DECAY[b][@START] also kept (and scored) on the ema-sS, "
                          "avg-sS and rdrop-sS jobs' runs (see avg-sS)")
+    ap.add_argument("--fp32-dev", action="store_true",
+                    help="also score dev outside the training precision's autocast at every evaluation "
+                         "(dev_accuracy_fp32), and the kept weights under it (dev_at_val_best_autocast)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--summary", action="store_true")
     return ap

@@ -143,3 +143,42 @@ def test_decay_one_is_the_uniform_average_from_its_start():
 def test_a_bad_average_is_refused_in_one_line(kw):
     with pytest.raises(ValueError, match="WeightAverage"):
         WeightAverage(torch.nn.Linear(1, 1), **kw)
+
+
+def test_swapping_the_average_in_inside_an_autocast_block_scores_the_average(tiny_model):
+    """torch's autocast caches the bf16 cast of each weight for the rest of its block: the raw
+    weights scored first, then the average swapped in in place, must give the average's own
+    logits, not the raw weights' cached matrices (train_loop scores both in one block)."""
+    m = copy.deepcopy(tiny_model)
+    avg = WeightAverage(m, decay=0.5)
+    with torch.no_grad():
+        for a in avg.avg:
+            a.add_(torch.randn_like(a) * 0.5)  # an average far from the raw weights
+    x = torch.randint(5, 100, (4, 12), generator=torch.Generator().manual_seed(0))
+    averaged = copy.deepcopy(m)  # the average in other tensors: no cast of them is cached
+    with torch.no_grad():
+        for p, a in zip((p for p in averaged.parameters() if p.requires_grad), avg.avg, strict=True):
+            p.copy_(a)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = averaged(input_ids=x).logits
+        raw = m(input_ids=x).logits
+        with avg.swapped_in():
+            got = m(input_ids=x).logits
+        again = m(input_ids=x).logits
+    assert not torch.equal(raw, want)
+    assert torch.equal(got, want)  # the average's matrices, not the raw ones' cached casts
+    assert torch.equal(again, raw)  # and the raw weights' again after
+
+
+def test_the_loop_scores_the_average_it_ships_under_bf16(tiny_model):
+    """Under train.precision=bf16 the average's figures in the curve are the shipped average's
+    own: rescored in a fresh autocast block they are the same."""
+    model = copy.deepcopy(tiny_model)
+    got, _ = _run(model, ema=0.9, restore="significant", precision="bf16")
+    assert got["kept"] == "last"
+    g = torch.Generator().manual_seed(0)  # toy_run's validation texts: its first 8
+    ids, y = torch.randint(5, 100, (40, 12), generator=g), torch.randint(0, 3, (40,), generator=g)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = float(model(input_ids=ids[:8], labels=y[:8]).loss)
+    assert loss == got["curve"][-1]["val_loss"]
+    assert got["curve"][-1]["val_loss"] != got["curve"][-1]["raw_val_loss"]

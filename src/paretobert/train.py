@@ -242,9 +242,14 @@ class WeightAverage:
 
     @staticmethod
     def _copy(into: list[torch.Tensor], values: Iterable[torch.Tensor]) -> None:
+        """Copy ``values`` into ``into`` in place, then drop autocast's cached low-precision
+        copies of the weights: inside one autocast block (an evaluation of the raw weights and
+        then of the average) torch reuses the bf16 cast of a parameter it has cast before, so
+        without this the second set of weights would be scored with the first's matrices."""
         with torch.no_grad():
             for t, v in zip(into, values, strict=True):
                 t.copy_(v)
+        torch.clear_autocast_cache()
 
     @contextlib.contextmanager
     def swapped_in(self) -> Iterator[None]:
