@@ -294,7 +294,8 @@ class TrainConfig:
                           "min(ema, (1+step)/(10+step)) so early steps do not pin it to the initial weights: "
                           "it averages about the last tenth of the steps so far, and reaches 0.999 after 8,991 "
                           "steps, 0.9995 after 17,991); the curve keeps the raw weights' validation figures "
-                          "beside it (raw_*). Off by default: on SST-2 (2 seeds) it scored as the raw weights"})
+                          "beside it (raw_*). Off by default: on SST-2 (bf16, 2 seeds) the kept average scored "
+                          "0.8956 / 0.8991 against the raw weights' 0.8968 / 0.9014"})
     layer_decay: float | None = field(
         default=None,
         metadata={"help": "null | a factor in (0, 1]: layer-wise lr decay on a body of numbered layers: the top "
