@@ -182,3 +182,21 @@ def test_the_loop_scores_the_average_it_ships_under_bf16(tiny_model):
         loss = float(model(input_ids=ids[:8], labels=y[:8]).loss)
     assert loss == got["curve"][-1]["val_loss"]
     assert got["curve"][-1]["val_loss"] != got["curve"][-1]["raw_val_loss"]
+
+
+def test_the_loop_keeps_a_bias_corrected_average_that_starts_late(tiny_model):
+    """train.ema_correction=bias with ema 1 is the uniform average of the steps after
+    train.ema_start's share of the budget: started at the last step it is the raw last weights;
+    from the first step on, another model; both say so in the statistics."""
+    plain = copy.deepcopy(tiny_model)
+    want, _ = _run(plain, ema=None, restore="significant")
+    late = copy.deepcopy(tiny_model)
+    got, _ = _run(late, ema=1.0, ema_correction="bias", ema_start=0.99, restore="significant")  # 15 steps: starts at 15
+    assert got["kept"] == "last" and got["ema_correction"] == "bias" and got["ema_start"] == 0.99
+    for (name, p), q in zip(late.named_parameters(), plain.parameters(), strict=True):
+        assert torch.equal(p, q), name  # nothing averaged yet: the raw last weights
+    whole = copy.deepcopy(tiny_model)
+    uniform, _ = _run(whole, ema=1.0, ema_correction="bias", restore="significant")
+    assert "ema_start" not in uniform
+    assert not torch.equal(whole.classifier.weight, plain.classifier.weight)
+    assert [p["raw_val_loss"] for p in uniform["curve"]] == pytest.approx([p["val_loss"] for p in want["curve"]])

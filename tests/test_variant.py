@@ -101,6 +101,7 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     del old["train"]["fused"]  # the fused optimizer
     del old["train"]["restore"]  # which weights a fine-tune keeps (moot without validation)
     del old["train"]["ema"]  # a moving average of the weights (off: null)
+    del old["train"]["ema_correction"], old["train"]["ema_start"]  # and how it averages
     del old["train"]["layer_decay"]  # layer-wise lr decay (off: null)
     assert v.hash == content_hash({"variant": old, "recipe": RECIPE})  # results recorded before them stay valid
     assert v.quant_key(export_key="e") == content_hash(
@@ -113,7 +114,8 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
 
 
 @pytest.mark.parametrize("leaf, value, bad, accepted", [
-    ("ema", 0.999, (0, 1, 1.5, -0.1, True, "x"), r"null \| a decay strictly between 0 and 1 \(e.g. 0.999\)"),
+    ("ema", 0.999, (0, 1, 1.5, -0.1, True, "x"),
+     r"null \| a decay strictly between 0 and 1 \(e.g. 0.999\), or 1 with train.ema_correction=bias"),
     ("layer_decay", 0.8, (0, -0.5, 1.5, True, "x"), r"null \| a factor in \(0, 1\] \(e.g. 0.8\)"),
 ])
 def test_an_opt_in_training_setting_is_keyed_only_when_set_and_bad_values_are_one_line_errors(variant_of, leaf, value,
@@ -148,3 +150,38 @@ def test_a_bf16_moving_average_checkpoint_is_trained_again_after_the_autocast_fi
     monkeypatch.setattr(variant_mod, "train_fixes", lambda train: {})  # the key as it was before the fix
     assert affected.train_key(**key) != before[id(affected)]
     assert all(v.train_key(**key) == before[id(v)] for v in spared)
+
+
+def test_how_the_average_averages_is_keyed_only_with_an_average(variant_of):
+    """train.ema_correction / train.ema_start: new settings at their defaults keep every key; set
+    without train.ema they change nothing (and no key); with it they are another training."""
+    today = variant_of()
+    key = dict(data_fingerprint="d", source="pretrained", lr=1e-4)
+
+    def with_train(**kw):
+        d = today.to_dict()
+        d["train"].update(kw)
+        return Variant.from_dict(d)
+
+    old = today.to_dict()
+    del old["train"]["ema_correction"], old["train"]["ema_start"]  # a record from before them
+    assert Variant.from_dict(old).train_key(**key) == today.train_key(**key)
+    moot = with_train(ema_correction="bias", ema_start=0.5)  # no average: nothing to correct or start
+    assert moot.hash == today.hash and moot.train_key(**key) == today.train_key(**key)
+    capped = with_train(ema=0.999)
+    keys = {capped.train_key(**key), with_train(ema=0.999, ema_correction="bias").train_key(**key),
+            with_train(ema=0.999, ema_start=0.5).train_key(**key),
+            with_train(ema=1.0, ema_correction="bias").train_key(**key)}
+    assert len(keys) == 4 and today.train_key(**key) not in keys
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"ema": 1.0}, r"^invalid config: train.ema=1.0; accepted: .*or 1 with train.ema_correction=bias$"),
+    ({"ema": 0.999, "ema_correction": "linear"}, r"^invalid config: train.ema_correction='linear'"),
+    ({"ema": 0.999, "ema_start": 1.0}, r"^invalid config: train.ema_start=1.0; accepted: a fraction in \[0, 1\)$"),
+    ({"ema_start": -0.1}, r"^invalid config: train.ema_start=-0.1"),
+])
+def test_bad_average_settings_are_one_line_errors(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**kw)
+    assert TrainConfig(ema=1.0, ema_correction="bias", ema_start=0.5).ema == 1.0  # the uniform average

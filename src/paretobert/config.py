@@ -296,6 +296,18 @@ class TrainConfig:
                           "steps, 0.9995 after 17,991); the curve keeps the raw weights' validation figures "
                           "beside it (raw_*). Off by default: on SST-2 (bf16, 2 seeds) the kept average scored "
                           "0.8956 / 0.8991 against the raw weights' 0.8968 / 0.9014"})
+    ema_correction: str = field(
+        default="cap",
+        metadata={"help": "cap | bias: how train.ema's average weighs its first updates. cap: the decay is "
+                          "min(ema, (1+n)/(10+n)) (so a decay above ~0.999 changes nothing in budgets under "
+                          "9,000 steps); bias: uncapped, with Adam's bias correction, so it averages about the "
+                          "last 1/(1-ema) steps of any budget, and ema=1 is the uniform average of every step "
+                          "(stochastic weight averaging's)"})
+    ema_start: float = field(
+        default=0.0,
+        metadata={"help": "a fraction in [0, 1) of the budget's optimizer steps before train.ema starts "
+                          "averaging (until then the average is the raw weights): with ema=1 and "
+                          "ema_correction=bias, 0.5 is the uniform average of the second half of the budget"})
     layer_decay: float | None = field(
         default=None,
         metadata={"help": "null | a factor in (0, 1]: layer-wise lr decay on a body of numbered layers: the top "
@@ -332,8 +344,13 @@ class TrainConfig:
         _check_choice("train.precision", self.precision, TRAIN_PRECISIONS)
         _check_choice("train.dropout", self.dropout, TRAIN_DROPOUTS)
         _check_choice("train.restore", self.restore, TRAIN_RESTORES)
-        if self.ema is not None and not (_is_number(self.ema) and 0.0 < self.ema < 1.0):
-            _fail("train.ema", self.ema, "null | a decay strictly between 0 and 1 (e.g. 0.999)")
+        _check_choice("train.ema_correction", self.ema_correction, ("cap", "bias"))
+        if self.ema is not None and not (_is_number(self.ema) and (0.0 < self.ema < 1.0 or (
+                self.ema == 1.0 and self.ema_correction == "bias"))):
+            _fail("train.ema", self.ema, "null | a decay strictly between 0 and 1 (e.g. 0.999), or 1 with "
+                                         "train.ema_correction=bias")
+        if not (_is_number(self.ema_start) and 0.0 <= self.ema_start < 1.0):
+            _fail("train.ema_start", self.ema_start, "a fraction in [0, 1)")
         if self.layer_decay is not None and not (_is_number(self.layer_decay) and 0.0 < self.layer_decay <= 1.0):
             _fail("train.layer_decay", self.layer_decay, "null | a factor in (0, 1] (e.g. 0.8)")
         if self.layer_decay == 1.0:  # every layer at lr: the training without it, and its key

@@ -274,6 +274,15 @@ class WeightAverage:
         self._copy(self.avg, (state["avg"][name] for name in self.names))
 
 
+def _ema_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """``train.ema_correction`` and ``train.ema_start`` where an average is kept and they are
+    not their defaults (a snapshot's plan and the statistics name them only then)."""
+    if not cfg.ema:
+        return {}
+    return {**({"ema_correction": cfg.ema_correction} if cfg.ema_correction != "cap" else {}),
+            **({"ema_start": cfg.ema_start} if cfg.ema_start else {})}
+
+
 def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: bool = False,
                steps: int | None = None, layers: int | None = None) -> float:
     """The configured lr, else for pretrained bodies 1e-4 scaled down for widths above 384
@@ -778,8 +787,9 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size,
             **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {}),
             **({"dropout": dropout} if dropout != "torch" else {}), **({"ema": cfg.ema} if cfg.ema else {}),
-            **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {})}
-    ema = WeightAverage(model, cfg.ema) if cfg.ema else None
+            **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {}), **_ema_settings(cfg)}
+    ema = (WeightAverage(model, cfg.ema, correction=cfg.ema_correction, start=round(cfg.ema_start * total))
+           if cfg.ema else None)
 
     def kept_weights() -> contextlib.AbstractContextManager[None]:
         """The weights an evaluation scores and a restore keeps: the average (``train.ema``) or the model's own."""
@@ -908,7 +918,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "precision": precision,
         "fused": bool(cfg.fused),
         "dropout": dropout,
-        **({"ema": cfg.ema} if ema is not None else {}),
+        **({"ema": cfg.ema} if ema is not None else {}), **_ema_settings(cfg),
         **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {}),
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[:k])),

@@ -52,7 +52,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "max_minutes"): None, ("train", "head_lr_scale"): 1.0, (None, "weights_from"): None,
     ("train", "precision"): "fp32", ("train", "windows"): 1, ("train", "fused"): False,
     ("train", "dropout"): "torch", ("train", "restore"): "best", ("train", "ema"): None,
-    ("train", "layer_decay"): None,
+    ("train", "layer_decay"): None, ("train", "ema_correction"): "cap", ("train", "ema_start"): 0.0,
     ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
@@ -67,8 +67,12 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
     if not d["train"].get("validation_size"):
         for key in ("patience", "eval_every", "validation_max", "restore"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
+    if d["train"].get("ema") is None:  # no average: how it would average changes nothing
+        for key in ("ema_correction", "ema_start"):
+            if key in d["train"]:
+                d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     if d["model"].get("arch") == "tfidf":  # no network is trained
-        for key in ("precision", "fused", "dropout", "restore", "ema", "layer_decay"):
+        for key in ("precision", "fused", "dropout", "restore", "ema", "layer_decay", "ema_correction", "ema_start"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     return d
 
