@@ -228,7 +228,7 @@ def run_job(job: str, args) -> dict:
     from paretobert.data import load_split
     from paretobert.encoding import encode_batch, encode_ids
     from paretobert.export import input_names
-    from paretobert.models.zoo import model_dir, resolve_source
+    from paretobert.models.zoo import model_dir, new_head_expected, resolve_source
 
     torch.set_num_threads(args.threads)
     cache_dir = Path(args.cache_dir).expanduser()
@@ -243,7 +243,8 @@ def run_job(job: str, args) -> dict:
     kind_s, seed = seeded(job) or (job, 0)
     torch.manual_seed(seed)  # the new head's init
     tok = AutoTokenizer.from_pretrained(d)
-    model = AutoModelForSequenceClassification.from_pretrained(d, num_labels=len(split.label_names)).float()
+    with new_head_expected():  # the classifier is new: transformers' warning says what is expected
+        model = AutoModelForSequenceClassification.from_pretrained(d, num_labels=len(split.label_names)).float()
     texts, labels = list(split.train_texts), list(split.train_labels)
     n_val = min(math.ceil(0.1 * len(texts)), 2000)
     patience = 2
