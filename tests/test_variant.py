@@ -137,7 +137,7 @@ def test_an_opt_in_training_setting_is_keyed_only_when_set_and_bad_values_are_on
 
 def test_a_bf16_moving_average_checkpoint_is_trained_again_after_the_autocast_fix(monkeypatch):
     """train.ema under bf16 scored its average with stale bf16 casts before the fix: only those
-    checkpoints get another key; fp32 ones and runs without an average keep theirs."""
+    checkpoints (and results) get another key; fp32 ones and runs without an average keep theirs."""
     from paretobert import variant as variant_mod
     from paretobert.config import TrainConfig
 
@@ -146,10 +146,11 @@ def test_a_bf16_moving_average_checkpoint_is_trained_again_after_the_autocast_fi
     spared = [_variant(train=TrainConfig(ema=0.999, precision="fp32")), _variant(train=TrainConfig(precision="bf16"))]
     assert variant_mod.train_fixes(affected.train) == {"ema_casts": 1}
     assert all(variant_mod.train_fixes(v.train) == {} for v in spared)
-    before = {id(v): v.train_key(**key) for v in (affected, *spared)}
-    monkeypatch.setattr(variant_mod, "train_fixes", lambda train: {})  # the key as it was before the fix
-    assert affected.train_key(**key) != before[id(affected)]
-    assert all(v.train_key(**key) == before[id(v)] for v in spared)
+    before = {id(v): (v.train_key(**key), v.hash) for v in (affected, *spared)}
+    monkeypatch.setattr(variant_mod, "train_fixes", lambda train: {})  # the keys as they were before the fix
+    assert affected.train_key(**key) != before[id(affected)][0]
+    assert affected.hash != before[id(affected)][1]  # its recorded results are stale too
+    assert all((v.train_key(**key), v.hash) == before[id(v)] for v in spared)
 
 
 def test_how_the_average_averages_is_keyed_only_with_an_average(variant_of):

@@ -98,7 +98,8 @@ def train_fixes(train: Any) -> dict[str, Any]:
     checkpoint keeps its key: ``ema_casts`` for ``train.ema`` under bf16, whose evaluations
     scored the average with the raw weights' cached bf16 casts before
     :meth:`paretobert.train.WeightAverage._copy` cleared them (its curve, its early stopping and
-    the evaluation it kept were wrong; such a checkpoint is trained again)."""
+    the evaluation it kept were wrong; such a checkpoint is trained again, and a result recorded
+    from one is stale: the marker enters the variant's hash too)."""
     return {"ema_casts": 1} if getattr(train, "ema", None) and getattr(train, "precision", None) == "bf16" else {}
 
 
@@ -299,7 +300,7 @@ class Variant:
     def hash(self) -> str:
         """Hash of the whole variant: a result with another hash is stale. Settings added after
         results were recorded leave the hash alone while they keep their default."""
-        return content_hash({"variant": self._hashed_dict(), "recipe": RECIPE})
+        return content_hash({"variant": self._hashed_dict(), "recipe": RECIPE, **train_fixes(self.train)})
 
     def _hashed_dict(self) -> dict[str, Any]:
         """The variant's dict as :attr:`hash` sees it (moot settings as before, new defaults left out)."""
