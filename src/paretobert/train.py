@@ -275,11 +275,12 @@ class WeightAverage:
 
 
 def _ema_settings(cfg: TrainConfig) -> dict[str, Any]:
-    """``train.ema_correction`` and ``train.ema_start`` where an average is kept and they are
-    not their defaults (a snapshot's plan and the statistics name them only then)."""
+    """``train.ema`` where an average is kept, with ``train.ema_correction`` and
+    ``train.ema_start`` where they are not their defaults (a snapshot's plan and the statistics
+    name them only then)."""
     if not cfg.ema:
         return {}
-    return {**({"ema_correction": cfg.ema_correction} if cfg.ema_correction != "cap" else {}),
+    return {"ema": cfg.ema, **({"ema_correction": cfg.ema_correction} if cfg.ema_correction != "cap" else {}),
             **({"ema_start": cfg.ema_start} if cfg.ema_start else {})}
 
 
@@ -786,8 +787,8 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
     dropout = "fast" if cfg.dropout == "fast" and device.type == "cpu" else "torch"
     plan = {"n_items": n_items, "total": total, "seed": seed, "lr": lr, "batch_size": cfg.batch_size,
             **({"precision": precision} if precision != "fp32" else {}), **({"fused": True} if cfg.fused else {}),
-            **({"dropout": dropout} if dropout != "torch" else {}), **({"ema": cfg.ema} if cfg.ema else {}),
-            **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {}), **_ema_settings(cfg)}
+            **({"dropout": dropout} if dropout != "torch" else {}), **_ema_settings(cfg),
+            **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {})}
     ema = (WeightAverage(model, cfg.ema, correction=cfg.ema_correction, start=round(cfg.ema_start * total))
            if cfg.ema else None)
 
@@ -918,7 +919,7 @@ def train_loop(model: Any, *, n_items: int, batch_loss: Callable[[np.ndarray], t
         "precision": precision,
         "fused": bool(cfg.fused),
         "dropout": dropout,
-        **({"ema": cfg.ema} if ema is not None else {}), **_ema_settings(cfg),
+        **_ema_settings(cfg),
         **({"layer_decay": cfg.layer_decay} if cfg.layer_decay else {}),
         "seconds": time.perf_counter() - t0,
         "loss_first": float(np.mean(losses[:k])),

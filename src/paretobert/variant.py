@@ -93,14 +93,14 @@ def _without_new_defaults(d: dict[str, Any], section: str | None = None) -> dict
     return d
 
 
-def train_fixes(train: Any) -> dict[str, Any]:
+def train_fixes(train: TrainConfig) -> dict[str, Any]:
     """Markers of training fixes keyed only on the checkpoints they changed, so every other
     checkpoint keeps its key: ``ema_casts`` for ``train.ema`` under bf16, whose evaluations
     scored the average with the raw weights' cached bf16 casts before
     :meth:`paretobert.train.WeightAverage._copy` cleared them (its curve, its early stopping and
     the evaluation it kept were wrong; such a checkpoint is trained again, and a result recorded
     from one is stale: the marker enters the variant's hash too)."""
-    return {"ema_casts": 1} if getattr(train, "ema", None) and getattr(train, "precision", None) == "bf16" else {}
+    return {"ema_casts": 1} if train.ema and train.precision == "bf16" else {}
 
 
 def content_hash(obj: Any, *, length: int = 16) -> str:
