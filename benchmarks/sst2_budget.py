@@ -119,22 +119,6 @@ def extra_ema_specs(value: str) -> list[str]:
     return specs
 
 
-def rdrop_loss(model, enc: dict, y, *, alpha: float):
-    """R-Drop's loss of one batch: the batch stacked twice through ``model`` in one forward
-    (other dropout masks for the two copies), the copies' mean cross-entropy plus ``alpha``
-    times the symmetric KL divergence between their predicted distributions."""
-    import torch
-    import torch.nn.functional as F
-
-    logits = model(**{k: torch.cat([v, v]) for k, v in enc.items()}).logits.float()
-    a, b = logits.chunk(2)
-    la, lb = F.log_softmax(a, dim=-1), F.log_softmax(b, dim=-1)
-    ce = 0.5 * (F.cross_entropy(a, y) + F.cross_entropy(b, y))
-    kl = 0.5 * (F.kl_div(la, lb, log_target=True, reduction="batchmean")
-                + F.kl_div(lb, la, log_target=True, reduction="batchmean"))
-    return ce + alpha * kl
-
-
 def pooler_at_head_lr(training, model) -> None:
     """Move the pooler's parameters into the head's AdamW groups (``training.param_groups`` is
     wrapped for this process: the pipeline's loop builds its optimizer through it)."""
@@ -314,7 +298,7 @@ def run_job(job: str, args) -> dict:
         enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
         y = torch.tensor([y_train[i] for i in idx], device=device)
         if kind_s == "rdrop":
-            return rdrop_loss(model, enc, y, alpha=args.rdrop)
+            return training.rdrop_loss(model, enc, y, alpha=args.rdrop)
         return model(**enc, labels=y).loss
 
     def dev_score() -> float:

@@ -103,6 +103,7 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     del old["train"]["ema"]  # a moving average of the weights (off: null)
     del old["train"]["ema_correction"], old["train"]["ema_start"]  # and how it averages
     del old["train"]["layer_decay"]  # layer-wise lr decay (off: null)
+    del old["train"]["rdrop"]  # R-Drop (off: null)
     assert v.hash == content_hash({"variant": old, "recipe": RECIPE})  # results recorded before them stay valid
     assert v.quant_key(export_key="e") == content_hash(
         {"export": "e", "quantize": old["quantize"], "v": __import__("paretobert.variant").variant.library_versions()})
@@ -117,6 +118,7 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
     ("ema", 0.999, (0, 1, 1.5, -0.1, True, "x"),
      r"null \| a decay strictly between 0 and 1 \(e.g. 0.999\), or 1 with train.ema_correction=bias"),
     ("layer_decay", 0.8, (0, -0.5, 1.5, True, "x"), r"null \| a factor in \(0, 1\] \(e.g. 0.8\)"),
+    ("rdrop", 1.0, (0, -1.0, True, "x"), r"null \| a weight > 0 \(e.g. 1.0\)"),
 ])
 def test_an_opt_in_training_setting_is_keyed_only_when_set_and_bad_values_are_one_line_errors(variant_of, leaf, value,
                                                                                               bad, accepted):

@@ -316,6 +316,14 @@ class TrainConfig:
                           "lr x head_lr_scale. 1: off. Off by default: on SST-2 (2 seeds, 0.8) it scored "
                           "below the default"})
 
+    rdrop: float | None = field(
+        default=None,
+        metadata={"help": "null | a weight > 0: R-Drop (Liang et al., 2021) on a classifier's labels: each batch goes "
+                          "through the model twice in one forward (two dropout masks), the loss is the two copies' "
+                          "mean cross-entropy plus this times the symmetric KL divergence between their predicted "
+                          "distributions (1.0 in the paper's GLUE runs). About twice a step's compute. Not with a "
+                          "teacher's soft labels or a QA reader. Off by default (see the README's training policy)"})
+
     def __post_init__(self) -> None:
         _floats(self)
         if self.epochs is not None:
@@ -355,6 +363,8 @@ class TrainConfig:
             _fail("train.layer_decay", self.layer_decay, "null | a factor in (0, 1] (e.g. 0.8)")
         if self.layer_decay == 1.0:  # every layer at lr: the training without it, and its key
             self.layer_decay = None
+        if self.rdrop is not None and not (_is_number(self.rdrop) and self.rdrop > 0.0):
+            _fail("train.rdrop", self.rdrop, "null | a weight > 0 (e.g. 1.0)")
         if not 0.0 <= self.validation_size < 0.5:
             _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
         if self.lr == "auto" and self.validation_size == 0:
@@ -663,6 +673,12 @@ class Config:
         if self.weights == "selected-ft" and self.dataset.task == "qa":
             _fail("weights", self.weights, "selected | selected-kd | distilled for task=qa (selected-ft selects from a "
                   "fine-tuned classifier)")
+        if self.train.rdrop is not None and (self.distill.teacher is not None or self.weights in ("selected-kd",
+                                                                                                  "distilled")):
+            _fail("train.rdrop", self.train.rdrop, "null when the student learns from a teacher's soft labels "
+                  "(distill.teacher, weights=selected-kd | distilled): R-Drop is built on the labels' loss")
+        if self.train.rdrop is not None and self.model.arch == "tfidf":
+            _fail("train.rdrop", self.train.rdrop, "null for model.arch=tfidf (no dropout, no network is trained)")
         if self.distill.hidden_mse and not (self.distill.layers is not None or self.weights == "selected-kd"):
             _fail("distill.hidden_mse", self.distill.hidden_mse,
                   "0 unless the student's hidden units are its teacher's: distill.teacher with distill.layers, "
@@ -735,6 +751,8 @@ class Config:
                   "from its teacher (a selected reader's hidden-state transfer is not built)")
         if self.seq_len < 32:
             _fail("seq_len", self.seq_len, "at least 32 for a QA dataset (question + a piece of context)")
+        if self.train.rdrop is not None:
+            _fail("train.rdrop", self.train.rdrop, "null for a QA dataset (R-Drop is built on a classifier's labels)")
 
     def _check_drop(self) -> None:
         d, layers = self.drop, self.model.layers

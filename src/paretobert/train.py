@@ -621,6 +621,20 @@ class Distillation:
         return loss
 
 
+def rdrop_loss(model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, *, alpha: float) -> torch.Tensor:
+    """R-Drop's loss of one batch (``train.rdrop``; Liang et al., 2021): the batch stacked twice
+    through ``model`` in one forward (other dropout masks for the two copies), the copies' mean
+    cross-entropy plus ``alpha`` times the symmetric KL divergence between their predicted
+    distributions. In eval mode (no dropout) the copies agree: the cross-entropy alone."""
+    logits = model(**{k: torch.cat([v, v]) for k, v in enc.items()}).logits.float()
+    a, b = logits.chunk(2)
+    la, lb = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
+    ce = 0.5 * (torch.nn.functional.cross_entropy(a, y) + torch.nn.functional.cross_entropy(b, y))
+    kl = 0.5 * (torch.nn.functional.kl_div(la, lb, log_target=True, reduction="batchmean")
+                + torch.nn.functional.kl_div(lb, la, log_target=True, reduction="batchmean"))
+    return ce + alpha * kl
+
+
 def hidden_state_mse(student_hidden: Sequence[torch.Tensor], teacher: Any, enc: dict[str, torch.Tensor],
                      layer_map: Sequence[int], index: Sequence[int] | None = None) -> torch.Tensor:
     """The mean squared difference between student layer i's output and teacher layer
@@ -680,12 +694,16 @@ def fine_tune(
     :func:`default_lr`) on inputs of at most ``max_length`` tokens cut by ``truncation``
     (default ``cfg.max_length``; ``cfg.lr`` is not read here) for at most ``epochs`` (default
     ``cfg.epochs``) and ``cfg.max_minutes``; returns training statistics.
-    With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels'.
+    With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels';
+    with ``cfg.rdrop`` (no teacher) R-Drop's (:func:`rdrop_loss`).
     With ``validation`` the held-out texts are scored every ``validation.every`` steps (the
     curve is returned), training stops after ``validation.patience`` evaluations without a
     better one, and the weights ``cfg.restore`` keeps (:func:`kept_evaluation`).
     ``head_lr_scale``: the parameters outside the model's body (the classification head) learn
     at ``lr * head_lr_scale`` (a new head on a pretrained body; the body keeps ``lr``)."""
+    if cfg.rdrop is not None and distill is not None:
+        raise ValueError(f"train.rdrop={cfg.rdrop}: not with a teacher's soft labels (R-Drop is built on the "
+                         "labels' loss); set train.rdrop=null for this variant")
     max_length = max_length or cfg.max_length
     if not max_length:
         raise ValueError("fine_tune needs max_length (train.max_length: null resolves to seq_len upstream)")
@@ -701,7 +719,11 @@ def fine_tune(
         enc = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id, names=names)
         enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
         y = torch.tensor([labels[i] for i in idx], device=device)
-        return model(**enc, labels=y).loss if distill is None else distill.loss(model, enc, y, idx)
+        if distill is not None:
+            return distill.loss(model, enc, y, idx)
+        if cfg.rdrop is not None:
+            return rdrop_loss(model, enc, y, alpha=cfg.rdrop)
+        return model(**enc, labels=y).loss
 
     def evaluate() -> dict[str, float]:
         acc, vloss, right, losses = _score(model, val_encoded, validation.labels, pad_id=tokenizer.pad_token_id,

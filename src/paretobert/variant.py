@@ -53,6 +53,7 @@ _NEW_AT_DEFAULT: dict[tuple[str | None, str], Any] = {
     ("train", "precision"): "fp32", ("train", "windows"): 1, ("train", "fused"): False,
     ("train", "dropout"): "torch", ("train", "restore"): "best", ("train", "ema"): None,
     ("train", "layer_decay"): None, ("train", "ema_correction"): "cap", ("train", "ema_start"): 0.0,
+    ("train", "rdrop"): None,
     ("dataset", "doc_stride"): 128, ("dataset", "max_answer_length"): 30, ("dataset", "max_train_articles"): None,
 }
 
@@ -72,7 +73,8 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
             if key in d["train"]:
                 d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     if d["model"].get("arch") == "tfidf":  # no network is trained
-        for key in ("precision", "fused", "dropout", "restore", "ema", "layer_decay", "ema_correction", "ema_start"):
+        for key in ("precision", "fused", "dropout", "restore", "ema", "layer_decay", "ema_correction", "ema_start",
+                    "rdrop"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
     return d
 
