@@ -1,8 +1,10 @@
 """train.rdrop: R-Drop (two dropout masks of each batch in one forward, their mean cross-entropy
 plus the weight times their symmetric KL); off by default and keyed only when set
-(tests/test_variant.py); rejected where it is not built (a teacher's soft labels, QA, TF-IDF)."""
+(tests/test_variant.py); with a teacher's soft labels, their loss of both copies; rejected where
+it is not built (QA, TF-IDF: tests/test_config.py too)."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -58,16 +60,32 @@ def test_fine_tune_trains_on_the_rdrop_loss_when_set(tiny_model, tokenizer, corp
     assert runs[1.0]["loss_first"] != runs[None]["loss_first"]  # another loss: the KL term is in it
 
 
-def test_rdrop_is_refused_with_a_teacher_and_where_it_is_not_built(tiny_model, tokenizer, corpus, variant_of):
+def test_with_a_teacher_it_is_the_soft_label_loss_of_both_copies_plus_their_kl(tiny_model, tokenizer, corpus):
     texts, labels, _ = corpus
-    kd = Distillation(soft_targets=torch.zeros(len(texts), 2))
-    with pytest.raises(ValueError, match=r"^train.rdrop=1.0: not with a teacher's soft labels"):
-        fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=1e-3, progress=False,
-                  cfg=TrainConfig(epochs=1, batch_size=8, max_length=48, rdrop=1.0), distill=kd)
+    torch.manual_seed(0)
+    kd = Distillation(soft_targets=torch.randn(len(texts), tiny_model.config.num_labels), alpha=0.5)
+    enc = tokenizer(texts[:8], padding=True, return_tensors="pt")
+    y, idx = torch.tensor(labels[:8]), list(range(8))
+    tiny_model.eval()  # no dropout: the copies agree, so R-Drop's loss is the plain one at any weight
+    plain = kd.loss(tiny_model, dict(enc), y, idx)
+    assert kd.loss(tiny_model, dict(enc), y, idx, rdrop=5.0).item() == pytest.approx(plain.item(), rel=1e-5)
+    tiny_model.train()
+    torch.manual_seed(1)
+    low = kd.loss(tiny_model, dict(enc), y, idx, rdrop=1e-9)
+    torch.manual_seed(1)
+    high = kd.loss(tiny_model, dict(enc), y, idx, rdrop=10.0)
+    assert high.item() > low.item()  # the same two masks: the KL between them is positive
+    seen = []
+    plain_forward = tiny_model.forward
+    tiny_model.forward = lambda *a, **kw: seen.append(kw["input_ids"].shape[0]) or plain_forward(*a, **kw)
+    stats = fine_tune(tiny_model, tokenizer, texts=texts, labels=labels, seed=0, lr=1e-3, progress=False,
+                      cfg=TrainConfig(epochs=1, batch_size=8, max_length=48, rdrop=1.0), distill=kd)
+    assert max(seen) == 16 and math.isfinite(stats["loss_last"])  # each batch twice, through the teacher's loss
+
+
+def test_rdrop_is_refused_where_it_is_not_built(variant_of):
     on = TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3, rdrop=1.0)
-    assert variant_of(train=on).train.rdrop == 1.0  # a classifier trained on its labels: built
-    for kw, accepted in [({"distill": DistillConfig(teacher="micro")}, "null when the student learns from"),
-                         ({"weights": "distilled", "weights_from": "minilm-l6"}, "null when the student learns from"),
-                         ({"model": ModelConfig(name="tfidf", arch="tfidf")}, "null for model.arch=tfidf")]:
-        with pytest.raises(ConfigError, match=rf"^invalid config: train.rdrop=1.0; accepted: {accepted}"):
-            variant_of(train=on, **kw)
+    assert variant_of(train=on).train.rdrop == 1.0  # a classifier: built, on its labels or a teacher's
+    assert variant_of(train=on, distill=DistillConfig(teacher="micro")).train.rdrop == 1.0
+    with pytest.raises(ConfigError, match=r"^invalid config: train.rdrop=1.0; accepted: null for model.arch=tfidf"):
+        variant_of(train=on, model=ModelConfig(name="tfidf", arch="tfidf"))

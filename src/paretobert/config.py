@@ -321,8 +321,9 @@ class TrainConfig:
         metadata={"help": "null | a weight > 0: R-Drop (Liang et al., 2021) on a classifier's labels: each batch goes "
                           "through the model twice in one forward (two dropout masks), the loss is the two copies' "
                           "mean cross-entropy plus this times the symmetric KL divergence between their predicted "
-                          "distributions (1.0 in the paper's GLUE runs). About twice a step's compute. Not with a "
-                          "teacher's soft labels or a QA reader. Off by default (see the README's training policy)"})
+                          "distributions (1.0 in the paper's GLUE runs; with a teacher's soft labels, their loss "
+                          "of both copies). About twice a step's compute. Not for a QA reader. Off by default (see "
+                          "the README's training policy)"})
 
     def __post_init__(self) -> None:
         _floats(self)
@@ -673,10 +674,6 @@ class Config:
         if self.weights == "selected-ft" and self.dataset.task == "qa":
             _fail("weights", self.weights, "selected | selected-kd | distilled for task=qa (selected-ft selects from a "
                   "fine-tuned classifier)")
-        if self.train.rdrop is not None and (self.distill.teacher is not None or self.weights in ("selected-kd",
-                                                                                                  "distilled")):
-            _fail("train.rdrop", self.train.rdrop, "null when the student learns from a teacher's soft labels "
-                  "(distill.teacher, weights=selected-kd | distilled): R-Drop is built on the labels' loss")
         if self.train.rdrop is not None and self.model.arch == "tfidf":
             _fail("train.rdrop", self.train.rdrop, "null for model.arch=tfidf (no dropout, no network is trained)")
         if self.distill.hidden_mse and not (self.distill.layers is not None or self.weights == "selected-kd"):

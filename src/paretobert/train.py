@@ -606,7 +606,20 @@ class Distillation:
     layer_map: list[int] | None = None
     hidden_index: list[int] | None = None  # the teacher's hidden units the student's are (weight selection)
 
-    def loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, idx: Any) -> torch.Tensor:
+    def loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, idx: Any, *,
+             rdrop: float | None = None) -> torch.Tensor:
+        """The batch's loss; with ``rdrop`` (``train.rdrop``) the batch goes through the model
+        twice in one forward, this loss is the two copies' mean, and ``rdrop`` times the
+        symmetric KL between the copies' predictions is added (:func:`rdrop_loss`)."""
+        if rdrop is not None:
+            twice = {k: torch.cat([v, v]) for k, v in enc.items()}
+            idx = np.concatenate([np.asarray(idx), np.asarray(idx)])
+            loss, logits = self._loss(model, twice, torch.cat([y, y]), idx)
+            return loss + rdrop * symmetric_kl(*logits.float().chunk(2))
+        return self._loss(model, enc, y, idx)[0]
+
+    def _loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor,
+              idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
         want_hidden = self.hidden_mse > 0
         out = model(**enc, output_hidden_states=want_hidden)
         t = self.temperature
@@ -618,7 +631,7 @@ class Distillation:
             assert self.teacher is not None and self.layer_map is not None
             loss = loss + self.hidden_mse * hidden_state_mse(out.hidden_states, self.teacher, enc, self.layer_map,
                                                              index=self.hidden_index)
-        return loss
+        return loss, out.logits
 
 
 def rdrop_loss(model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, *, alpha: float) -> torch.Tensor:
@@ -628,11 +641,16 @@ def rdrop_loss(model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, *, alp
     distributions. In eval mode (no dropout) the copies agree: the cross-entropy alone."""
     logits = model(**{k: torch.cat([v, v]) for k, v in enc.items()}).logits.float()
     a, b = logits.chunk(2)
-    la, lb = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
     ce = 0.5 * (torch.nn.functional.cross_entropy(a, y) + torch.nn.functional.cross_entropy(b, y))
-    kl = 0.5 * (torch.nn.functional.kl_div(la, lb, log_target=True, reduction="batchmean")
-                + torch.nn.functional.kl_div(lb, la, log_target=True, reduction="batchmean"))
-    return ce + alpha * kl
+    return ce + alpha * symmetric_kl(a, b)
+
+
+def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The mean of KL(p_a || p_b) and KL(p_b || p_a) between the softmax distributions of two
+    batches of logits, averaged over the batch (R-Drop's consistency term)."""
+    la, lb = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
+    return 0.5 * (torch.nn.functional.kl_div(la, lb, log_target=True, reduction="batchmean")
+                  + torch.nn.functional.kl_div(lb, la, log_target=True, reduction="batchmean"))
 
 
 def hidden_state_mse(student_hidden: Sequence[torch.Tensor], teacher: Any, enc: dict[str, torch.Tensor],
@@ -695,15 +713,12 @@ def fine_tune(
     (default ``cfg.max_length``; ``cfg.lr`` is not read here) for at most ``epochs`` (default
     ``cfg.epochs``) and ``cfg.max_minutes``; returns training statistics.
     With ``distill`` the loss is its soft-label KL (+ hidden-state MSE) mixed with the labels';
-    with ``cfg.rdrop`` (no teacher) R-Drop's (:func:`rdrop_loss`).
+    with ``cfg.rdrop`` R-Drop's (:func:`rdrop_loss`; with ``distill``, its loss of both copies).
     With ``validation`` the held-out texts are scored every ``validation.every`` steps (the
     curve is returned), training stops after ``validation.patience`` evaluations without a
     better one, and the weights ``cfg.restore`` keeps (:func:`kept_evaluation`).
     ``head_lr_scale``: the parameters outside the model's body (the classification head) learn
     at ``lr * head_lr_scale`` (a new head on a pretrained body; the body keeps ``lr``)."""
-    if cfg.rdrop is not None and distill is not None:
-        raise ValueError(f"train.rdrop={cfg.rdrop}: not with a teacher's soft labels (R-Drop is built on the "
-                         "labels' loss); set train.rdrop=null for this variant")
     max_length = max_length or cfg.max_length
     if not max_length:
         raise ValueError("fine_tune needs max_length (train.max_length: null resolves to seq_len upstream)")
@@ -720,7 +735,7 @@ def fine_tune(
         enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
         y = torch.tensor([labels[i] for i in idx], device=device)
         if distill is not None:
-            return distill.loss(model, enc, y, idx)
+            return distill.loss(model, enc, y, idx, rdrop=cfg.rdrop)
         if cfg.rdrop is not None:
             return rdrop_loss(model, enc, y, alpha=cfg.rdrop)
         return model(**enc, labels=y).loss
