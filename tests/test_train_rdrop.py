@@ -66,14 +66,19 @@ def test_with_a_teacher_it_is_the_soft_label_loss_of_both_copies_plus_their_kl(t
     kd = Distillation(soft_targets=torch.randn(len(texts), tiny_model.config.num_labels), alpha=0.5)
     enc = tokenizer(texts[:8], padding=True, return_tensors="pt")
     y, idx = torch.tensor(labels[:8]), list(range(8))
+
+    def with_teacher(m, e, yy):  # the stacked batch's soft-label loss (each text's soft label twice)
+        return kd.loss_and_logits(m, e, yy, idx + idx)
+
     tiny_model.eval()  # no dropout: the copies agree, so R-Drop's loss is the plain one at any weight
     plain = kd.loss(tiny_model, dict(enc), y, idx)
-    assert kd.loss(tiny_model, dict(enc), y, idx, rdrop=5.0).item() == pytest.approx(plain.item(), rel=1e-5)
+    rdrop = rdrop_loss(tiny_model, dict(enc), y, alpha=5.0, loss_and_logits=with_teacher)
+    assert rdrop.item() == pytest.approx(plain.item(), rel=1e-5)
     tiny_model.train()
     torch.manual_seed(1)
-    low = kd.loss(tiny_model, dict(enc), y, idx, rdrop=1e-9)
+    low = rdrop_loss(tiny_model, dict(enc), y, alpha=1e-9, loss_and_logits=with_teacher)
     torch.manual_seed(1)
-    high = kd.loss(tiny_model, dict(enc), y, idx, rdrop=10.0)
+    high = rdrop_loss(tiny_model, dict(enc), y, alpha=10.0, loss_and_logits=with_teacher)
     assert high.item() > low.item()  # the same two masks: the KL between them is positive
     seen = []
     plain_forward = tiny_model.forward

@@ -606,20 +606,12 @@ class Distillation:
     layer_map: list[int] | None = None
     hidden_index: list[int] | None = None  # the teacher's hidden units the student's are (weight selection)
 
-    def loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, idx: Any, *,
-             rdrop: float | None = None) -> torch.Tensor:
-        """The batch's loss; with ``rdrop`` (``train.rdrop``) the batch goes through the model
-        twice in one forward, this loss is the two copies' mean, and ``rdrop`` times the
-        symmetric KL between the copies' predictions is added (:func:`rdrop_loss`)."""
-        if rdrop is not None:
-            twice = {k: torch.cat([v, v]) for k, v in enc.items()}
-            idx = np.concatenate([np.asarray(idx), np.asarray(idx)])
-            loss, logits = self._loss(model, twice, torch.cat([y, y]), idx)
-            return loss + rdrop * symmetric_kl(*logits.float().chunk(2))
-        return self._loss(model, enc, y, idx)[0]
+    def loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, idx: Any) -> torch.Tensor:
+        return self.loss_and_logits(model, enc, y, idx)[0]
 
-    def _loss(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor,
-              idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_and_logits(self, model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor,
+                        idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's loss and the student's logits (R-Drop's KL reads them: :func:`rdrop_loss`)."""
         want_hidden = self.hidden_mse > 0
         out = model(**enc, output_hidden_states=want_hidden)
         t = self.temperature
@@ -634,15 +626,23 @@ class Distillation:
         return loss, out.logits
 
 
-def rdrop_loss(model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, *, alpha: float) -> torch.Tensor:
+def rdrop_loss(model: Any, enc: dict[str, torch.Tensor], y: torch.Tensor, *, alpha: float,
+               loss_and_logits: Callable[[Any, dict[str, torch.Tensor], torch.Tensor],
+                                         tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
     """R-Drop's loss of one batch (``train.rdrop``; Liang et al., 2021): the batch stacked twice
-    through ``model`` in one forward (other dropout masks for the two copies), the copies' mean
-    cross-entropy plus ``alpha`` times the symmetric KL divergence between their predicted
-    distributions. In eval mode (no dropout) the copies agree: the cross-entropy alone."""
-    logits = model(**{k: torch.cat([v, v]) for k, v in enc.items()}).logits.float()
-    a, b = logits.chunk(2)
-    ce = 0.5 * (torch.nn.functional.cross_entropy(a, y) + torch.nn.functional.cross_entropy(b, y))
-    return ce + alpha * symmetric_kl(a, b)
+    through ``model`` in one forward (other dropout masks for the two copies), the stacked
+    batch's loss (the copies' mean) plus ``alpha`` times the symmetric KL divergence between
+    the copies' predicted distributions. The loss is the cross-entropy, or
+    ``loss_and_logits(model, stacked_enc, stacked_y)``'s (a teacher's soft-label loss:
+    :meth:`Distillation.loss_and_logits`). In eval mode (no dropout) the copies agree: the
+    loss alone."""
+    twice, y2 = {k: torch.cat([v, v]) for k, v in enc.items()}, torch.cat([y, y])
+    if loss_and_logits is None:
+        logits = model(**twice).logits.float()
+        loss = torch.nn.functional.cross_entropy(logits, y2)
+    else:
+        loss, logits = loss_and_logits(model, twice, y2)
+    return loss + alpha * symmetric_kl(*logits.float().chunk(2))
 
 
 def symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -734,11 +734,10 @@ def fine_tune(
         enc = encode_batch([encoded[i] for i in idx], pad_id=tokenizer.pad_token_id, names=names)
         enc = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
         y = torch.tensor([labels[i] for i in idx], device=device)
-        if distill is not None:
-            return distill.loss(model, enc, y, idx, rdrop=cfg.rdrop)
         if cfg.rdrop is not None:
-            return rdrop_loss(model, enc, y, alpha=cfg.rdrop)
-        return model(**enc, labels=y).loss
+            return rdrop_loss(model, enc, y, alpha=cfg.rdrop, loss_and_logits=None if distill is None else (
+                lambda m, e, yy: distill.loss_and_logits(m, e, yy, np.concatenate([idx, idx]))))
+        return model(**enc, labels=y).loss if distill is None else distill.loss(model, enc, y, idx)
 
     def evaluate() -> dict[str, float]:
         acc, vloss, right, losses = _score(model, val_encoded, validation.labels, pad_id=tokenizer.pad_token_id,
