@@ -84,7 +84,7 @@ def test_experiments_compose_as_multiruns(experiment):
     ("distill.hidden_mse=1", "distill.hidden_mse"),
     ("dataset=squad weights=selected-kd distill.hidden_mse=1", "distill.hidden_mse"),
     ("model=tfidf train.windows=2", "train.windows"), ("dataset=squad train.windows=2", "train.windows"),
-    ("train.rdrop=0", "train.rdrop"), ("dataset=squad train.rdrop=1", "train.rdrop"),
+    ("train.rdrop=-1", "train.rdrop"), ("dataset=squad train.rdrop=1", "train.rdrop"), ("train.ema=-0.5", "train.ema"),
     ("model=tfidf train.rdrop=1", "train.rdrop"),
 ])
 def test_invalid_values_name_the_key_and_what_is_accepted(override, key):

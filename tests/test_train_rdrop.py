@@ -92,5 +92,82 @@ def test_rdrop_is_refused_where_it_is_not_built(variant_of):
     on = TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3, rdrop=1.0)
     assert variant_of(train=on).train.rdrop == 1.0  # a classifier: built, on its labels or a teacher's
     assert variant_of(train=on, distill=DistillConfig(teacher="micro")).train.rdrop == 1.0
-    with pytest.raises(ConfigError, match=r"^invalid config: train.rdrop=1.0; accepted: null for model.arch=tfidf"):
+    with pytest.raises(ConfigError, match=r"^invalid config: train.rdrop=1.0; accepted: null or 0 for model.arch=tfidf"):
         variant_of(train=on, model=ModelConfig(name="tfidf", arch="tfidf"))
+    off = TrainConfig(epochs=2, batch_size=8, max_length=64, lr=1e-3, rdrop=0, ema=0)
+    assert variant_of(train=off, model=ModelConfig(name="tfidf", arch="tfidf")).train.rdrop == 0  # 0 is off
+
+
+def test_the_policy_turns_rdrop_and_the_average_on_for_a_new_heads_long_budget_only(monkeypatch):
+    from paretobert import train as training
+
+    long, short = training.LARGE_BUDGET_STEPS + 1, training.LARGE_BUDGET_STEPS
+    on = training.regularisation(TrainConfig(), new_head=True, steps=long)
+    assert (on.rdrop, on.ema, on.ema_correction) == (1.0, 0.9998, "bias")
+    assert on.ema_start == 0.0 and on.lr is None  # nothing else changes
+    # a budget at the bound, or a body that is not a pretrained one with a new head: as before
+    for cfg in (training.regularisation(TrainConfig(), new_head=True, steps=short),
+                training.regularisation(TrainConfig(), new_head=False, steps=long)):
+        assert (cfg.rdrop, cfg.ema, cfg.ema_correction) == (None, None, "cap")
+    # 0 is off on any budget and resolves to null (the key of a run without them)
+    off = training.regularisation(TrainConfig(rdrop=0, ema=0), new_head=True, steps=long)
+    assert (off.rdrop, off.ema) == (None, None)
+    # a set value is kept; each setting is resolved on its own
+    mine = training.regularisation(TrainConfig(rdrop=0.5, ema=0.999), new_head=True, steps=long)
+    assert (mine.rdrop, mine.ema, mine.ema_correction) == (0.5, 0.999, "cap")
+    half = training.regularisation(TrainConfig(rdrop=0), new_head=True, steps=long)
+    assert (half.rdrop, half.ema, half.ema_correction) == (None, 0.9998, "bias")
+    assert training.regularisation(TrainConfig(ema=0.999), new_head=False, steps=long).ema == 0.999
+
+
+def test_a_long_budget_trains_the_recipe_into_the_recipes_checkpoint_and_a_short_one_keeps_its_key(
+        tmp_path, variant_of, tokenizer, monkeypatch):
+    """Through the fine-tune stage, on a pretrained checkpoint (``model.path``) with a new head:
+    the default on a long budget is the checkpoint ``train.rdrop=1 train.ema=0.9998
+    train.ema_correction=bias`` asks for by hand, and trains with them; on a short budget null,
+    0 and the default share one checkpoint, trained without them."""
+    import dataclasses
+
+    from transformers import BertConfig, BertModel
+
+    from paretobert import measure
+    from paretobert import train as training
+    from paretobert.models import resolve_source
+    from paretobert.stages import fine_tune as stage_fine_tune
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(tmp_path / "body")
+    tokenizer.save_pretrained(tmp_path / "body")
+    seen = []
+
+    def fake(model, tok, *, cfg, lr, **kw):
+        seen.append((cfg.rdrop, cfg.ema, cfg.ema_correction))
+        return {"lr": lr, "curve": [], "stopped": "budget", "seconds": 1.0, "epochs": 1.0, "warning": None,
+                **({"rdrop": cfg.rdrop} if cfg.rdrop else {})}
+
+    monkeypatch.setattr(training, "fine_tune", fake)
+    body = ModelConfig(name="my-bert", arch="bert", path=str(tmp_path / "body"), layers=2, hidden=32, heads=2,
+                       intermediate=64, max_position=128)
+    train = TrainConfig(epochs=1, batch_size=8, max_length=64, lr=1e-3)
+    v = variant_of(model=body, weights="auto", train=train)
+
+    def run(vv):
+        split = measure.split_of(vv, tmp_path, False)
+        src = resolve_source(vv.model, weights=vv.weights, cache_dir=tmp_path / "cache", allow_network=False)
+        assert src.pretrained
+        return stage_fine_tune(vv, split, src, tmp_path / "cache", progress=False)
+
+    def with_(**kw):
+        return dataclasses.replace(v, train=dataclasses.replace(v.train, **kw))
+
+    short = run(v)
+    assert seen == [(None, None, "cap")] and "rdrop" not in short.meta["train"]
+    assert run(with_(rdrop=0, ema=0)).key == short.key and len(seen) == 1  # 0 is off: the same checkpoint
+    monkeypatch.setattr(training, "LARGE_BUDGET_STEPS", 0)  # every budget is long
+    long = run(v)
+    assert seen[1:] == [(1.0, 0.9998, "bias")] and long.key != short.key and long.meta["train"]["rdrop"] == 1.0
+    by_hand = run(with_(rdrop=1.0, ema=0.9998, ema_correction="bias"))
+    assert by_hand.reused and by_hand.key == long.key
+    assert run(with_(rdrop=0, ema=0)).key == short.key  # off by hand on a long budget
+    assert len(seen) == 2

@@ -115,15 +115,16 @@ def test_settings_added_later_keep_old_hashes_at_their_default():
 
 
 @pytest.mark.parametrize("leaf, value, bad, accepted", [
-    ("ema", 0.999, (0, 1, 1.5, -0.1, True, "x"),
-     r"null \| a decay strictly between 0 and 1 \(e.g. 0.999\), or 1 with train.ema_correction=bias"),
+    ("ema", 0.999, (1, 1.5, -0.1, True, "x"),
+     r"null \(the policy's\) \| 0 \(off\) \| a decay strictly between 0 and 1 \(e.g. 0.999\), or 1 with "
+     r"train.ema_correction=bias"),
     ("layer_decay", 0.8, (0, -0.5, 1.5, True, "x"), r"null \| a factor in \(0, 1\] \(e.g. 0.8\)"),
-    ("rdrop", 1.0, (0, -1.0, True, "x"), r"null \| a weight > 0 \(e.g. 1.0\)"),
+    ("rdrop", 1.0, (-1.0, True, "x"), r"null \(the policy's\) \| 0 \(off\) \| a weight > 0 \(e.g. 1.0\)"),
 ])
 def test_an_opt_in_training_setting_is_keyed_only_when_set_and_bad_values_are_one_line_errors(variant_of, leaf, value,
                                                                                               bad, accepted):
     today = variant_of()
-    assert getattr(today.train, leaf) is None  # off by default
+    assert getattr(today.train, leaf) is None  # the default (the policy's, resolved where it is trained)
     d = today.to_dict()
     d["train"][leaf] = value
     on = Variant.from_dict(d)

@@ -289,13 +289,16 @@ class TrainConfig:
                           "(higher validation accuracy, then lower loss), the policy before"})
     ema: float | None = field(
         default=None,
-        metadata={"help": "null | a decay in (0, 1), e.g. 0.999: evaluate, keep and ship an exponential moving "
+        metadata={"help": "null: the default policy's (off, except 0.9998 with ema_correction=bias where "
+                          "train.rdrop's policy turns R-Drop on: a pretrained body's new classifier fine-tuned for "
+                          "more than 5,000 optimizer steps) | 0: off | "
+                          "a decay in (0, 1), e.g. 0.999: evaluate, keep and ship an exponential moving "
                           "average of the weights (updated after every optimizer step, at decay "
                           "min(ema, (1+step)/(10+step)) so early steps do not pin it to the initial weights: "
                           "it averages about the last tenth of the steps so far, and reaches 0.999 after 8,991 "
                           "steps, 0.9995 after 17,991); the curve keeps the raw weights' validation figures "
-                          "beside it (raw_*). Off by default: on SST-2 (bf16, 2 seeds) the kept average scored "
-                          "0.8956 / 0.8991 against the raw weights' 0.8968 / 0.9014"})
+                          "beside it (raw_*). With the cap alone it is not the policy's: on SST-2 (bf16, 2 seeds) "
+                          "the kept 0.999 average scored 0.8956 / 0.8991 against the raw weights' 0.8968 / 0.9014"})
     ema_correction: str = field(
         default="cap",
         metadata={"help": "cap | bias: how train.ema's average weighs its first updates. cap: the decay is "
@@ -318,12 +321,15 @@ class TrainConfig:
 
     rdrop: float | None = field(
         default=None,
-        metadata={"help": "null | a weight > 0: R-Drop (Liang et al., 2021) on a classifier's labels: each batch goes "
+        metadata={"help": "null: the default policy's (1.0 for a pretrained body's new classifier fine-tuned for more "
+                          "than 5,000 optimizer steps, with train.ema's bias-corrected 0.9998 average; off "
+                          "otherwise) | 0: off | "
+                          "a weight > 0: R-Drop (Liang et al., 2021) on a classifier's labels: each batch goes "
                           "through the model twice in one forward (two dropout masks), the loss is the two copies' "
                           "mean cross-entropy plus this times the symmetric KL divergence between their predicted "
                           "distributions (1.0 in the paper's GLUE runs; with a teacher's soft labels, their loss "
-                          "of both copies). About twice a step's compute. Not for a QA reader. Off by default (see "
-                          "the README's training policy)"})
+                          "of both copies). About twice a step's compute. Not for a QA reader (see the README's "
+                          "training policy, policy 7)"})
 
     def __post_init__(self) -> None:
         _floats(self)
@@ -354,18 +360,18 @@ class TrainConfig:
         _check_choice("train.dropout", self.dropout, TRAIN_DROPOUTS)
         _check_choice("train.restore", self.restore, TRAIN_RESTORES)
         _check_choice("train.ema_correction", self.ema_correction, ("cap", "bias"))
-        if self.ema is not None and not (_is_number(self.ema) and (0.0 < self.ema < 1.0 or (
+        if self.ema is not None and not (_is_number(self.ema) and (0.0 <= self.ema < 1.0 or (
                 self.ema == 1.0 and self.ema_correction == "bias"))):
-            _fail("train.ema", self.ema, "null | a decay strictly between 0 and 1 (e.g. 0.999), or 1 with "
-                                         "train.ema_correction=bias")
+            _fail("train.ema", self.ema, "null (the policy's) | 0 (off) | a decay strictly between 0 and 1 "
+                                         "(e.g. 0.999), or 1 with train.ema_correction=bias")
         if not (_is_number(self.ema_start) and 0.0 <= self.ema_start < 1.0):
             _fail("train.ema_start", self.ema_start, "a fraction in [0, 1)")
         if self.layer_decay is not None and not (_is_number(self.layer_decay) and 0.0 < self.layer_decay <= 1.0):
             _fail("train.layer_decay", self.layer_decay, "null | a factor in (0, 1] (e.g. 0.8)")
         if self.layer_decay == 1.0:  # every layer at lr: the training without it, and its key
             self.layer_decay = None
-        if self.rdrop is not None and not (_is_number(self.rdrop) and self.rdrop > 0.0):
-            _fail("train.rdrop", self.rdrop, "null | a weight > 0 (e.g. 1.0)")
+        if self.rdrop is not None and not (_is_number(self.rdrop) and self.rdrop >= 0.0):
+            _fail("train.rdrop", self.rdrop, "null (the policy's) | 0 (off) | a weight > 0 (e.g. 1.0)")
         if not 0.0 <= self.validation_size < 0.5:
             _fail("train.validation_size", self.validation_size, "a fraction in [0, 0.5) (0: no validation)")
         if self.lr == "auto" and self.validation_size == 0:
@@ -674,8 +680,9 @@ class Config:
         if self.weights == "selected-ft" and self.dataset.task == "qa":
             _fail("weights", self.weights, "selected | selected-kd | distilled for task=qa (selected-ft selects from a "
                   "fine-tuned classifier)")
-        if self.train.rdrop is not None and self.model.arch == "tfidf":
-            _fail("train.rdrop", self.train.rdrop, "null for model.arch=tfidf (no dropout, no network is trained)")
+        if self.train.rdrop and self.model.arch == "tfidf":
+            _fail("train.rdrop", self.train.rdrop, "null or 0 for model.arch=tfidf (no dropout, no network is "
+                  "trained)")
         if self.distill.hidden_mse and not (self.distill.layers is not None or self.weights == "selected-kd"):
             _fail("distill.hidden_mse", self.distill.hidden_mse,
                   "0 unless the student's hidden units are its teacher's: distill.teacher with distill.layers, "
@@ -748,8 +755,9 @@ class Config:
                   "from its teacher (a selected reader's hidden-state transfer is not built)")
         if self.seq_len < 32:
             _fail("seq_len", self.seq_len, "at least 32 for a QA dataset (question + a piece of context)")
-        if self.train.rdrop is not None:
-            _fail("train.rdrop", self.train.rdrop, "null for a QA dataset (R-Drop is built on a classifier's labels)")
+        if self.train.rdrop:
+            _fail("train.rdrop", self.train.rdrop, "null or 0 for a QA dataset (R-Drop is built on a classifier's "
+                  "labels)")
 
     def _check_drop(self) -> None:
         d, layers = self.drop, self.model.layers

@@ -280,7 +280,7 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         n_params = int(sum(p.numel() for p in model.parameters()))
         ensure_free_space(tmp, 4 * n_params * 1.2 + 50e6, "the fine-tuned checkpoint")
         stats = training.fine_tune(model, tok, texts=train_texts, labels=train_labels,
-                                   cfg=variant.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
+                                   cfg=trained.train, seed=variant.seed, lr=lr, max_length=variant.train_length,
                                    truncation=variant.truncation, distill=distill, validation=validation,
                                    epochs=epochs, head_lr_scale=head_scale, progress=progress,
                                    snapshot=_snapshot(cache_dir, key))
@@ -313,15 +313,20 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
         windows = {**windows, "text_epochs": epochs}
         steps = training.n_steps(len(texts_only), variant.train.batch_size, epochs)
         epochs = steps / math.ceil(len(train_texts) / variant.train.batch_size)
+    steps = training.n_steps(len(train_texts), variant.train.batch_size, epochs)
     lr = training.default_lr(variant.train, pretrained=pretrained, hidden=variant.model.hidden,
-                             selected=source.selects, layers=variant.model.layers,
-                             steps=training.n_steps(len(train_texts), variant.train.batch_size, epochs))
+                             selected=source.selects, layers=variant.model.layers, steps=steps)
     # a new head on a pretrained body learns faster; a student cut or selected from its fine-tuned
     # teacher keeps the teacher's head
     new_head = source.pretrained and variant.distill.layers is None and not source.selects_finetuned
     head_scale = (training.head_scale(variant.train, selected=source.selects, layers=variant.model.layers)
                   if new_head else 1.0)
-    key = variant.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
+    # train.rdrop / train.ema as resolved (policy 7: on for a long budget where null, 0 is off): the
+    # key below and build() above (it reads `trained` when called) see the resolved settings, the
+    # same checkpoint as the recipe set by hand
+    trained = dataclasses.replace(variant, train=training.regularisation(variant.train, new_head=new_head,
+                                                                          steps=steps))
+    key = trained.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs,
                             distils=source.distils, head_scale=head_scale if new_head else None,
                             patience=validation.patience if validation is not None else None,
