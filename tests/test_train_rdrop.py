@@ -121,7 +121,7 @@ def test_the_policy_turns_rdrop_and_the_average_on_for_a_new_heads_long_budget_o
 
 
 def test_a_long_budget_trains_the_recipe_into_the_recipes_checkpoint_and_a_short_one_keeps_its_key(
-        tmp_path, variant_of, tokenizer, monkeypatch):
+        tmp_path, variant_of, tokenizer, monkeypatch, caplog):
     """Through the fine-tune stage, on a pretrained checkpoint (``model.path``) with a new head:
     the default on a long budget is the checkpoint ``train.rdrop=1 train.ema=0.9998
     train.ema_correction=bias`` asks for by hand, and trains with them; on a short budget null,
@@ -165,7 +165,9 @@ def test_a_long_budget_trains_the_recipe_into_the_recipes_checkpoint_and_a_short
     assert seen == [(None, None, "cap")] and "rdrop" not in short.meta["train"]
     assert run(with_(rdrop=0, ema=0)).key == short.key and len(seen) == 1  # 0 is off: the same checkpoint
     monkeypatch.setattr(training, "LARGE_BUDGET_STEPS", 0)  # every budget is long
-    long = run(v)
+    with caplog.at_level("INFO", logger="paretobert.stages"):
+        long = run(v)
+    assert "R-Drop (train.rdrop=1, about twice a step's compute) and the bias-corrected 0.9998 average" in caplog.text
     assert seen[1:] == [(1.0, 0.9998, "bias")] and long.key != short.key and long.meta["train"]["rdrop"] == 1.0
     by_hand = run(with_(rdrop=1.0, ema=0.9998, ema_correction="bias"))
     assert by_hand.reused and by_hand.key == long.key

@@ -326,6 +326,13 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     # same checkpoint as the recipe set by hand
     trained = dataclasses.replace(variant, train=training.regularisation(variant.train, new_head=new_head,
                                                                           steps=steps))
+    chosen = ([f"R-Drop (train.rdrop={trained.train.rdrop:g}, about twice a step's compute)"]
+              if trained.train.rdrop and variant.train.rdrop is None else [])
+    chosen += ([f"the bias-corrected {trained.train.ema:g} average of the weights (train.ema)"]
+               if trained.train.ema and variant.train.ema is None else [])
+    if chosen:
+        log.info("[%s] a long budget (%d optimizer steps > %d): %s (policy 7; off: train.rdrop=0 train.ema=0)",
+                 variant.variant_id, steps, training.LARGE_BUDGET_STEPS, " and ".join(chosen))
     key = trained.train_key(data_fingerprint=split.fingerprint(), source=source.label, lr=lr,
                             teacher_key=teacher_key, epochs=None if variant.train.epochs is not None else epochs,
                             distils=source.distils, head_scale=head_scale if new_head else None,
