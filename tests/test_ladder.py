@@ -310,6 +310,33 @@ def test_a_deep_selected_student_learns_its_head_at_a_capped_scale(teacher_prese
     assert by_hand["train"]["head_lr"] == pytest.approx(20e-3)
 
 
+def test_long_budget_regularisation_is_a_pretrained_bodys_own_fine_tune_only(teacher_preset, variant_of, tmp_path,
+                                                                              monkeypatch):
+    """Policy 7 (R-Drop and the weight average on a long budget, where null) was measured on a
+    pretrained body's fine-tune: a body selected from one, with a new head too, is left alone."""
+    from paretobert import measure
+    from paretobert import train as training
+    from paretobert.models import resolve_source
+    from paretobert.stages import fine_tune as stage_fine_tune
+
+    seen = {}
+
+    def fake(model, tok, *, cfg, lr, **kw):
+        seen[model.config.hidden_size] = (cfg.rdrop, cfg.ema)
+        return {"lr": lr, "curve": [], "stopped": "budget", "seconds": 1.0, "epochs": 1.0, "warning": None}
+
+    monkeypatch.setattr(training, "fine_tune", fake)
+    monkeypatch.setattr(training, "LARGE_BUDGET_STEPS", 0)  # every budget is long
+    small = dataclasses.replace(SMALL, tokenizer="bert-uncased")
+    for model, weights in ((teacher_preset["big-t"], "auto"), (small, "selected")):
+        v = variant_of(model=model, weights=weights, weights_from=None if weights == "auto" else "big-t",
+                       train=dataclasses.replace(variant_of().train, epochs=1))
+        src = resolve_source(v.model, weights=v.weights, weights_from=v.weights_from, cache_dir=tmp_path / "c")
+        assert src.pretrained and src.selects == (weights == "selected")
+        stage_fine_tune(v, measure.split_of(v, tmp_path, False), src, tmp_path / "c", progress=False)
+    assert seen == {BIG["hidden"]: (1.0, 0.9998), SMALL.hidden: (None, None)}
+
+
 def test_the_distill_axis_keeps_its_own_teacher(teacher_preset, variant_of, tmp_path, monkeypatch):
     """model=X distill.teacher=T with weights=auto: the ladder only initialises (selection, or
     random init where it would distil into one); the distillation is the axis's, not a second."""

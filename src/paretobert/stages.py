@@ -324,8 +324,10 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
     # train.rdrop / train.ema as resolved (policy 7: on for a long budget where null, 0 is off): the
     # key below and build() above (it reads `trained` when called) see the resolved settings, the
     # same checkpoint as the recipe set by hand
-    trained = dataclasses.replace(variant, train=training.regularisation(variant.train, new_head=new_head,
-                                                                          steps=steps))
+    # (policy 7 was measured on a pretrained body's own fine-tune: a selected body, pretrained-derived
+    # with a new head too, trains with random init's budget and is left alone)
+    trained = dataclasses.replace(variant, train=training.regularisation(
+        variant.train, new_head=new_head and pretrained, steps=steps))
     chosen = ([f"R-Drop (train.rdrop={trained.train.rdrop:g}, about twice a step's compute)"]
               if trained.train.rdrop and variant.train.rdrop is None else [])
     chosen += ([f"the bias-corrected {trained.train.ema:g} average of the weights (train.ema)"]

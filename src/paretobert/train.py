@@ -326,7 +326,8 @@ def default_lr(cfg: TrainConfig, *, pretrained: bool, hidden: int, selected: boo
 def regularisation(cfg: TrainConfig, *, new_head: bool, steps: int) -> TrainConfig:
     """``train.rdrop`` and ``train.ema`` as a classifier's fine-tune uses them (and its checkpoint
     is keyed on): ``null`` is the default policy's (policy 7): a pretrained body with a new
-    classification head (``new_head``) fine-tuned for more than :data:`LARGE_BUDGET_STEPS`
+    classification head (``new_head``: its own weights or a stand-in's, not a body selected
+    or cut from another model) fine-tuned for more than :data:`LARGE_BUDGET_STEPS`
     optimizer ``steps`` trains with R-Drop at :data:`LONG_BUDGET_RDROP` and keeps the
     bias-corrected :data:`LONG_BUDGET_EMA` average of its weights (about its last 5,000 steps),
     the recipe ``train.rdrop=1 train.ema=0.9998 train.ema_correction=bias`` asks for by hand;
