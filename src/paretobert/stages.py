@@ -323,9 +323,9 @@ def fine_tune(variant: Variant, split: Split, source: Source, cache_dir: Path, *
                   if new_head else 1.0)
     # train.rdrop / train.ema as resolved (policy 7: on for a long budget where null, 0 is off): the
     # key below and build() above (it reads `trained` when called) see the resolved settings, the
-    # same checkpoint as the recipe set by hand
-    # (policy 7 was measured on a pretrained body's own fine-tune: a selected body, pretrained-derived
-    # with a new head too, trains with random init's budget and is left alone)
+    # same checkpoint as the recipe set by hand. It was measured on a pretrained body's own
+    # fine-tune: a selected body (a new head on pretrained-derived weights too, with random init's
+    # budget) is left alone.
     trained = dataclasses.replace(variant, train=training.regularisation(
         variant.train, new_head=new_head and pretrained, steps=steps))
     chosen = ([f"R-Drop (train.rdrop={trained.train.rdrop:g}, about twice a step's compute)"]

@@ -68,8 +68,8 @@ def _moot_as_before(d: dict[str, Any]) -> dict[str, Any]:
     if not d["train"].get("validation_size"):
         for key in ("patience", "eval_every", "validation_max", "restore"):
             d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
-    if not d["train"].get("ema"):  # no average (null's policy is resolved before a key): how it would average
-        # changes nothing
+    if not d["train"].get("ema"):  # no average (0, or null: the policy's average is keyed as resolved, by
+        # the fine-tune stage): how it would average changes nothing
         for key in ("ema_correction", "ema_start"):
             if key in d["train"]:
                 d["train"][key] = _NEW_AT_DEFAULT[("train", key)]
