@@ -102,8 +102,10 @@ def test_the_policy_turns_rdrop_and_the_average_on_for_a_new_heads_long_budget_o
     from paretobert import train as training
 
     long, short = training.LARGE_BUDGET_STEPS + 1, training.LARGE_BUDGET_STEPS
+    sst2 = training.regularisation(TrainConfig(), new_head=True, steps=12255)
+    assert (sst2.rdrop, sst2.ema, sst2.ema_correction) == (1.0, 0.9998, "bias")  # the decay measured on SST-2
     on = training.regularisation(TrainConfig(), new_head=True, steps=long)
-    assert (on.rdrop, on.ema, on.ema_correction) == (1.0, 0.9998, "bias")
+    assert (on.rdrop, on.ema, on.ema_correction) == (1.0, 0.9995, "bias")  # about its last 40%, not the whole run
     assert on.ema_start == 0.0 and on.lr is None  # nothing else changes
     # a budget at the bound, or a body that is not a pretrained one with a new head: as before
     for cfg in (training.regularisation(TrainConfig(), new_head=True, steps=short),
@@ -116,14 +118,14 @@ def test_the_policy_turns_rdrop_and_the_average_on_for_a_new_heads_long_budget_o
     mine = training.regularisation(TrainConfig(rdrop=0.5, ema=0.999), new_head=True, steps=long)
     assert (mine.rdrop, mine.ema, mine.ema_correction) == (0.5, 0.999, "cap")
     half = training.regularisation(TrainConfig(rdrop=0), new_head=True, steps=long)
-    assert (half.rdrop, half.ema, half.ema_correction) == (None, 0.9998, "bias")
+    assert (half.rdrop, half.ema, half.ema_correction) == (None, 0.9995, "bias")
     assert training.regularisation(TrainConfig(ema=0.999), new_head=False, steps=long).ema == 0.999
 
 
 def test_a_long_budget_trains_the_recipe_into_the_recipes_checkpoint_and_a_short_one_keeps_its_key(
         tmp_path, variant_of, tokenizer, monkeypatch, caplog):
     """Through the fine-tune stage, on a pretrained checkpoint (``model.path``) with a new head:
-    the default on a long budget is the checkpoint ``train.rdrop=1 train.ema=0.9998
+    the default on a long budget is the checkpoint ``train.rdrop=1 train.ema=<its decay>
     train.ema_correction=bias`` asks for by hand, and trains with them; on a short budget null,
     0 and the default share one checkpoint, trained without them."""
     import dataclasses
@@ -167,9 +169,21 @@ def test_a_long_budget_trains_the_recipe_into_the_recipes_checkpoint_and_a_short
     monkeypatch.setattr(training, "LARGE_BUDGET_STEPS", 0)  # every budget is long
     with caplog.at_level("INFO", logger="paretobert.stages"):
         long = run(v)
-    assert "R-Drop (train.rdrop=1, about twice a step's compute) and the bias-corrected 0.9998 average" in caplog.text
-    assert seen[1:] == [(1.0, 0.9998, "bias")] and long.key != short.key and long.meta["train"]["rdrop"] == 1.0
-    by_hand = run(with_(rdrop=1.0, ema=0.9998, ema_correction="bias"))
+    decay = seen[1][1]
+    assert f"R-Drop (train.rdrop=1, about twice a step's compute) and the bias-corrected {decay:g} average" in caplog.text
+    assert seen[1:] == [(1.0, decay, "bias")] and 0 < decay < 1 and long.key != short.key
+    assert long.meta["train"]["rdrop"] == 1.0
+    by_hand = run(with_(rdrop=1.0, ema=decay, ema_correction="bias"))
     assert by_hand.reused and by_hand.key == long.key
     assert run(with_(rdrop=0, ema=0)).key == short.key  # off by hand on a long budget
     assert len(seen) == 2
+
+
+def test_the_long_budget_average_spans_about_the_last_40_percent_of_any_budget():
+    from paretobert.train import long_budget_decay
+
+    assert [long_budget_decay(s) for s in (5001, 7500, 12255, 20000, 100000)] == [
+        0.9995, 0.9997, 0.9998, 0.9999, 0.99997]
+    for steps in (5001, 7500, 12255, 20000, 100000):
+        horizon = 1 / (1 - long_budget_decay(steps))  # steps of the average's e-folding
+        assert 0.3 * steps < horizon < 0.7 * steps

@@ -289,9 +289,9 @@ class TrainConfig:
                           "(higher validation accuracy, then lower loss), the policy before"})
     ema: float | None = field(
         default=None,
-        metadata={"help": "null: the default policy's (off, except 0.9998 with ema_correction=bias where "
-                          "train.rdrop's policy turns R-Drop on: a pretrained body's new classifier fine-tuned for "
-                          "more than 5,000 optimizer steps) | 0: off | "
+        metadata={"help": "null: the default policy's (off, except where train.rdrop's policy turns R-Drop on, a "
+                          "pretrained body's new classifier fine-tuned for more than 5,000 optimizer steps: a "
+                          "bias-corrected average over about the last 40% of the steps, 0.9998 on SST-2) | 0: off | "
                           "a decay in (0, 1), e.g. 0.999: evaluate, keep and ship an exponential moving "
                           "average of the weights (updated after every optimizer step, at decay "
                           "min(ema, (1+step)/(10+step)) so early steps do not pin it to the initial weights: "
@@ -322,7 +322,7 @@ class TrainConfig:
     rdrop: float | None = field(
         default=None,
         metadata={"help": "null: the default policy's (1.0 for a pretrained body's new classifier fine-tuned for more "
-                          "than 5,000 optimizer steps, with train.ema's bias-corrected 0.9998 average; off "
+                          "than 5,000 optimizer steps, with train.ema's bias-corrected average of about its last 40%; off "
                           "otherwise) | 0: off | "
                           "a weight > 0: R-Drop (Liang et al., 2021) on a classifier's labels: each batch goes "
                           "through the model twice in one forward (two dropout masks), the loss is the two copies' "
