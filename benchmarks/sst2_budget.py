@@ -50,7 +50,10 @@ split that early stopping reads, so the two curves can be compared:
   model twice in one forward (the texts stacked twice, so dropout draws other masks for the two
   copies), and the loss is the two copies' mean cross-entropy plus ``--rdrop`` (1.0) times
   the symmetric KL divergence between their predicted distributions: about twice a step's
-  compute. ``--extra-ema`` averages are kept and scored on its run as on ``avg-sS``'s.
+  compute. ``--extra-ema`` averages are kept and scored on its run as on ``avg-sS``'s. With
+  ``--extra-ema 0.9998b`` that average is what policy 7 (the pipeline's default since
+  2026-12-07 for budgets over 5,000 steps) validates and ships; the ``policy-sS`` jobs stay
+  policy 3's (no R-Drop, the raw weights).
 - ``grid-LR-hHEAD``: the hand search: body lr x head scale, the whole 3-epoch budget (no
   early stopping; the last weights are what it ships), dev at every evaluation; the best dev point over the grid is an oracle (it
   peeks at dev): the ceiling the default is compared against.
