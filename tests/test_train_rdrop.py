@@ -1,7 +1,8 @@
 """train.rdrop: R-Drop (two dropout masks of each batch in one forward, their mean cross-entropy
-plus the weight times their symmetric KL); off by default and keyed only when set
-(tests/test_variant.py); with a teacher's soft labels, their loss of both copies; rejected where
-it is not built (QA, TF-IDF: tests/test_config.py too)."""
+plus the weight times their symmetric KL); null is policy 7's (on, with a weight average, for a
+pretrained body's long budget; off elsewhere, keeping old keys: tests/test_variant.py), 0 is off;
+with a teacher's soft labels, their loss of both copies; rejected where it is not built (QA,
+TF-IDF: tests/test_config.py too)."""
 
 import copy
 import math
@@ -98,7 +99,7 @@ def test_rdrop_is_refused_where_it_is_not_built(variant_of):
     assert variant_of(train=off, model=ModelConfig(name="tfidf", arch="tfidf")).train.rdrop == 0  # 0 is off
 
 
-def test_the_policy_turns_rdrop_and_the_average_on_for_a_new_heads_long_budget_only(monkeypatch):
+def test_the_policy_turns_rdrop_and_the_average_on_for_a_new_heads_long_budget_only():
     from paretobert import train as training
 
     long, short = training.LARGE_BUDGET_STEPS + 1, training.LARGE_BUDGET_STEPS
